@@ -1,0 +1,119 @@
+"""Set up almatools on first use, then run it.  Standard library only.
+
+    ./kit lab            the sandbox (unless ALMA_API_KEY is set) and JupyterLab on the notebooks
+    ./kit test [ARGS]    the whole test suite (ARGS go to pytest)
+    ./kit setup          only the setup: .venv, the pip packages, Debian's Chromium
+
+The pip packages come from the ``pip:`` section of environment.yml (so conda users and everyone
+else install the same thing); a stamp file skips the install until that file or pyproject.toml changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv"
+STAMP = VENV / ".almatools-installed"
+DEBIAN_PACKAGES = ["chromium"]
+
+
+def say(message: str) -> None:
+    print(f"[kit] {message}", flush=True)
+
+
+def pip_requirements() -> list[str]:
+    """The entries under ``- pip:`` in environment.yml."""
+    lines = (ROOT / "environment.yml").read_text(encoding="utf-8").splitlines()
+    reqs: list[str] = []
+    in_pip = False
+    pip_indent = 0
+    for line in lines:
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        indent = len(line) - len(line.lstrip())
+        if stripped in ("- pip:", "-pip:"):
+            in_pip, pip_indent = True, indent
+            continue
+        if in_pip:
+            if indent <= pip_indent or not stripped.startswith("-"):
+                in_pip = False
+                continue
+            reqs.extend(shlex.split(stripped[1:].strip()))
+    if not reqs:
+        sys.exit("[kit] environment.yml has no pip: section to install from")
+    return reqs
+
+
+def venv_python() -> Path:
+    return VENV / "bin" / "python"
+
+
+def ensure_venv() -> None:
+    if sys.version_info < (3, 11):
+        sys.exit(f"[kit] Python 3.11 or newer is needed; this is {sys.version.split()[0]}")
+    if not venv_python().exists():
+        say(f"creating {VENV}")
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    reqs = pip_requirements()
+    digest = hashlib.sha256()
+    for name in ("environment.yml", "pyproject.toml"):
+        digest.update((ROOT / name).read_bytes())
+    fingerprint = digest.hexdigest()
+    if STAMP.exists() and STAMP.read_text().strip() == fingerprint:
+        return
+    say("installing the Python packages (first use, or the dependencies changed)")
+    subprocess.run([str(venv_python()), "-m", "pip", "install", "--upgrade", "pip"], check=True, cwd=ROOT)
+    subprocess.run([str(venv_python()), "-m", "pip", "install", *reqs], check=True, cwd=ROOT)
+    STAMP.write_text(fingerprint)
+
+
+def ensure_chromium() -> None:
+    """Debian's Chromium drives the browser tests (Playwright's own browser download is not used)."""
+    if shutil.which("chromium") or Path("/usr/bin/chromium").exists():
+        return
+    if not shutil.which("apt-get"):
+        sys.exit("[kit] the browser tests need Chromium; install it with your system's package manager")
+    prefix = [] if os.geteuid() == 0 else (["sudo"] if shutil.which("sudo") else None)
+    if prefix is None:
+        sys.exit("[kit] the browser tests need Debian's chromium package: run `apt-get install chromium` as root")
+    say("installing Debian's chromium for the browser tests")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run([*prefix, "apt-get", "update", "-q"], check=True, env=env)
+    subprocess.run([*prefix, "apt-get", "install", "-y", "-q", *DEBIAN_PACKAGES], check=True, env=env)
+
+
+def main(argv: list[str]) -> int:
+    command, rest = (argv[0], argv[1:]) if argv else ("help", [])
+    if command in ("help", "-h", "--help"):
+        print(__doc__)
+        return 0
+    if command not in ("lab", "test", "setup"):
+        print(__doc__)
+        return 2
+    ensure_venv()
+    if command in ("test", "setup"):
+        ensure_chromium()
+    bindir = VENV / "bin"
+    env = dict(os.environ, PATH=f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}", VIRTUAL_ENV=str(VENV))
+    os.chdir(ROOT)
+    if command == "setup":
+        say("ready")
+        return 0
+    if command == "lab":
+        args = [str(bindir / "almatools"), "lab", *rest]
+    else:
+        args = [str(venv_python()), "-m", "pytest", *rest]
+    os.execve(args[0], args, env)
+    return 0  # not reached
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
