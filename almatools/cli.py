@@ -1,0 +1,171 @@
+"""The ``almatools`` command line (also ``python -m almatools``).
+
+The command names and flags are the public contract for scheduled use: keep them stable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from almatools import __version__
+from almatools.errors import AlmaToolsError
+
+__all__ = ["main", "build_parser"]
+
+log = logging.getLogger("almatools")
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def _wait_for_stop() -> None:
+    """Block until Ctrl-C or SIGTERM."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(1.0):
+        pass
+
+
+def _sandbox_args(parser: argparse.ArgumentParser) -> None:
+    from almatools.sandbox import DEFAULT_USERS
+
+    group = parser.add_argument_group("sandbox")
+    group.add_argument("--data", type=Path, help="data folder (default: $ALMATOOLS_DATA/sandbox, "
+                       "else ~/.local/share/almatools/sandbox)")
+    group.add_argument("--users", type=int, default=DEFAULT_USERS, help="users to generate on first use (default %(default)s)")
+    group.add_argument("--seed", type=int, default=0, help="seed of the synthetic institution (default %(default)s)")
+    group.add_argument("--reset", action="store_true", help="throw the data away and generate it anew")
+    group.add_argument("--latency-ms", type=int, default=0, help="added latency per call, in ms")
+    group.add_argument("--fault-rate", type=float, default=0.0, help="share of calls that fail with 5xx or a dropped connection")
+    group.add_argument("--per-second", type=int, default=25, help="calls per second before 429 PER_SECOND_THRESHOLD "
+                       "(default %(default)s, as Alma; 0 = no limit)")
+    group.add_argument("--daily-limit", type=int, default=200_000, help="calls per day before 429 DAILY_THRESHOLD "
+                       "(default %(default)s; 0 = no limit)")
+    group.add_argument("--api-key", help="the key the sandbox accepts (default: one made on first use and kept)")
+
+
+def _start_sandbox(args: argparse.Namespace, *, host: str, port: int):
+    from almatools.sandbox import start_sandbox
+
+    if args.users < 1 or args.users > 1_000_000:
+        raise AlmaToolsError(f"--users must be between 1 and 1,000,000, not {args.users}.")
+    if not 0 <= args.fault_rate < 1:
+        raise AlmaToolsError(f"--fault-rate must be at least 0 and below 1, not {args.fault_rate}.")
+    return start_sandbox(args.data, users=args.users, seed=args.seed, reset=args.reset, api_key=args.api_key,
+                         host=host, port=port, progress=True, latency_ms=args.latency_ms,
+                         fault_rate=args.fault_rate, per_second=args.per_second, daily_limit=args.daily_limit)
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    """Serve the sandbox until interrupted."""
+    server = _start_sandbox(args, host=args.host, port=args.port)
+    try:
+        _say(f"ALMA_BASE_URL={server.base_url}")
+        _say(f"ALMA_API_KEY={server.api_key}")
+        _say(f"The Alma sandbox is serving {server.data_dir} at {server.base_url} (Ctrl-C stops it).")
+        _wait_for_stop()
+    finally:
+        server.stop()
+    return 0
+
+
+def _notebook_dir(explicit: Path | None) -> Path:
+    if explicit is not None:
+        return explicit
+    for candidate in (Path.cwd() / "notebooks", Path(__file__).resolve().parent.parent / "notebooks"):
+        if candidate.is_dir():
+            return candidate
+    return Path.cwd()
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    """JupyterLab on the notebooks, with the sandbox running unless ALMA_API_KEY is set."""
+    from almatools.config import Settings
+
+    settings = Settings.from_env()
+    jupyter = shutil.which("jupyter")
+    if jupyter is None:
+        raise AlmaToolsError("JupyterLab is not installed here: run ./kit lab, or pip install 'almatools[lab]'.")
+    env = dict(os.environ)
+    server = None
+    if settings.api_key:
+        _say(f"Working against Alma at {settings.base_url} (ALMA_API_KEY is set): PRODUCTION data.")
+    else:
+        server = _start_sandbox(args, host="127.0.0.1", port=args.sandbox_port)
+        env.update(ALMA_BASE_URL=server.base_url, ALMA_API_KEY=server.api_key)
+        _say(f"The Alma sandbox is running at {server.base_url} (data in {server.data_dir}).")
+    notebooks = _notebook_dir(args.notebooks)
+    command = [jupyter, "lab", f"--notebook-dir={notebooks}", *args.jupyter_args]
+    _say("Starting JupyterLab; open the http://127.0.0.1 URL it prints below. Ctrl-C stops both.")
+    try:
+        child = subprocess.Popen(command, env=env)
+        try:
+            return child.wait()
+        except KeyboardInterrupt:
+            child.send_signal(signal.SIGINT)
+            return child.wait()
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every command (also used to document them)."""
+    parser = argparse.ArgumentParser(
+        prog="almatools",
+        description="A Jupyter operations kit for Ex Libris Alma patron data. With no ALMA_API_KEY set, "
+                    "everything works against the local sandbox.")
+    parser.add_argument("--version", action="version", version=f"almatools {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    sandbox = commands.add_parser("sandbox", help="serve the local Alma sandbox",
+                                  description="Serve a local server that answers like Alma's Users API, "
+                                  "seeded with a synthetic institution. Prints ALMA_BASE_URL= and ALMA_API_KEY= lines.")
+    sandbox.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
+    sandbox.add_argument("--port", type=int, default=8990, help="port (default %(default)s; 0 picks a free one)")
+    _sandbox_args(sandbox)
+    sandbox.set_defaults(func=cmd_sandbox)
+
+    lab = commands.add_parser("lab", help="JupyterLab on the notebooks, with the sandbox unless ALMA_API_KEY is set",
+                              description="Start the sandbox (unless ALMA_API_KEY is set) and JupyterLab on the "
+                              "kit's notebooks. Arguments after -- go to JupyterLab.")
+    lab.add_argument("--notebooks", type=Path, help="folder of notebooks (default: ./notebooks)")
+    lab.add_argument("--sandbox-port", type=int, default=0, help="sandbox port (default: a free one)")
+    _sandbox_args(lab)
+    lab.add_argument("jupyter_args", nargs=argparse.REMAINDER, help="arguments for JupyterLab, after --")
+    lab.set_defaults(func=cmd_lab)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command; returns the exit status (0 success, 1 a reported error, 2 bad usage)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "jupyter_args", None) and args.jupyter_args[0] == "--":
+        args.jupyter_args = args.jupyter_args[1:]
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except AlmaToolsError as exc:
+        print(f"almatools {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

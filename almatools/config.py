@@ -1,0 +1,112 @@
+"""Configuration: the one place that reads the environment.
+
+Variables:
+    ALMA_API_KEY: the Alma API key. When unset, the kit works against the local sandbox.
+    ALMA_REGION: ``na``, ``eu``, ``ap``, ``aps``, ``ca`` or ``cn`` (default ``na``).
+    ALMA_BASE_URL: an explicit base URL ending in ``/almaws/v1`` (wins over ALMA_REGION).
+    ALMA_PER_SECOND: the client's throttle in calls per second (default 25).
+    ALMATOOLS_POLICY: path of the institution's policy file (TOML).
+    ALMATOOLS_DATA: folder that holds the sandbox's data (default ``~/.local/share/almatools``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from almatools.errors import ConfigError
+
+__all__ = ["REGIONS", "Settings", "region_url", "region_of", "check_base_url", "data_home", "is_loopback_url"]
+
+# Alma's API gateways, from the Users OpenAPI spec. China is on .com.cn.
+REGIONS: dict[str, str] = {
+    "na": "https://api-na.hosted.exlibrisgroup.com/almaws/v1",
+    "eu": "https://api-eu.hosted.exlibrisgroup.com/almaws/v1",
+    "ap": "https://api-ap.hosted.exlibrisgroup.com/almaws/v1",
+    "aps": "https://api-aps.hosted.exlibrisgroup.com/almaws/v1",
+    "ca": "https://api-ca.hosted.exlibrisgroup.com/almaws/v1",
+    "cn": "https://api-cn.hosted.exlibrisgroup.com.cn/almaws/v1",
+}
+DEFAULT_PER_SECOND = 25.0
+
+
+def region_url(region: str) -> str:
+    """The base URL of an Alma region code.
+
+    Raises:
+        ConfigError: for an unknown region, naming the allowed ones.
+    """
+    key = region.strip().lower()
+    if key not in REGIONS:
+        raise ConfigError(f"Unknown Alma region {region!r}: use one of {', '.join(REGIONS)} "
+                          "(ALMA_REGION), or set ALMA_BASE_URL to a URL ending in /almaws/v1.")
+    return REGIONS[key]
+
+
+def check_base_url(url: str) -> str:
+    """Validate an explicit base URL and return it without a trailing slash."""
+    url = url.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or not parts.path.endswith("/almaws/v1"):
+        raise ConfigError(f"ALMA_BASE_URL {url!r} is not usable: give a full http(s) URL ending in /almaws/v1, "
+                          "e.g. https://api-eu.hosted.exlibrisgroup.com/almaws/v1")
+    return url
+
+
+def is_loopback_url(url: str) -> bool:
+    """True for URLs on this machine (the local sandbox), False for a hosted Alma."""
+    host = (urlsplit(url).hostname or "").lower()
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def region_of(url: str) -> str | None:
+    """The region code of a hosted Alma URL, or None (sandbox, proxy, unknown host)."""
+    for code, base in REGIONS.items():
+        if urlsplit(base).hostname == urlsplit(url).hostname:
+            return code
+    return None
+
+
+def data_home(environ: Mapping[str, str] | None = None) -> Path:
+    """Folder for the kit's local data (the sandbox's SQLite store, its SIS extract)."""
+    env = os.environ if environ is None else environ
+    if env.get("ALMATOOLS_DATA"):
+        return Path(env["ALMATOOLS_DATA"]).expanduser()
+    xdg = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg) / "almatools"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the environment says. ``api_key`` is kept out of ``repr``."""
+
+    api_key: str | None = field(default=None, repr=False)
+    base_url: str = REGIONS["na"]
+    per_second: float = DEFAULT_PER_SECOND
+    policy_path: Path | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read the ALMA_* and ALMATOOLS_* variables (see the module docstring).
+
+        Raises:
+            ConfigError: a variable has a value that cannot be used; the message says which and why.
+        """
+        env = os.environ if environ is None else environ
+        key = (env.get("ALMA_API_KEY") or "").strip() or None
+        if env.get("ALMA_BASE_URL"):
+            base = check_base_url(env["ALMA_BASE_URL"])
+        else:
+            base = region_url(env.get("ALMA_REGION") or "na")
+        raw_rate = env.get("ALMA_PER_SECOND")
+        try:
+            rate = float(raw_rate) if raw_rate else DEFAULT_PER_SECOND
+        except ValueError:
+            rate = -1.0
+        if not rate > 0:
+            raise ConfigError(f"ALMA_PER_SECOND={raw_rate!r} is not usable: give a positive number of calls per second, e.g. 25")
+        policy = env.get("ALMATOOLS_POLICY")
+        return cls(api_key=key, base_url=base, per_second=rate, policy_path=Path(policy).expanduser() if policy else None)

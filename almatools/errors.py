@@ -1,0 +1,168 @@
+"""The kit's exceptions.
+
+Everything the kit raises on purpose derives from :class:`AlmaToolsError`::
+
+    AlmaToolsError
+    ├── ConfigError               a bad environment variable or argument
+    ├── PolicyError               a broken policy file (names the file, the key and what is allowed)
+    ├── SourceError               a user or SIS source that cannot be read
+    └── AlmaError                 anything Alma (or the sandbox) answered with an error, or no answer
+        ├── AlmaConnectionError   no usable reply: refused, reset, timed out (``ambiguous`` if it may have arrived)
+        ├── AuthError             the key is wrong, missing, or not allowed this API (UNAUTHORIZED, HTTP 401/403)
+        ├── NotFoundError         401861, 401890, 60224-60226
+        ├── DuplicateError        401851: the primary id or an identifier is already taken
+        ├── InvalidRecordError    401664, 401852-401859, 401863, 401864, 401676, 500038 …
+        ├── RateLimitError        429 PER_SECOND_THRESHOLD (retried by the client; raised when retries run out)
+        ├── QuotaExhaustedError   429 DAILY_THRESHOLD, or a batch refused up front for want of calls
+        └── ServerError           HTTP 5xx
+
+Every :class:`AlmaError` carries the HTTP status, Alma's ``errorCode``, its message and ``trackingId``
+(the id Ex Libris support asks for). None of them ever holds the API key: the client sends the key in a
+header and builds error messages from the request's method and path only.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AlmaToolsError",
+    "ConfigError",
+    "PolicyError",
+    "SourceError",
+    "AlmaError",
+    "AlmaConnectionError",
+    "AuthError",
+    "NotFoundError",
+    "DuplicateError",
+    "InvalidRecordError",
+    "RateLimitError",
+    "QuotaExhaustedError",
+    "ServerError",
+    "error_for",
+]
+
+
+class AlmaToolsError(Exception):
+    """Base of every error the kit raises on purpose."""
+
+
+class ConfigError(AlmaToolsError):
+    """An environment variable or argument has a value the kit cannot use."""
+
+
+class PolicyError(AlmaToolsError):
+    """The institution's policy file is broken; the message names the file, the key and what is allowed."""
+
+
+class SourceError(AlmaToolsError):
+    """A user or SIS source cannot be read (missing file, unknown format, unparseable content)."""
+
+
+class AlmaError(AlmaToolsError):
+    """An error reply from Alma, or no usable reply at all.
+
+    Attributes:
+        status: HTTP status (``None`` when no reply arrived).
+        code: Alma's ``errorCode`` (always a string, e.g. ``"401861"`` or ``"PER_SECOND_THRESHOLD"``).
+        message: Alma's ``errorMessage`` (or a description of the network failure).
+        tracking_id: Alma's ``trackingId``, when it sent one.
+        method: HTTP method of the request.
+        path: path of the request below the base URL, without the query string.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        tracking_id: str | None = None,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        self.status = status
+        self.code = code
+        self.message = message
+        self.tracking_id = tracking_id
+        self.method = method
+        self.path = path
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        where = f" on {self.method} {self.path}" if self.method and self.path else ""
+        parts = [f"HTTP {self.status}" if self.status is not None else None,
+                 f"Alma error {self.code}" if self.code else None,
+                 f"tracking id {self.tracking_id}" if self.tracking_id else None]
+        detail = ", ".join(p for p in parts if p)
+        return f"{self.message}{where}" + (f" ({detail})" if detail else "")
+
+
+class AlmaConnectionError(AlmaError):
+    """No usable reply: the connection was refused, reset or timed out.
+
+    ``ambiguous`` is True when the request may have reached Alma (a write may have happened);
+    False when it provably never left this machine (connection refused, connect timeout).
+    """
+
+    def __init__(self, message: str, *, ambiguous: bool, **kwargs) -> None:
+        self.ambiguous = ambiguous
+        super().__init__(message, **kwargs)
+
+
+class AuthError(AlmaError):
+    """The API key is missing, wrong, read-only for a write, or not configured for this API area."""
+
+
+class NotFoundError(AlmaError):
+    """No user (or other object) with that identifier. Alma says so with HTTP 400, not 404."""
+
+
+class DuplicateError(AlmaError):
+    """401851: the primary identifier or an identifier is already held by another user."""
+
+
+class InvalidRecordError(AlmaError):
+    """Alma refused the record: a mandatory field, an illegal code, an account-type rule, a password rule."""
+
+
+class RateLimitError(AlmaError):
+    """429 PER_SECOND_THRESHOLD: more calls per second than the institution may make."""
+
+
+class QuotaExhaustedError(AlmaError):
+    """The day's API calls are used up (429 DAILY_THRESHOLD), or a batch would need more than are left."""
+
+
+class ServerError(AlmaError):
+    """HTTP 5xx from Alma."""
+
+
+# Alma error codes → exception class. Codes are strings in Alma's bodies, even the numeric ones.
+_BY_CODE: dict[str, type[AlmaError]] = {
+    "UNAUTHORIZED": AuthError,
+    "401861": NotFoundError,
+    "401890": NotFoundError,
+    "60224": NotFoundError,
+    "60225": NotFoundError,
+    "60226": NotFoundError,
+    "60101": NotFoundError,
+    "401851": DuplicateError,
+    "PER_SECOND_THRESHOLD": RateLimitError,
+    "DAILY_THRESHOLD": QuotaExhaustedError,
+    "INTERNAL_SERVER_ERROR": ServerError,
+}
+for _code in ("401664", "401652", "401658", "401676", "401850", "401852", "401853", "401854", "401855",
+              "401857", "401858", "401859", "401860", "401863", "401864", "500038"):
+    _BY_CODE[_code] = InvalidRecordError
+
+
+def error_for(status: int | None, code: str | None) -> type[AlmaError]:
+    """The exception class for an HTTP status and an Alma error code (the code wins when both tell)."""
+    if code and code in _BY_CODE:
+        return _BY_CODE[code]
+    if status in (401, 403):
+        return AuthError
+    if status == 429:
+        return RateLimitError
+    if status is not None and status >= 500:
+        return ServerError
+    return AlmaError

@@ -1,0 +1,33 @@
+"""The environment banner every notebook shows before anything can write: SANDBOX or PRODUCTION."""
+
+from __future__ import annotations
+
+import html
+
+import ipywidgets as widgets
+
+from almatools.client import AlmaClient
+
+_COLOURS = {"SANDBOX": ("#0b5394", "#e8f0fb"), "PRODUCTION": ("#990000", "#fdecea")}
+
+
+def banner_text(client: AlmaClient) -> str:
+    """One line naming the environment, e.g. ``PRODUCTION (region eu) https://… — DRY RUN``."""
+    where = client.environment
+    if client.environment == "PRODUCTION":
+        where += f" (region {client.region})" if client.region else " (custom URL)"
+    text = f"{where}: {client.base_url}"
+    if client.dry_run:
+        text += " (DRY RUN: nothing is written)"
+    return text
+
+
+def build_banner(client: AlmaClient) -> widgets.HTML:
+    """A coloured banner: blue for the local sandbox, red for production Alma (with its region)."""
+    fg, bg = _COLOURS[client.environment]
+    note = ("Local sandbox with synthetic patrons: safe to try anything." if client.environment == "SANDBOX"
+            else "Real patron records: changes here reach your institution's Alma.")
+    body = (f'<div style="border-left:8px solid {fg};background:{bg};padding:6px 12px;font-family:sans-serif">'
+            f'<b style="color:{fg};font-size:1.2em">{html.escape(banner_text(client))}</b>'
+            f"<br><span>{html.escape(note)}</span></div>")
+    return widgets.HTML(value=body, layout=widgets.Layout(width="100%"))

@@ -1,0 +1,49 @@
+"""Configuration from the environment: regions, base URLs, the throttle, and the key kept out of sight."""
+
+import pytest
+
+from almatools.config import REGIONS, Settings, is_loopback_url, region_of
+from almatools.errors import ConfigError
+
+
+@pytest.mark.parametrize("region", sorted(REGIONS))
+def test_every_region_has_its_gateway(region):
+    settings = Settings.from_env({"ALMA_REGION": region.upper(), "ALMA_API_KEY": "k"})
+    assert settings.base_url == REGIONS[region]
+    assert settings.base_url.endswith("/almaws/v1")
+    assert region_of(settings.base_url) == region
+
+
+def test_china_is_on_com_cn():
+    assert Settings.from_env({"ALMA_REGION": "cn"}).base_url == "https://api-cn.hosted.exlibrisgroup.com.cn/almaws/v1"
+
+
+def test_unknown_region_names_the_allowed_ones():
+    with pytest.raises(ConfigError, match="na, eu, ap, aps, ca, cn"):
+        Settings.from_env({"ALMA_REGION": "mars"})
+
+
+def test_base_url_wins_over_region_and_must_end_in_almaws():
+    s = Settings.from_env({"ALMA_REGION": "eu", "ALMA_BASE_URL": "http://127.0.0.1:9/almaws/v1/"})
+    assert s.base_url == "http://127.0.0.1:9/almaws/v1"
+    with pytest.raises(ConfigError, match="/almaws/v1"):
+        Settings.from_env({"ALMA_BASE_URL": "https://example.org/api"})
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "fast"])
+def test_bad_per_second_is_explained(value):
+    with pytest.raises(ConfigError, match="ALMA_PER_SECOND"):
+        Settings.from_env({"ALMA_PER_SECOND": value})
+
+
+def test_defaults_and_key_not_in_repr():
+    s = Settings.from_env({"ALMA_API_KEY": " l8xx-secret-key "})
+    assert s.api_key == "l8xx-secret-key" and s.per_second == 25 and s.base_url == REGIONS["na"]
+    assert "secret" not in repr(s)
+    assert Settings.from_env({}).api_key is None
+
+
+def test_loopback_detection():
+    assert is_loopback_url("http://127.0.0.1:8990/almaws/v1")
+    assert is_loopback_url("http://localhost/almaws/v1")
+    assert not is_loopback_url(REGIONS["eu"])

@@ -1,0 +1,52 @@
+"""The error table and the q builder."""
+
+import pytest
+
+from almatools.client import build_q
+from almatools.errors import (
+    AlmaError,
+    AuthError,
+    DuplicateError,
+    InvalidRecordError,
+    NotFoundError,
+    QuotaExhaustedError,
+    RateLimitError,
+    ServerError,
+    error_for,
+)
+
+
+@pytest.mark.parametrize(("status", "code", "cls"), [
+    (400, "401861", NotFoundError), (400, "401890", NotFoundError), (400, "60224", NotFoundError),
+    (400, "401851", DuplicateError),
+    *[(400, c, InvalidRecordError) for c in ("401664", "401852", "401853", "401854", "401855", "401857",
+                                              "401858", "401859", "401676", "500038", "401863", "401864")],
+    (400, "UNAUTHORIZED", AuthError), (401, None, AuthError), (403, "INVALID_REQUEST", AuthError),
+    (429, "PER_SECOND_THRESHOLD", RateLimitError), (429, "DAILY_THRESHOLD", QuotaExhaustedError),
+    (500, "INTERNAL_SERVER_ERROR", ServerError), (503, None, ServerError), (400, "999999", AlmaError),
+])
+def test_codes_map_to_classes(status, code, cls):
+    assert error_for(status, code) is cls
+
+
+def test_error_text_carries_status_code_and_tracking_id():
+    err = NotFoundError("User with identifier x was not found.", status=400, code="401861",
+                        tracking_id="E01-1", method="GET", path="/users/x")
+    text = str(err)
+    assert "401861" in text and "E01-1" in text and "HTTP 400" in text and "GET /users/x" in text
+    assert isinstance(err, AlmaError)
+
+
+def test_q_builder_joins_with_and_and_escapes_values():
+    assert build_q(last_name="Smith", first_name="Mary  Ann") == "last_name~Smith AND first_name~Mary_Ann"
+    assert build_q(("email", "a@b.edu")) == "email~a@b.edu"
+    # a value cannot open a clause of its own
+    assert build_q(last_name="x AND primary_id~y") == "last_name~x_primary_id_y"
+
+
+@pytest.mark.parametrize("kwargs", [{"password": "x"}, {"last_name": "  "}])
+def test_q_builder_refuses_unknown_fields_and_empty_values(kwargs):
+    from almatools.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        build_q(**kwargs)
