@@ -1,0 +1,214 @@
+"""The institution's policy: its registration procedure, written down as a TOML file.
+
+A policy says which ``external_id`` codes mark SIS-managed users, how long to keep a record after it
+expires (retention), which fields staff must fill in, and, per user group, whether the SIS loads it,
+the format of its primary identifiers, its default expiry, whether it gets an Alma password, and its
+patron-type statistical category; plus the affiliations staff pick from on the registration form.
+
+The kit's default is ``almatools/policies/default.toml``; ``examples/policies/`` has one file per staff
+procedure the kit was made from. Point ``ALMATOOLS_POLICY`` (or ``--policy``) at your own copy.
+A broken file raises :class:`~almatools.errors.PolicyError` naming the file, the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from almatools.errors import PolicyError
+
+__all__ = ["Policy", "GroupPolicy", "Affiliation", "load_policy", "MANDATORY_FIELDS", "PASSWORD_MODES"]
+
+# Fields a policy may make mandatory: Alma's Quick User Management fields plus the patron-type category.
+MANDATORY_FIELDS = ("first_name", "last_name", "primary_id", "user_group", "expiry_date", "purge_date",
+                    "email_type", "email_address", "birth_date", "phone_number", "patron_type")
+# temporary: a temporary password with "force password change" (seed 000, locally managed patrons);
+# none: no Alma password at all, patrons sign in through an external identity (seed 003);
+# optional: staff may set one.
+PASSWORD_MODES = ("temporary", "none", "optional")
+ID_CASES = ("keep", "upper", "lower")
+MANAGED = ("sis", "local")
+
+
+@dataclass(frozen=True)
+class GroupPolicy:
+    """What the procedure says about one Alma user group."""
+
+    code: str
+    description: str
+    sis_loaded: bool
+    id_pattern: re.Pattern[str]
+    id_hint: str
+    id_case: str = "keep"
+    default_expiry_days: int = 365
+    password: str = "optional"
+    patron_type: str | None = None
+
+    def normalise_id(self, value: str) -> str:
+        """The identifier as the procedure wants it stored: trimmed, inner spaces removed, case set."""
+        cleaned = "".join(str(value).split())
+        return cleaned.upper() if self.id_case == "upper" else cleaned.lower() if self.id_case == "lower" else cleaned
+
+    def id_matches(self, value: str) -> bool:
+        """Whether a (normalised) identifier has this group's format."""
+        return bool(self.id_pattern.fullmatch(value))
+
+
+@dataclass(frozen=True)
+class Affiliation:
+    """A choice on the registration form: who the person is, mapped to a group and a management mode."""
+
+    key: str
+    label: str
+    group: str
+    managed: str  # "sis" (EXTERNAL) or "local" (INTERNAL)
+
+    @property
+    def sis_managed(self) -> bool:
+        return self.managed == "sis"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """An institution's policy file, checked and typed."""
+
+    name: str
+    source: Path
+    sis_profiles: tuple[str, ...]
+    retention_days: int
+    mandatory: tuple[str, ...]
+    move_wait_days: int
+    patron_type_category_type: str
+    groups: dict[str, GroupPolicy] = field(default_factory=dict)
+    affiliations: dict[str, Affiliation] = field(default_factory=dict)
+
+    @property
+    def sis_groups(self) -> frozenset[str]:
+        """User groups the SIS loads."""
+        return frozenset(code for code, g in self.groups.items() if g.sis_loaded)
+
+    def group(self, code: str | None) -> GroupPolicy | None:
+        """The group's policy, or None for a group the policy does not know."""
+        return self.groups.get(code) if code else None
+
+
+_TOP = {"institution", "groups", "affiliations"}
+_INSTITUTION = {"name": str, "sis_profiles": list, "retention_days": int, "mandatory": list, "move_wait_days": int,
+                "patron_type_category_type": str}
+_GROUP = {"description": str, "sis_loaded": bool, "id_pattern": str, "id_hint": str, "id_case": str,
+          "default_expiry_days": int, "password": str, "patron_type": str}
+_AFFILIATION = {"label": str, "group": str, "managed": str}
+_TYPE_WORDS = {str: "text in quotes", list: "a list like [\"a\", \"b\"]", int: "a whole number",
+               bool: "true or false"}
+
+
+class _Reader:
+    """Checks one table of the file; every complaint names the file and the dotted key."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, key: str, problem: str) -> PolicyError:
+        return PolicyError(f"Policy file {self.path}: {key}: {problem}")
+
+    def table(self, data: Any, where: str, schema: dict[str, type], required: tuple[str, ...]) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise self.fail(where, "must be a table ([" + where + "])")
+        unknown = sorted(set(data) - set(schema))
+        if unknown:
+            raise self.fail(f"{where}.{unknown[0]}", f"unknown key; allowed keys are {', '.join(schema)}")
+        for key in required:
+            if key not in data:
+                raise self.fail(f"{where}.{key}", "is missing")
+        for key, value in data.items():
+            wanted = schema[key]
+            if not isinstance(value, wanted) or (wanted is int and isinstance(value, bool)):
+                raise self.fail(f"{where}.{key}", f"must be {_TYPE_WORDS[wanted]}, not {value!r}")
+        return data
+
+    def choice(self, value: str, key: str, allowed: tuple[str, ...]) -> str:
+        if value not in allowed:
+            raise self.fail(key, f"{value!r} is not allowed; use one of {', '.join(allowed)}")
+        return value
+
+    def days(self, value: int, key: str) -> int:
+        if value < 0:
+            raise self.fail(key, f"must be zero or more days, not {value}")
+        return value
+
+
+def _default_path() -> Path:
+    return Path(str(resources.files("almatools") / "policies" / "default.toml"))
+
+
+def load_policy(path: str | Path | None = None) -> Policy:
+    """Read and check a policy file.
+
+    Args:
+        path: the TOML file; default ``ALMATOOLS_POLICY``, else the kit's default policy.
+
+    Raises:
+        PolicyError: the file is missing, is not TOML, or has a key or value the kit cannot use.
+    """
+    chosen = Path(path) if path else Path(os.environ["ALMATOOLS_POLICY"]) if os.environ.get("ALMATOOLS_POLICY") \
+        else _default_path()
+    chosen = chosen.expanduser()
+    read = _Reader(chosen)
+    try:
+        data = tomllib.loads(chosen.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise PolicyError(f"Policy file {chosen} does not exist (check ALMATOOLS_POLICY or --policy).") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"Policy file {chosen} is not valid TOML: {exc}") from exc
+    unknown = sorted(set(data) - _TOP)
+    if unknown:
+        raise read.fail(unknown[0], f"unknown table; allowed are {', '.join(sorted(_TOP))}")
+    inst = read.table(data.get("institution", {}), "institution", _INSTITUTION, ("name", "sis_profiles"))
+    profiles = tuple(inst["sis_profiles"])
+    if not all(isinstance(p, str) and p.strip() for p in profiles):
+        raise read.fail("institution.sis_profiles", "must list SIS profile codes as text, e.g. [\"SIS\"]")
+    mandatory = tuple(inst.get("mandatory", ("first_name", "last_name", "primary_id", "user_group")))
+    for item in mandatory:
+        read.choice(item, "institution.mandatory", MANDATORY_FIELDS)
+
+    groups: dict[str, GroupPolicy] = {}
+    raw_groups = data.get("groups") or {}
+    if not isinstance(raw_groups, dict) or not raw_groups:
+        raise read.fail("groups", "define at least one user group, e.g. [groups.UGRAD]")
+    for code, raw in raw_groups.items():
+        where = f"groups.{code}"
+        g = read.table(raw, where, _GROUP, ("description", "sis_loaded", "id_pattern", "id_hint"))
+        try:
+            pattern = re.compile(g["id_pattern"])
+        except re.error as exc:
+            raise read.fail(f"{where}.id_pattern", f"is not a valid regular expression ({exc})") from exc
+        groups[code] = GroupPolicy(
+            code=code, description=g["description"], sis_loaded=g["sis_loaded"], id_pattern=pattern,
+            id_hint=g["id_hint"], id_case=read.choice(g.get("id_case", "keep"), f"{where}.id_case", ID_CASES),
+            default_expiry_days=read.days(g.get("default_expiry_days", 365), f"{where}.default_expiry_days"),
+            password=read.choice(g.get("password", "optional"), f"{where}.password", PASSWORD_MODES),
+            patron_type=g.get("patron_type"))
+        if g["sis_loaded"] and groups[code].password == "temporary":
+            raise read.fail(f"{where}.password", "SIS-loaded groups get no temporary Alma password; use none or optional")
+
+    affiliations: dict[str, Affiliation] = {}
+    for key, raw in (data.get("affiliations") or {}).items():
+        where = f"affiliations.{key}"
+        a = read.table(raw, where, _AFFILIATION, ("label", "group", "managed"))
+        if a["group"] not in groups:
+            raise read.fail(f"{where}.group", f"{a['group']!r} is not a group of this file; use one of {', '.join(groups)}")
+        affiliations[key] = Affiliation(key, a["label"], a["group"], read.choice(a["managed"], f"{where}.managed", MANAGED))
+    if not affiliations:
+        raise read.fail("affiliations", "define at least one affiliation staff can pick, e.g. [affiliations.alum]")
+
+    return Policy(name=inst["name"], source=chosen, sis_profiles=profiles,
+                  retention_days=read.days(inst.get("retention_days", 365), "institution.retention_days"),
+                  mandatory=mandatory,
+                  move_wait_days=read.days(inst.get("move_wait_days", 365), "institution.move_wait_days"),
+                  patron_type_category_type=inst.get("patron_type_category_type", "PATRON_TYPE"),
+                  groups=groups, affiliations=affiliations)
