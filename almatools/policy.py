@@ -33,6 +33,7 @@ MANDATORY_FIELDS = ("first_name", "last_name", "primary_id", "user_group", "expi
 PASSWORD_MODES = ("temporary", "none", "optional")
 ID_CASES = ("keep", "upper", "lower")
 MANAGED = ("sis", "local")
+RECORD_TYPES = ("PUBLIC", "STAFF")
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class GroupPolicy:
     default_expiry_days: int = 365
     password: str = "optional"
     patron_type: str | None = None
+    record_type: str = "PUBLIC"  # STAFF for library staff accounts (they may hold operator roles)
 
     def normalise_id(self, value: str) -> str:
         """The identifier as the procedure wants it stored: trimmed, inner spaces removed, case set."""
@@ -101,7 +103,7 @@ _TOP = {"institution", "groups", "affiliations"}
 _INSTITUTION = {"name": str, "sis_profiles": list, "retention_days": int, "mandatory": list, "move_wait_days": int,
                 "patron_type_category_type": str}
 _GROUP = {"description": str, "sis_loaded": bool, "id_pattern": str, "id_hint": str, "id_case": str,
-          "default_expiry_days": int, "password": str, "patron_type": str}
+          "default_expiry_days": int, "password": str, "patron_type": str, "record_type": str}
 _AFFILIATION = {"label": str, "group": str, "managed": str}
 _TYPE_WORDS = {str: "text in quotes", list: "a list like [\"a\", \"b\"]", int: "a whole number",
                bool: "true or false"}
@@ -192,7 +194,8 @@ def load_policy(path: str | Path | None = None) -> Policy:
             id_hint=g["id_hint"], id_case=read.choice(g.get("id_case", "keep"), f"{where}.id_case", ID_CASES),
             default_expiry_days=read.days(g.get("default_expiry_days", 365), f"{where}.default_expiry_days"),
             password=read.choice(g.get("password", "optional"), f"{where}.password", PASSWORD_MODES),
-            patron_type=g.get("patron_type"))
+            patron_type=g.get("patron_type"),
+            record_type=read.choice(g.get("record_type", "PUBLIC"), f"{where}.record_type", RECORD_TYPES))
         if g["sis_loaded"] and groups[code].password == "temporary":
             raise read.fail(f"{where}.password", "SIS-loaded groups get no temporary Alma password; use none or optional")
 

@@ -14,7 +14,9 @@ from typing import Any
 
 from almatools.policy import Affiliation, GroupPolicy, Policy
 
-__all__ = ["PatronForm", "Issue", "Validation", "validate", "password_problem", "COMMON_PASSWORDS"]
+__all__ = ["PatronForm", "Issue", "Validation", "validate", "password_problem", "COMMON_PASSWORDS", "Candidate",
+           "ExistingSearch", "find_existing", "RegistrationResult", "register", "convert_to_sis", "record_merge_request",
+           "explain_alma_error"]
 
 ERROR, WARNING, INFO = "error", "warning", "info"
 
@@ -259,7 +261,7 @@ def _record(form: PatronForm, policy: Policy, group: GroupPolicy, expiry: date |
             birth: date | None, mode: str) -> dict[str, Any]:
     sis = form.managed == "sis"
     record: dict[str, Any] = {
-        "record_type": {"value": "PUBLIC"},
+        "record_type": {"value": group.record_type},
         "primary_id": form.primary_id,
         "first_name": form.first_name,
         "middle_name": form.middle_name,
@@ -291,3 +293,341 @@ def _record(form: PatronForm, policy: Policy, group: GroupPolicy, expiry: date |
         record["password"] = form.password
         record["force_password_change"] = "TRUE" if form.force_password_change else ""
     return record
+
+
+# -- Before creating: search for the person ---------------------------------------------------------
+
+PATRON_ROLE = "200"  # Alma's role_type code of the Patron role
+
+
+def _code(value: Any) -> str:
+    return str(value.get("value") or "") if isinstance(value, dict) else str(value or "")
+
+
+def _fold(text: Any) -> str:
+    return " ".join(str(text or "").split()).casefold()
+
+
+def _emails(record: dict[str, Any]) -> set[str]:
+    return {_fold(e.get("email_address")) for e in (record.get("contact_info") or {}).get("email") or []
+            if e.get("email_address")}
+
+
+def _roles(record: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(_code(r.get("role_type")) for r in record.get("user_role") or [])
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An existing Alma account that may belong to the person being registered."""
+
+    primary_id: str
+    name: str
+    user_group: str
+    account_type: str
+    status: str
+    expiry_date: date | None
+    roles: tuple[str, ...]
+    score: int  # 100 exact identifier, 80 same email, 75 same name and birth date, 50 same name, 30 similar name
+    reasons: tuple[str, ...]
+    record: dict[str, Any] = field(repr=False, compare=False)
+
+    @property
+    def exact_id(self) -> bool:
+        return self.score >= 100
+
+    @property
+    def same_person(self) -> bool:
+        """Strong evidence: an identifier, an email, or name and birth date."""
+        return self.score >= 75
+
+    @property
+    def has_staff_role(self) -> bool:
+        return any(r and r != PATRON_ROLE for r in self.roles)
+
+
+@dataclass(frozen=True)
+class ExistingSearch:
+    """What :func:`find_existing` found, ranked, and what the procedure says to do about it."""
+
+    candidates: list[Candidate]
+    blocked: bool
+    advice: list[str]
+    merge_from: list[str]  # old accounts to merge into the new one once it exists (seed 003's path)
+    calls: int
+
+
+def _candidate(record: dict[str, Any], form: PatronForm, birth: date | None, exact: bool) -> Candidate:
+    from almatools.models import parse_alma_date
+
+    reasons: list[str] = []
+    score = 0
+    if exact:
+        score, reasons = 100, ["the primary identifier or another identifier is the same"]
+    if form.email_address and _fold(form.email_address) in _emails(record):
+        score = max(score, 80)
+        reasons.append("same email address")
+    same_last = _fold(record.get("last_name")) == _fold(form.last_name)
+    same_first = _fold(record.get("first_name")) == _fold(form.first_name)
+    their_birth = parse_alma_date(record.get("birth_date"))
+    if same_last and same_first:
+        if birth and their_birth == birth:
+            score = max(score, 75)
+            reasons.append("same name and birth date")
+        else:
+            score = max(score, 50)
+            reasons.append("same name")
+    elif same_last and _fold(record.get("first_name"))[:1] == _fold(form.first_name)[:1]:
+        score = max(score, 30)
+        reasons.append("same last name and first initial")
+    name = " ".join(p for p in (record.get("first_name"), record.get("last_name")) if p)
+    return Candidate(primary_id=str(record.get("primary_id")), name=name, user_group=_code(record.get("user_group")),
+                     account_type=_code(record.get("account_type")), status=_code(record.get("status")),
+                     expiry_date=parse_alma_date(record.get("expiry_date")), roles=_roles(record), score=score,
+                     reasons=tuple(reasons), record=record)
+
+
+def find_existing(client, form: PatronForm, policy: Policy, *, today: date | None = None,
+                  max_candidates: int = 10) -> ExistingSearch:
+    """Search Alma for the person before creating an account (both procedures' first step).
+
+    Looks the primary identifier up among every user's primary id and identifiers, then searches by
+    email and by name, and ranks what it finds. An exact identifier match blocks creation. A staff
+    member who already has an account is told to add the role to it (one account, both roles). A
+    person with an old account under another identifier gets a new account for the new affiliation and
+    a merge request old → new, unless they left less than ``policy.move_wait_days`` ago.
+
+    Args:
+        client: an :class:`~almatools.client.AlmaClient`.
+        form: the registration form (its primary id is normalised by the group's rules first).
+        policy: the institution's policy.
+        today: the date to judge "left less than a year ago" by.
+        max_candidates: at most this many full records are fetched and ranked.
+    """
+    today = today or date.today()
+    checked = validate(form, policy, today=today)
+    form = checked.form
+    birth, _ = _to_date(form.birth_date)
+    start = client.calls
+    found: dict[str, Candidate] = {}
+    if form.primary_id:
+        record = client.find_user(form.primary_id)
+        if record is not None:
+            found[_fold(record["primary_id"])] = _candidate(record, form, birth, exact=True)
+    brief: list[str] = []
+    if form.email_address and _EMAIL.match(form.email_address):
+        brief += [e["primary_id"] for e in client.search_users(email=form.email_address, max_records=max_candidates)]
+    if form.last_name and form.first_name:
+        first = form.first_name.split()[0]
+        brief += [e["primary_id"] for e in client.search_users(last_name=form.last_name, first_name=first,
+                                                               max_records=max_candidates)]
+    todo = list(dict.fromkeys(pid for pid in brief if _fold(pid) not in found))[:max_candidates]
+    for record in client.fetch_users(todo, on_error=lambda *_: None):
+        found.setdefault(_fold(record["primary_id"]), _candidate(record, form, birth, exact=False))
+    ranked = sorted(found.values(), key=lambda c: (-c.score, c.primary_id))
+    ranked = [c for c in ranked if c.score > 0]
+
+    advice: list[str] = []
+    merge_from: list[str] = []
+    blocked = False
+    new_is_staff = checked.group is not None and checked.group.record_type == "STAFF"
+    for cand in ranked:
+        if cand.exact_id:
+            blocked = True
+            if new_is_staff or cand.has_staff_role:
+                advice.append(f"{cand.name} already has an account ({cand.primary_id}). Add the role to that account "
+                              "on its Roles tab: one person keeps one account with both roles.")
+            else:
+                advice.append(f"An account with this identifier exists: {cand.primary_id} ({cand.name}, group "
+                              f"{cand.user_group}). Update it instead of creating a second one.")
+            continue
+        if not cand.same_person:
+            advice.append(f"Possible match: {cand.primary_id} ({cand.name}; {', '.join(cand.reasons)}). "
+                          "Check with the patron before registering.")
+            continue
+        if new_is_staff or cand.has_staff_role:
+            blocked = True
+            advice.append(f"{cand.name} already has an account ({cand.primary_id}). Add the role to that account "
+                          "instead of creating a separate record.")
+            continue
+        left_recently = (cand.account_type == "EXTERNAL" and cand.expiry_date is not None and policy.move_wait_days
+                         and cand.expiry_date > today - timedelta(days=policy.move_wait_days))
+        if left_recently:
+            blocked = True
+            ready = cand.expiry_date + timedelta(days=policy.move_wait_days)
+            advice.append(f"{cand.name} has an institutional account ({cand.primary_id}) that ends on "
+                          f"{cand.expiry_date.isoformat()}: less than {policy.move_wait_days} days ago, so their "
+                          f"institutional login is still active and they cannot be moved yet. Try again from "
+                          f"{ready.isoformat()}.")
+            continue
+        merge_from.append(cand.primary_id)
+        advice.append(f"{cand.name} has an old account ({cand.primary_id}, {', '.join(cand.reasons)}). Create the new "
+                      "account for the new affiliation; a merge request old → new goes to the merge worklist.")
+    if not ranked:
+        advice.append("No existing account found.")
+    return ExistingSearch(candidates=ranked, blocked=blocked, advice=advice, merge_from=merge_from,
+                          calls=client.calls - start)
+
+
+# -- Create, confirm, convert -----------------------------------------------------------------------
+
+MERGE_REQUEST_COLUMNS = ("from_primary_id", "to_primary_id", "reason", "requested_at", "source")
+
+
+def record_merge_request(path, from_id: str, to_id: str, reason: str, *, when: datetime | None = None) -> None:
+    """Append a merge request (old account FROM → new account TO) to the merge worklist's request file.
+
+    The file is a CSV with the columns of :data:`MERGE_REQUEST_COLUMNS`; the merge worklist reads it.
+    """
+    import csv
+    from pathlib import Path
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    new = not target.exists() or target.stat().st_size == 0
+    with target.open("a", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        if new:
+            writer.writerow(MERGE_REQUEST_COLUMNS)
+        stamp = (when or datetime.now().astimezone()).isoformat(timespec="seconds")
+        writer.writerow([from_id, to_id, reason, stamp, "registration"])
+
+
+def explain_alma_error(error: Exception, record: dict[str, Any] | None = None) -> str:
+    """What an Alma error on create or update means for staff, and what to do."""
+    from almatools.errors import AlmaConnectionError, AlmaError, DuplicateError, QuotaExhaustedError
+
+    code = getattr(error, "code", None)
+    pid = (record or {}).get("primary_id", "")
+    if isinstance(error, DuplicateError):
+        return (f"Alma says the identifier {pid} (or another identifier of this patron) already belongs to a user. "
+                "Search for the person and update that account instead of creating a second one.")
+    if code == "401852":
+        return ("Alma does not know this user group. Check the policy file's groups against Alma's UserGroups "
+                "code table.")
+    if code == "500038":
+        return "Alma refused the password: at least 8 characters, not the identifier, not a common password."
+    if code in ("401853", "401854", "401858"):
+        return ("Alma refused the SIS setting: SIS-managed accounts need the SIS profile code as external id, "
+                "local ones none, and an SIS-managed account's profile cannot change.")
+    if code == "401664":
+        return f"Alma says a mandatory field is missing: {getattr(error, 'message', error)}. Fill it in and try again."
+    if isinstance(error, QuotaExhaustedError):
+        return "Today's Alma API calls are used up: try again after the daily count resets. Nothing was lost."
+    if isinstance(error, AlmaConnectionError):
+        return "Alma could not be reached, or the connection broke. Check the network and try again; nothing is created twice."
+    if isinstance(error, AlmaError):
+        return f"Alma refused the request: {error.message} (error {error.code or error.status})."
+    return str(error)
+
+
+@dataclass(frozen=True)
+class RegistrationResult:
+    """The outcome of :func:`register` or :func:`convert_to_sis`: ``created``, ``converted``, ``planned`` (dry run),
+    ``blocked`` or ``failed``."""
+
+    status: str
+    primary_id: str
+    message: str
+    issues: list[Issue] = field(default_factory=list)
+    user: dict[str, Any] | None = field(default=None, repr=False)
+    merge_from: list[str] = field(default_factory=list)
+    calls: int = 0
+
+
+def register(client, validation: Validation, *, search: ExistingSearch | None = None,
+             merge_requests: Any = None) -> RegistrationResult:
+    """Create the patron in Alma: refuse if validation failed or the identifier exists, POST, confirm with GET.
+
+    Args:
+        client: an :class:`~almatools.client.AlmaClient` (a dry-run client records the POST instead).
+        validation: the result of :func:`validate`.
+        search: the result of :func:`find_existing`, if staff ran it; its merge requests are recorded once
+            the new account exists. Without it, only the identifier is looked up (one call).
+        merge_requests: path of the merge-request CSV (see :func:`record_merge_request`).
+    """
+    from almatools.errors import AlmaError
+
+    start = client.calls
+    pid = validation.form.primary_id
+    if not validation.ok or validation.record is None:
+        return RegistrationResult("failed", pid, "Fix the fields marked in red first.", validation.issues)
+    if search is not None and search.blocked:
+        return RegistrationResult("blocked", pid, " ".join(search.advice), validation.issues, calls=0)
+    try:
+        existing = client.find_user(pid)
+        if existing is not None:
+            return RegistrationResult("blocked", pid, f"An account with the identifier {pid} already exists "
+                                      f"({existing.get('first_name', '')} {existing.get('last_name', '')}): update it "
+                                      "instead of creating a second one.", validation.issues, user=existing,
+                                      calls=client.calls - start)
+        created = client.create_user(validation.record)
+        if client.dry_run:
+            return RegistrationResult("planned", pid, f"Dry run: {pid} would be created; nothing was sent.",
+                                      validation.issues, calls=client.calls - start)
+        confirmed = client.get_user(created.get("primary_id") or pid)
+    except AlmaError as exc:
+        return RegistrationResult("failed", pid, explain_alma_error(exc, validation.record), validation.issues,
+                                  calls=client.calls - start)
+    merge_from = list(search.merge_from) if search else []
+    for old in merge_from:
+        if merge_requests is not None:
+            record_merge_request(merge_requests, old, confirmed["primary_id"],
+                                 "old account of the same person; new account for the new affiliation")
+    return RegistrationResult("created", confirmed["primary_id"], f"Created {confirmed['primary_id']} and confirmed "
+                              "it in Alma.", validation.issues, user=confirmed, merge_from=merge_from,
+                              calls=client.calls - start)
+
+
+def convert_to_sis(client, primary_id: str, policy: Policy, *, sis_ids: set[str] | None = None) -> RegistrationResult:
+    """Make a locally managed patron SIS-managed (seed 000's FAQ: "Patron has institutional record" = Yes).
+
+    Checks first: the account exists and is INTERNAL; its group is one the SIS loads; its primary
+    identifier has the SIS format; and, when the current SIS extract's ids are given, the SIS really
+    sends this identifier (otherwise the next load cannot match it and the record goes stale).
+    INTERNAL → EXTERNAL is one-way in Alma.
+    """
+    from almatools.errors import AlmaError
+
+    start = client.calls
+    try:
+        record = client.find_user(primary_id)
+    except AlmaError as exc:
+        return RegistrationResult("failed", primary_id, explain_alma_error(exc))
+    if record is None:
+        return RegistrationResult("failed", primary_id, f"No account {primary_id} in Alma.", calls=client.calls - start)
+    pid = record["primary_id"]
+    problems = []
+    if _code(record.get("account_type")) == "EXTERNAL":
+        problems.append(f"{pid} is already SIS-managed.")
+    group = policy.group(_code(record.get("user_group")))
+    if group is None or not group.sis_loaded:
+        problems.append(f"Its user group {_code(record.get('user_group'))} is not one the SIS loads; move it to the "
+                        "SIS group first.")
+    elif not group.id_matches(pid):
+        problems.append(f"Its primary identifier {pid} is not {group.id_hint}: the SIS cannot match it.")
+    if sis_ids is not None and pid.casefold() not in {s.casefold() for s in sis_ids}:
+        problems.append(f"The current SIS extract does not have {pid}: the next load would not update it.")
+    if problems:
+        return RegistrationResult("blocked", pid, " ".join(problems), calls=client.calls - start)
+
+    def make_external(user: dict[str, Any]) -> None:
+        user["account_type"] = {"value": "EXTERNAL"}
+        user["external_id"] = policy.sis_profiles[0]
+        user.pop("password", None)
+
+    try:
+        updated = client.put_user(pid, _changed(record, make_external))
+    except AlmaError as exc:
+        return RegistrationResult("failed", pid, explain_alma_error(exc, record), calls=client.calls - start)
+    return RegistrationResult("converted" if not client.dry_run else "planned", pid,
+                              f"{pid} is now SIS-managed (external id {policy.sis_profiles[0]}).", user=updated,
+                              calls=client.calls - start)
+
+
+def _changed(record: dict[str, Any], change) -> dict[str, Any]:
+    import copy
+
+    new = copy.deepcopy(record)
+    change(new)
+    return new
