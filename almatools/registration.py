@@ -153,8 +153,12 @@ def validate(form: PatronForm, policy: Policy, *, today: date | None = None) -> 
     def add(rule: str, severity: str, name: str, message: str) -> None:
         issues.append(Issue(rule, severity, name, message))
 
-    clean = replace(form, **{k: " ".join(str(getattr(form, k)).split()) for k in
-                             ("first_name", "middle_name", "last_name", "email_address", "phone_number")})
+    text = ("affiliation", "first_name", "middle_name", "last_name", "primary_id", "user_group", "managed",
+            "email_address", "email_type", "phone_number", "password", "note")
+    clean = replace(form, **{k: "" if getattr(form, k) is None else str(getattr(form, k)) for k in text})
+    clean = replace(clean, **{k: " ".join(getattr(clean, k).split()) for k in
+                              ("affiliation", "first_name", "middle_name", "last_name", "user_group", "managed",
+                               "email_address", "email_type", "phone_number")})
 
     affiliation = policy.affiliations.get(clean.affiliation) if clean.affiliation else None
     if clean.affiliation and affiliation is None:
