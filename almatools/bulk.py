@@ -1,0 +1,258 @@
+"""Bulk registration from a CSV file, with a journal that makes every run resumable.
+
+A run validates every row first and writes the problems to ``<name>.issues.csv`` (row, field, message),
+then creates the valid rows. The journal ``<name>.journal.jsonl`` records, per row, "sending" before a
+POST and "created" after Alma confirmed it. A re-run after any interruption (a killed process, a lost
+network, the day's API calls used up) skips the rows already created; a row left at "sending" is looked
+up in Alma before anything is sent again, so nobody is created twice.
+
+The journal and the issue file hold row numbers, primary identifiers and outcomes only. Passwords from
+the CSV are used once to create the account and are never written anywhere.
+
+CSV columns (header names; only ``affiliation`` or ``user_group`` and the policy's mandatory fields are
+needed): affiliation, first_name, middle_name, last_name, primary_id, user_group, managed (sis|local),
+expiry_date, purge_date, birth_date (YYYY-MM-DD), email_address, email_type, phone_number, password,
+force_password_change (yes|no), note.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from almatools.errors import AlmaConnectionError, AlmaError, QuotaExhaustedError, SourceError
+from almatools.policy import Policy
+from almatools.registration import PatronForm, explain_alma_error, validate
+
+__all__ = ["BulkResult", "register_csv", "CSV_COLUMNS", "CALLS_PER_ROW"]
+
+log = logging.getLogger(__name__)
+
+CSV_COLUMNS = ("affiliation", "first_name", "middle_name", "last_name", "primary_id", "user_group", "managed",
+               "expiry_date", "purge_date", "birth_date", "email_address", "email_type", "phone_number", "password",
+               "force_password_change", "note")
+CALLS_PER_ROW = 4  # identifier lookup, email search, POST, confirming GET
+ISSUE_COLUMNS = ("row", "primary_id", "field", "severity", "rule", "message")
+
+
+@dataclass
+class BulkResult:
+    """What a run did. ``stopped`` says why it stopped early (re-run to resume), or is empty."""
+
+    rows: int = 0
+    invalid: int = 0
+    created: int = 0
+    already_done: int = 0
+    refused: int = 0
+    stopped: str = ""
+    issues_path: Path | None = None
+    journal_path: Path | None = None
+    calls: int = 0
+    outcomes: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return not self.stopped
+
+
+class _Journal:
+    """Append-only JSON lines, flushed and fsynced per entry, readable after any crash."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.state: dict[int, dict[str, Any]] = {}
+        if path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue  # a line cut short by a crash: the row is looked up again
+                self.state[int(entry["row"])] = entry
+        self._lock = threading.Lock()
+        self._handle = path.open("a", encoding="utf-8")
+
+    def write(self, row: int, primary_id: str, fingerprint: str, status: str, message: str = "") -> None:
+        entry = {"row": row, "primary_id": primary_id, "fingerprint": fingerprint, "status": status,
+                 "message": message, "at": datetime.now().astimezone().isoformat(timespec="seconds")}
+        with self._lock:
+            self._handle.write(json.dumps(entry) + "\n")
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+            self.state[row] = entry
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def _fingerprint(row: dict[str, str]) -> str:
+    """A hash of the row without its password, to notice a CSV edited between runs."""
+    data = json.dumps({k: v for k, v in sorted(row.items()) if k != "password"}, sort_keys=True)
+    return hashlib.sha256(data.encode()).hexdigest()[:16]
+
+
+def _read_rows(path: Path) -> list[dict[str, str]]:
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            if not reader.fieldnames:
+                raise SourceError(f"{path} is empty: it needs a header row with columns such as {', '.join(CSV_COLUMNS[:5])}.")
+            unknown = [c for c in reader.fieldnames if c and c.strip() not in CSV_COLUMNS]
+            if unknown:
+                raise SourceError(f"{path}: unknown column {unknown[0]!r}; the columns are {', '.join(CSV_COLUMNS)}.")
+            return [{(k or "").strip(): (v or "").strip() for k, v in r.items() if k} for r in reader]
+    except FileNotFoundError as exc:
+        raise SourceError(f"The CSV file {path} does not exist.") from exc
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{path} is not UTF-8 text: save it from your spreadsheet as 'CSV UTF-8'.") from exc
+
+
+def register_csv(client, csv_path: str | Path, policy: Policy, *, out_dir: str | Path | None = None,
+                 today: date | None = None, workers: int = 8, progress: bool = False,
+                 reserve: int = 500, on_row: Callable[[int, str], None] | None = None) -> BulkResult:
+    """Validate and create every patron of a CSV file; resumable (see the module docstring).
+
+    Args:
+        client: an :class:`~almatools.client.AlmaClient` (a dry-run client validates and plans only).
+        csv_path: the CSV file.
+        policy: the institution's policy.
+        out_dir: where the journal and issue file go (default: beside the CSV).
+        today: the date validation judges by.
+        workers: rows sent at once (the client's throttle still paces the calls).
+        progress: show a progress bar.
+        reserve: API calls to leave for the rest of the day.
+        on_row: called with (row number, outcome) after each row (for progress in a notebook).
+
+    Raises:
+        SourceError: the CSV cannot be read.
+        QuotaExhaustedError: the run needs more calls than today has left; nothing was sent.
+    """
+    path = Path(csv_path)
+    rows = _read_rows(path)
+    folder = Path(out_dir) if out_dir else path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    result = BulkResult(rows=len(rows), issues_path=folder / f"{path.stem}.issues.csv",
+                        journal_path=folder / f"{path.stem}.journal.jsonl")
+    journal = _Journal(result.journal_path)
+    start_calls = client.calls
+    refused: list[tuple[int, str, str]] = []
+    try:
+        todo: list[tuple[int, dict[str, str], Any]] = []
+        with result.issues_path.open("w", newline="", encoding="utf-8") as handle:
+            issues = csv.writer(handle)
+            issues.writerow(ISSUE_COLUMNS)
+            for number, row in enumerate(rows, start=2):  # row 1 is the header, as a spreadsheet shows it
+                checked = validate(PatronForm.from_mapping(row), policy, today=today)
+                for issue in checked.issues:
+                    if issue.severity != "info":
+                        issues.writerow([number, checked.form.primary_id, issue.field, issue.severity, issue.rule,
+                                         issue.message])
+                done = journal.state.get(number)
+                if not checked.ok:
+                    result.invalid += 1
+                    result.outcomes[number] = "invalid"
+                elif done and done["status"] == "created":
+                    result.already_done += 1
+                    result.outcomes[number] = "created"
+                elif done and done["status"] in ("exists", "refused") and done["fingerprint"] == _fingerprint(row):
+                    # refused in an earlier run and unchanged since: report it again, do not resend
+                    refused.append((number, done["primary_id"], done["message"]))
+                    result.outcomes[number] = done["status"]
+                else:
+                    todo.append((number, row, checked))
+        if todo:
+            client.check_budget(len(todo) * CALLS_PER_ROW, reserve=reserve)
+            _send(client, todo, journal, result, refused, workers=workers, progress=progress, on_row=on_row)
+        result.refused = len(refused)
+        if refused:
+            with result.issues_path.open("a", newline="", encoding="utf-8") as handle:
+                writer = csv.writer(handle)
+                for number, pid, message in sorted(refused):
+                    writer.writerow([number, pid, "primary_id", "error", "ALMA_REFUSED", message])
+        return result
+    finally:
+        result.calls = client.calls - start_calls
+        journal.close()
+
+
+def _send(client, todo, journal: _Journal, result: BulkResult, refused: list, *, workers: int, progress: bool,
+          on_row) -> None:
+    """Create the rows of ``todo`` concurrently; stop all on a lost network or an exhausted quota."""
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def one(number: int, row: dict[str, str], checked) -> None:
+        if stop.is_set():
+            return
+        pid = checked.form.primary_id
+        fingerprint = _fingerprint(row)
+        previous = journal.state.get(number)
+        try:
+            existing = client.find_user(pid)
+            if existing is not None:
+                if previous and previous["status"] == "sending" and previous["fingerprint"] == fingerprint:
+                    outcome = "created"  # our own POST of an earlier run arrived before the interruption
+                    journal.write(number, pid, fingerprint, outcome, "confirmed after an interrupted run")
+                else:
+                    outcome = "exists"
+                    message = (f"An account with the identifier {pid} already exists: update it instead "
+                               "of creating a second one.")
+                    journal.write(number, pid, fingerprint, outcome, message)
+                    with lock:
+                        refused.append((number, pid, message))
+            else:
+                email = checked.form.email_address
+                twin = next(iter(client.search_users(email=email, max_records=1)), None) if email else None
+                if twin is not None:
+                    outcome = "refused"
+                    message = (f"{twin['primary_id']} ({twin.get('first_name', '')} {twin.get('last_name', '')}) "
+                               "has the same email: check whether it is the same person before registering.")
+                    journal.write(number, pid, fingerprint, outcome, message)
+                    with lock:
+                        refused.append((number, pid, message))
+                else:
+                    journal.write(number, pid, fingerprint, "sending")
+                    client.create_user(checked.record)
+                    if not client.dry_run:
+                        client.get_user(pid)
+                    outcome = "created" if not client.dry_run else "planned"
+                    journal.write(number, pid, fingerprint, outcome)
+        except (QuotaExhaustedError, AlmaConnectionError) as exc:
+            stop.set()
+            with lock:
+                if not result.stopped:
+                    result.stopped = f"{explain_alma_error(exc)} Run the same command again to resume."
+            return
+        except AlmaError as exc:
+            outcome = "refused"
+            message = explain_alma_error(exc, checked.record)
+            journal.write(number, pid, fingerprint, outcome, message)
+            with lock:
+                refused.append((number, pid, message))
+        with lock:
+            result.outcomes[number] = outcome
+            if outcome in ("created", "planned"):
+                result.created += 1
+        if on_row:
+            on_row(number, outcome)
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), desc="registering", unit="patron")
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="register") as pool:
+        for _ in pool.map(lambda item: one(*item), todo):
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
