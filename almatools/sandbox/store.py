@@ -1,0 +1,610 @@
+"""The sandbox's SQLite store of Alma users.
+
+Each user is kept as the JSON object Alma's ``GET /users/{id}`` returns (compact, in one column), next to
+what the API needs to find it quickly:
+
+- ``users``: the record, its case-folded primary id (unique), names for sorting, the day it was last
+  written (for ``modify_date_from``), its fulfillment counts and a salted password hash;
+- ``ids``: every identifier value, case-folded, with its type (``all_unique`` and typed look-ups);
+- ``search``: an FTS5 table with one column per searchable ``q`` field, and one for the other core
+  fields (unicode61, diacritics removed), so Alma's word matching stays fast at a million users;
+- ``meta``: a small key-value table (daily call counters, the API key a server was started with…).
+
+One connection in WAL mode, shared by all threads behind one lock: the sandbox serves from uvicorn's
+thread while tests and the CLI read from theirs. Every statement is short, so the lock is never held long.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import gc
+import hashlib
+import hmac
+import json
+import logging
+import os
+import re
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["GENERAL_INFO_FIELDS", "IdentifierTaken", "ORDER_FIELDS", "PRIMARY_ID_TYPE", "SEARCH_FIELDS", "Store"]
+
+log = logging.getLogger(__name__)
+
+SEARCH_FIELDS: tuple[str, ...] = (
+    "primary_id", "first_name", "last_name", "middle_name", "email", "phone_number", "job_category",
+    "identifiers", "birth_date", "user_group", "campus_code", "block_type", "id_type", "note_text",
+    "note_type", "statistic_category",
+)
+"""The fields ``q`` can name (Alma's list, less ``fines_fees_sum``), one FTS5 column each."""
+_OTHER_COLUMN = "other_info"
+"""One more FTS5 column, not nameable in ``q``: the rest of the core fields (status, record and account
+type, gender, title, job description, preferred names, external id), which ``general_info`` and ``ALL``
+cover as "all fields"."""
+GENERAL_INFO_FIELDS: tuple[str, ...] = (
+    *(name for name in SEARCH_FIELDS if name not in ("email", "birth_date", "identifiers")), _OTHER_COLUMN
+)
+"""What ``q=general_info~…`` searches: every field except emails, birth date and identifiers."""
+_COLUMNS = (*SEARCH_FIELDS, _OTHER_COLUMN)
+ORDER_FIELDS: dict[str, tuple[str, str]] = {
+    # (ORDER BY terms, the index that yields that order). A secondary key on primary_id keeps paging
+    # stable; Alma adds it too, except with q.
+    "last_name": ("last_name COLLATE NOCASE, first_name COLLATE NOCASE, pid_key", "users_by_last"),
+    "first_name": ("first_name COLLATE NOCASE, pid_key", "users_by_first"),
+    "primary_id": ("pid_key", "sqlite_autoindex_users_1"),
+}
+_SORT_LIMIT = 1000
+"""Above this many q matches, walk the order's index and probe the match set instead of sorting them:
+both stay well under a second at a million users (a page deep into 250,000 matches: ~0.4 s vs ~7 s)."""
+PRIMARY_ID_TYPE = "PRIMARYIDENTIFIER"
+"""The ``user_id_type`` that means "the primary id only"; also the type named when a primary id is taken."""
+
+_COUNTS = ("loans", "requests", "fees")
+_BATCH = 5000
+# Synthetic patrons only: API writes hash with a modest work factor; a bulk load (which may carry a
+# password for each of a million users) uses one round, still salted, so loading stays fast.
+_PBKDF2_ROUNDS = 10_000
+_BULK_ROUNDS = 1
+_DATE_WORD = re.compile(r"^(\d{4}-\d{2}-\d{2})Z$", re.IGNORECASE)
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS users (
+    pk INTEGER PRIMARY KEY,
+    pid_key TEXT NOT NULL UNIQUE,
+    last_name TEXT NOT NULL,
+    first_name TEXT NOT NULL,
+    modified TEXT NOT NULL,
+    loans INTEGER NOT NULL DEFAULT 0,
+    requests INTEGER NOT NULL DEFAULT 0,
+    fees REAL NOT NULL DEFAULT 0,
+    pw_hash TEXT,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS users_by_last ON users (last_name COLLATE NOCASE, first_name COLLATE NOCASE, pid_key);
+CREATE INDEX IF NOT EXISTS users_by_first ON users (first_name COLLATE NOCASE, pid_key);
+CREATE TABLE IF NOT EXISTS ids (
+    pk INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    id_type TEXT NOT NULL,
+    PRIMARY KEY (pk, key, id_type)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ids_by_key ON ids (key);
+CREATE VIRTUAL TABLE IF NOT EXISTS search USING fts5(
+    {", ".join(_COLUMNS)}, tokenize = "unicode61 remove_diacritics 2"
+);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
+"""
+
+
+class IdentifierTaken(ValueError):
+    """A primary id or identifier value is already held by a user (Alma error 401851).
+
+    Attributes:
+        id_type: the identifier type (``PRIMARYIDENTIFIER`` for a primary id).
+        value: the value as it was sent.
+    """
+
+    def __init__(self, id_type: str, value: str) -> None:
+        super().__init__(f"Identifier of type {id_type} and value {value} is already taken")
+        self.id_type = id_type
+        self.value = value
+
+
+def _fold(value: str) -> str:
+    # Alma treats primary ids, identifiers and emails case-insensitively.
+    return value.casefold()
+
+
+def _code(field: Any) -> str:
+    """The code of an Alma code field (``{"value": …, "desc": …}``), tolerating plain strings and None."""
+    if isinstance(field, dict):
+        field = field.get("value")
+    return str(field) if field else ""
+
+
+def _count(field: Any) -> float:
+    """A fulfillment count as the generator writes it (``{"value": 3}``, a number, or absent)."""
+    if isinstance(field, dict):
+        field = field.get("value")
+    return float(field) if field else 0
+
+
+def _identifiers(user: dict[str, Any]) -> list[tuple[str, str]]:
+    """(id_type, value) for every identifier of the user, primary id excluded."""
+    return [
+        (_code(item.get("id_type")), str(item["value"]))
+        for item in user.get("user_identifier") or []
+        if item.get("value")
+    ]
+
+
+def _search_row(user: dict[str, Any]) -> tuple[str, ...]:
+    """The FTS5 column values of a user, in _COLUMNS order."""
+    contact = user.get("contact_info") or {}
+    identifiers = user.get("user_identifier") or []
+    notes = user.get("user_note") or []
+
+    def join(items: Iterable[Any]) -> str:
+        return " ".join(str(item) for item in items if item)
+
+    birth = str(user.get("birth_date") or "").rstrip("Zz")  # "1990-05-12Z": index the date, not "12z"
+    return (
+        str(user.get("primary_id") or ""),
+        str(user.get("first_name") or ""),
+        str(user.get("last_name") or ""),
+        str(user.get("middle_name") or ""),
+        join(email.get("email_address") for email in contact.get("email") or []),
+        join(phone.get("phone_number") for phone in contact.get("phone") or []),
+        _code(user.get("job_category")),
+        join(item.get("value") for item in identifiers),
+        birth,
+        _code(user.get("user_group")),
+        _code(user.get("campus_code")),
+        join(_code(block.get("block_type")) for block in user.get("user_block") or []),
+        join(_code(item.get("id_type")) for item in identifiers),
+        join(note.get("note_text") for note in notes),
+        join(_code(note.get("note_type")) for note in notes),
+        join(_code(stat.get("statistic_category")) for stat in user.get("user_statistic") or []),
+        join((
+            _code(user.get("status")), _code(user.get("record_type")), _code(user.get("account_type")),
+            _code(user.get("gender")), _code(user.get("user_title")), user.get("job_description"),
+            user.get("pref_first_name"), user.get("pref_middle_name"), user.get("pref_last_name"),
+            user.get("external_id"),
+        )),
+    )
+
+
+def match_expression(clauses: Sequence[tuple[str, str]]) -> str | None:
+    """The FTS5 MATCH expression for parsed ``q`` clauses, or None when no clause has a searchable word.
+
+    Every word of a value must occur, as a word, in the named field (Alma matches by word, ignoring case).
+    Spaces, ``_`` and ``,`` separate words, because clients encode spaces that way to dodge Alma's
+    HTTP 400 on encoded spaces. A word with punctuation (an email, a date) becomes an FTS5 phrase, so
+    ``x@y.edu`` matches the tokens x, y, edu in a row.
+
+    Args:
+        clauses: (field, value) pairs; field is one of SEARCH_FIELDS, ``general_info`` or ``ALL``.
+    """
+    parts = []
+    for name, value in clauses:
+        words = [
+            _DATE_WORD.sub(r"\1", word)
+            for word in re.split(r"[\s_,]+", value)
+            if any(ch.isalnum() for ch in word)
+        ]
+        if not words:
+            return None
+        phrase = " AND ".join('"' + word.replace('"', '""') + '"' for word in words)
+        if name == "ALL":
+            parts.append(f"({phrase})")
+        else:
+            columns = GENERAL_INFO_FIELDS if name == "general_info" else (name,)
+            parts.append(f"{{{' '.join(columns)}}} : ({phrase})")
+    return " AND ".join(parts)
+
+
+def _hash_password(password: str, rounds: int = _PBKDF2_ROUNDS) -> str:
+    salt = os.urandom(16)
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, rounds)
+    return f"pbkdf2_sha256${rounds}${salt.hex()}${digest.hex()}"
+
+
+def _check_password(password: str, stored: str | None) -> bool:
+    if not stored:
+        return False
+    _, rounds, salt, digest = stored.split("$")
+    candidate = hashlib.pbkdf2_hmac("sha256", password.encode(), bytes.fromhex(salt), int(rounds))
+    return hmac.compare_digest(candidate.hex(), digest)
+
+
+class Store:
+    """SQLite store of Alma user records, safe to share between threads.
+
+    Args:
+        path: the SQLite file; created with its schema when absent (``":memory:"`` works too).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path) if str(path) != ":memory:" else None
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(str(self.path or ":memory:"), check_same_thread=False, isolation_level=None)
+        # 16 KiB pages (for a new file) pack records of ~2 KB tighter; a 256 MiB cache holds the indexes
+        # of a million users.
+        for pragma in ("page_size = 16384", "journal_mode = WAL", "synchronous = NORMAL", "temp_store = MEMORY",
+                       "cache_size = -262144"):
+            self._db.execute(f"PRAGMA {pragma}")
+        self._db.executescript(_SCHEMA)
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path or ':memory:')!r})"
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the database (idempotent)."""
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None  # type: ignore[assignment]
+
+    # -- transactions -------------------------------------------------------------------------------
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db, self._lock)
+
+    @contextlib.contextmanager
+    def _bulk_journal(self) -> Iterator[None]:
+        """Hold the lock with a rollback journal instead of WAL, so a bulk load is written once, not twice.
+
+        SQLite keeps WAL when another process has the file open; the load then simply goes through WAL.
+        """
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode = DELETE")
+            try:
+                yield
+            finally:
+                self._db.execute("PRAGMA journal_mode = WAL")
+
+    # -- bulk load ---------------------------------------------------------------------------------
+
+    def insert_many(self, users: Iterable[dict[str, Any]]) -> int:
+        """Load full Alma user objects in one transaction, without API validation.
+
+        The objects are stored as given (as ``GET /users/{id}`` returns them). ``loans``, ``requests``
+        and ``fees`` may carry counts (``{"value": 3}``); they are kept aside and the record shows
+        ``null``, as Alma does without ``expand``. A non-empty ``password`` is stored as a salted hash.
+
+        Returns:
+            How many users were stored.
+
+        Raises:
+            sqlite3.IntegrityError: a primary id (compared ignoring case) is stored already; nothing of
+                this call is kept.
+        """
+        today = _today()
+        total = 0
+        with _gc_paused(), self._bulk_journal(), self._transaction() as db:
+            next_pk = db.execute("SELECT coalesce(max(pk), 0) + 1 FROM users").fetchone()[0]
+            for batch in _batches(users, _BATCH):
+                user_rows, id_rows, search_rows = [], [], []
+                for pk, user in enumerate(batch, next_pk):
+                    _, user_row, ids, search_row = _rows(pk, user, today, rounds=_BULK_ROUNDS)
+                    user_rows.append(user_row)
+                    id_rows.extend(ids)
+                    search_rows.append(search_row)
+                _insert(db, user_rows, id_rows, search_rows)
+                next_pk += len(batch)
+                total += len(batch)
+        log.info("loaded %d users into %s", total, self)
+        return total
+
+    # -- reads -------------------------------------------------------------------------------------
+
+    def count(self) -> int:
+        """How many users are stored."""
+        with self._lock:
+            return self._db.execute("SELECT count(*) FROM users").fetchone()[0]
+
+    def _find(self, key: str, id_type: str) -> int | None:
+        """The pk of the user that ``key`` names, or None (see get)."""
+        folded = _fold(key)
+        if id_type in ("all_unique", PRIMARY_ID_TYPE):
+            row = self._db.execute("SELECT pk FROM users WHERE pid_key = ?", (folded,)).fetchone()
+            if row or id_type == PRIMARY_ID_TYPE:
+                return row[0] if row else None
+            row = self._db.execute("SELECT pk FROM ids WHERE key = ? ORDER BY pk LIMIT 1", (folded,)).fetchone()
+        else:
+            row = self._db.execute(
+                "SELECT pk FROM ids WHERE key = ? AND id_type = ? ORDER BY pk LIMIT 1", (folded, id_type)
+            ).fetchone()
+        return row[0] if row else None
+
+    def _record(self, pk: int) -> dict[str, Any]:
+        return json.loads(self._db.execute("SELECT data FROM users WHERE pk = ?", (pk,)).fetchone()[0])
+
+    def get(self, key: str, id_type: str = "all_unique") -> dict[str, Any] | None:
+        """The user record that ``key`` names, or None.
+
+        Args:
+            key: a primary id or identifier value, compared ignoring case.
+            id_type: ``all_unique`` (the primary id, then any identifier), ``PRIMARYIDENTIFIER`` (the
+                primary id only) or an identifier type code such as ``BARCODE``.
+        """
+        with self._lock:
+            pk = self._find(key, id_type)
+            return None if pk is None else self._record(pk)
+
+    def fulfillment(self, primary_id: str) -> dict[str, float]:
+        """The user's ``loans``, ``requests`` and ``fees`` (balance); zeros for an unknown user."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT loans, requests, fees FROM users WHERE pid_key = ?", (_fold(primary_id),)
+            ).fetchone()
+        return dict(zip(_COUNTS, row or (0, 0, 0.0)))
+
+    def check_password(self, primary_id: str, password: str) -> bool:
+        """True when ``password`` is the user's password (False for an unknown user or no password)."""
+        with self._lock:
+            row = self._db.execute("SELECT pw_hash FROM users WHERE pid_key = ?", (_fold(primary_id),)).fetchone()
+        return bool(row) and _check_password(password, row[0])
+
+    def query(
+        self,
+        clauses: Sequence[tuple[str, str]] = (),
+        *,
+        order_by: str = "last_name",
+        limit: int = 10,
+        offset: int = 0,
+        modified_from: str | None = None,
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """One page of users and the number of all matches, as ``GET /users`` needs them.
+
+        Args:
+            clauses: parsed ``q`` clauses (see match_expression); empty for all users.
+            order_by: a key of ORDER_FIELDS.
+            limit: page size.
+            offset: how many matches to skip.
+            modified_from: ``YYYY-MM-DD``; only users written on or after that day.
+
+        Returns:
+            (total, records).
+        """
+        with self._lock:
+            if clauses:
+                expression = match_expression(clauses)
+                if expression is None:
+                    return 0, []
+                total = self._db.execute(
+                    "SELECT count(*) FROM search WHERE search MATCH ?", (expression,)
+                ).fetchone()[0]
+                where, params = "WHERE pk IN (SELECT rowid FROM search WHERE search MATCH ?)", [expression]
+            else:
+                where, params = ("WHERE modified >= ?", [modified_from]) if modified_from else ("", [])
+                total = self._db.execute(f"SELECT count(*) FROM users {where}", params).fetchone()[0]
+            terms, index = ORDER_FIELDS[order_by]
+            hint = f"INDEXED BY {index}" if total > _SORT_LIMIT else ""
+            rows = self._db.execute(
+                f"SELECT data FROM users {hint} {where} ORDER BY {terms} LIMIT ? OFFSET ?", [*params, limit, offset]
+            ).fetchall()
+        return total, [json.loads(data) for (data,) in rows]
+
+    # -- writes ------------------------------------------------------------------------------------
+
+    def _check_unique(self, db: sqlite3.Connection, record: dict[str, Any], own_pk: int | None) -> None:
+        """Raise IdentifierTaken unless the record's primary id and identifiers are all free."""
+        seen: set[str] = set()
+        for id_type, value in [(PRIMARY_ID_TYPE, str(record["primary_id"])), *_identifiers(record)]:
+            key = _fold(value)
+            taken = key in seen or db.execute(
+                "SELECT 1 FROM users WHERE pid_key = ? AND pk IS NOT ? "
+                "UNION ALL SELECT 1 FROM ids WHERE key = ? AND pk IS NOT ? LIMIT 1",
+                (key, own_pk, key, own_pk),
+            ).fetchone()
+            if taken:
+                raise IdentifierTaken(id_type, value)
+            seen.add(key)
+
+    @staticmethod
+    def _remove(db: sqlite3.Connection, pk: int) -> None:
+        for table, column in (("users", "pk"), ("ids", "pk"), ("search", "rowid")):
+            db.execute(f"DELETE FROM {table} WHERE {column} = ?", (pk,))
+
+    def add(self, user: dict[str, Any]) -> dict[str, Any]:
+        """Store a new user, already validated and completed by the API layer; return it as stored.
+
+        A non-empty ``password`` in the record is kept as a salted hash.
+
+        Raises:
+            IdentifierTaken: its primary id or an identifier is held by another user, or repeated.
+        """
+        with self._transaction() as db:
+            pk = db.execute("SELECT coalesce(max(pk), 0) + 1 FROM users").fetchone()[0]
+            record, user_row, id_rows, search_row = _rows(pk, user, _today())
+            self._check_unique(db, record, None)
+            _insert(db, [user_row], id_rows, [search_row])
+        return record
+
+    def replace(self, primary_id: str, user: dict[str, Any]) -> dict[str, Any]:
+        """Replace the user whose primary id is ``primary_id`` (the new record may change it).
+
+        Fulfillment counts stay; an empty ``password`` keeps the old one (Alma's rule for PUT).
+
+        Raises:
+            KeyError: no user has that primary id.
+            IdentifierTaken: the new primary id or an identifier is held by another user, or repeated.
+        """
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT pk, loans, requests, fees, pw_hash FROM users WHERE pid_key = ?", (_fold(primary_id),)
+            ).fetchone()
+            if row is None:
+                raise KeyError(primary_id)
+            pk, *counts, pw_hash = row
+            record, user_row, id_rows, search_row = _rows(pk, user, _today(), counts=counts, pw_hash=pw_hash)
+            self._check_unique(db, record, pk)
+            self._remove(db, pk)
+            _insert(db, [user_row], id_rows, [search_row])
+        return record
+
+    def delete(self, primary_id: str) -> bool:
+        """Delete a user fully; False when no user has that primary id."""
+        with self._transaction() as db:
+            pk = self._find(primary_id, PRIMARY_ID_TYPE)
+            if pk is not None:
+                self._remove(db, pk)
+        return pk is not None
+
+    def merge(self, from_id: str, to_id: str) -> None:
+        """Merge the user FROM into the user TO, as Alma's Merge Users screen does.
+
+        Our own design: Alma has no merge API. Fulfillment data (loan and request counts, the fee
+        balance) moves to TO, then FROM is deleted as "Fully Remove". Segments are not copied.
+
+        Args:
+            from_id: primary id of the duplicate, which is deleted.
+            to_id: primary id of the record that is kept.
+
+        Raises:
+            KeyError: either user is unknown.
+            ValueError: both name the same user.
+        """
+        with self._transaction() as db:
+            source, target = self._find(from_id, PRIMARY_ID_TYPE), self._find(to_id, PRIMARY_ID_TYPE)
+            if source is None or target is None:
+                raise KeyError(from_id if source is None else to_id)
+            if source == target:
+                raise ValueError("cannot merge a user into itself")
+            db.execute(
+                "UPDATE users SET (loans, requests, fees, modified) = "
+                "(SELECT t.loans + f.loans, t.requests + f.requests, t.fees + f.fees, date('now') "
+                " FROM users t, users f WHERE t.pk = ? AND f.pk = ?) WHERE pk = ?",
+                (target, source, target),
+            )
+            self._remove(db, source)
+        log.info("merged user %s into %s", from_id, to_id)
+
+    # -- meta --------------------------------------------------------------------------------------
+
+    def meta_get(self, name: str, default: str | None = None) -> str | None:
+        """A value of the meta table, or ``default``."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else default
+
+    def meta_set(self, name: str, value: str | int | None) -> None:
+        """Set (or, with None, remove) a value of the meta table."""
+        with self._lock:
+            if value is None:
+                self._db.execute("DELETE FROM meta WHERE name = ?", (name,))
+            else:
+                self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, str(value)))
+
+    def bump(self, name: str, by: int = 1) -> int:
+        """Add ``by`` to an integer meta value (absent counts as 0) and return the new value."""
+        with self._lock:
+            return self._db.execute(
+                "INSERT INTO meta VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = CAST(value AS INTEGER) + ? "
+                "RETURNING CAST(value AS INTEGER)",
+                (name, str(by), by),
+            ).fetchall()[0][0]
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector: it crawls over a million nested dicts, and a load makes no cycles."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+class _Transaction:
+    """``with`` block that holds the store lock and wraps its statements in BEGIN … COMMIT/ROLLBACK."""
+
+    def __init__(self, db: sqlite3.Connection, lock: threading.RLock) -> None:
+        self._db, self._lock = db, lock
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._lock.acquire()
+        self._db.execute("BEGIN IMMEDIATE")
+        return self._db
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        try:
+            self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self._lock.release()
+
+
+def _today() -> str:
+    return dt.datetime.now(dt.timezone.utc).date().isoformat()
+
+
+def _rows(
+    pk: int,
+    user: dict[str, Any],
+    today: str,
+    *,
+    counts: Sequence[float] | None = None,
+    pw_hash: str | None = None,
+    rounds: int = _PBKDF2_ROUNDS,
+) -> tuple[dict[str, Any], tuple[Any, ...], list[tuple[Any, ...]], tuple[Any, ...]]:
+    """The record as stored and its rows for the users, ids and search tables.
+
+    The stored record shows ``password ""`` and ``null`` counts, as Alma's GET does; the counts (taken
+    from the user unless given) and the password hash (a new one for a non-empty password, else
+    ``pw_hash``) go to their own columns.
+    """
+    record = dict(user)
+    if counts is None:
+        counts = [_count(record.get(name)) for name in _COUNTS]
+    password = str(record.get("password") or "")
+    if password:
+        pw_hash = _hash_password(password, rounds)
+    record.update(password="", link=None, loans=None, requests=None, fees=None)
+    record.pop("pin_number", None)  # write-only in Alma: never returned
+    user_row = (
+        pk, _fold(str(record["primary_id"])), str(record.get("last_name") or ""),
+        str(record.get("first_name") or ""), today, *counts, pw_hash,
+        json.dumps(record, ensure_ascii=False, separators=(",", ":")),
+    )
+    id_rows = [(pk, _fold(value), id_type) for id_type, value in _identifiers(record)]
+    return record, user_row, id_rows, (pk, *_search_row(record))
+
+
+def _insert(
+    db: sqlite3.Connection,
+    user_rows: list[tuple[Any, ...]],
+    id_rows: list[tuple[Any, ...]],
+    search_rows: list[tuple[Any, ...]],
+) -> None:
+    db.executemany("INSERT INTO users VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", user_rows)
+    db.executemany("INSERT OR IGNORE INTO ids VALUES (?, ?, ?)", id_rows)
+    db.executemany(
+        f"INSERT INTO search (rowid, {', '.join(_COLUMNS)}) VALUES (?{', ?' * len(_COLUMNS)})",
+        search_rows,
+    )
+
+
+def _batches(items: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
