@@ -120,6 +120,35 @@ def cmd_lab(args: argparse.Namespace) -> int:
             server.stop()
 
 
+def _client(dry_run: bool = False):
+    """A client of real Alma when ALMA_API_KEY is set, else of the sandbox (started in this process)."""
+    import almatools
+
+    return almatools.connect(dry_run=dry_run)
+
+
+def cmd_register(args: argparse.Namespace) -> int:
+    """Bulk registration from a CSV file; exit 0 when every valid row is done, 1 when a run stopped early,
+    3 when some rows were invalid or refused (see the issue file)."""
+    from almatools.bulk import register_csv
+    from almatools.policy import load_policy
+    from almatools.ui.banner import banner_text
+
+    policy = load_policy(args.policy)
+    with _client(args.dry_run) as client:
+        _say(banner_text(client))
+        result = register_csv(client, args.csv, policy, out_dir=args.out, progress=not args.quiet,
+                              workers=args.workers)
+    _say(f"{result.rows} rows: {result.created} created{' (dry run)' if args.dry_run else ''}, "
+         f"{result.already_done} done in an earlier run, {result.invalid} invalid, {result.refused} refused by Alma "
+         f"or as possible duplicates; {result.calls} API calls.")
+    _say(f"Problems per row: {result.issues_path}")
+    if result.stopped:
+        print(f"almatools register: stopped early: {result.stopped}", file=sys.stderr)
+        return 1
+    return 3 if (result.invalid or result.refused) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command (also used to document them)."""
     parser = argparse.ArgumentParser(
@@ -146,6 +175,20 @@ def build_parser() -> argparse.ArgumentParser:
     _sandbox_args(lab)
     lab.add_argument("jupyter_args", nargs=argparse.REMAINDER, help="arguments for JupyterLab, after --")
     lab.set_defaults(func=cmd_lab)
+
+    register = commands.add_parser(
+        "register", help="register patrons from a CSV file (validated, journaled, resumable)",
+        description="Validate every row of a CSV file against the policy, write the problems to NAME.issues.csv, "
+        "and create the valid patrons in Alma. A journal (NAME.journal.jsonl) makes a re-run resume where it "
+        "stopped without creating anyone twice. Passwords are never written to any file. Exit status: 0 all done, "
+        "1 stopped early (re-run to resume), 3 some rows invalid or refused.")
+    register.add_argument("--csv", type=Path, required=True, help="the CSV file (columns: see README)")
+    register.add_argument("--policy", type=Path, help="policy file (default: ALMATOOLS_POLICY or the kit's default)")
+    register.add_argument("--out", type=Path, help="folder for the journal and the issue file (default: beside the CSV)")
+    register.add_argument("--dry-run", action="store_true", help="validate and plan; send nothing to Alma")
+    register.add_argument("--workers", type=int, default=8, help="rows sent at once (default %(default)s)")
+    register.add_argument("--quiet", action="store_true", help="no progress bar")
+    register.set_defaults(func=cmd_register)
     return parser
 
 
