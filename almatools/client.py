@@ -284,6 +284,7 @@ class AlmaClient:
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
+        xml: bool = False,
     ) -> Any:
         """Send one call to Alma and return its decoded JSON body (None for an empty body).
 
@@ -292,6 +293,7 @@ class AlmaClient:
             path: below the base URL, e.g. ``/users/123``.
             params: query parameters (None values are dropped).
             json: the request body.
+            xml: ask for XML and return the raw bytes (Analytics answers only in XML).
 
         Raises:
             AlmaError: a subclass for each kind of failure (see :mod:`almatools.errors`).
@@ -309,7 +311,8 @@ class AlmaClient:
             self.throttle.acquire()
             started = time.monotonic()
             try:
-                response = self._session.request(method, url, params=params, json=json, timeout=self.timeout)
+                response = self._session.request(method, url, params=params, json=json, timeout=self.timeout,
+                                                 headers={"Accept": "application/xml"} if xml else None)
             except requests.RequestException as exc:
                 never_sent = _never_sent(exc)
                 with self._counter_lock:
@@ -332,6 +335,8 @@ class AlmaClient:
             if response.status_code < 400:
                 if not response.content or not response.content.strip():
                     return None
+                if xml:
+                    return response.content
                 try:
                     return response.json()
                 except ValueError as exc:
@@ -530,6 +535,60 @@ class AlmaClient:
         finally:
             if bar is not None:
                 bar.close()
+
+    # -- analytics --------------------------------------------------------------------------------
+
+    def analytics_rows(self, path: str, *, limit: int = 1000, filter: str | None = None,
+                       still_running_waits: int = 10) -> Iterator[dict[str, str]]:
+        """The rows of an Alma Analytics report, by column heading, page by page.
+
+        Alma answers in XML only. The first page carries the column headings (in an XSD schema) and a
+        resumption token; later pages are asked for with the token until ``IsFinished`` is true. Cells
+        that are empty are left out of a row, so cells are mapped by their tag name, never by position.
+        While the report is still running, Alma may send ``IsFinished=false`` with no rows: the same page
+        is asked for again after a pause.
+
+        Args:
+            path: the report's catalog path, e.g. ``/shared/My Institution/Reports/Users``.
+            limit: rows per page, 25 to 1000 (Alma wants multiples of 25).
+            filter: an OBIEE ``sawx:expr`` filter.
+            still_running_waits: how many times to wait for a report that is still running.
+
+        Yields:
+            One dict per row: column heading → text ("" for an empty cell).
+        """
+        from almatools.analytics import parse_report_page
+
+        if not 25 <= limit <= 1000:
+            raise ConfigError(f"Analytics pages hold 25 to 1000 rows, not {limit}.")
+        token: str | None = None
+        headings: dict[str, str] = {}
+        waits = 0
+        while True:
+            params = {"path": None if token else path, "token": token, "limit": limit,
+                      "col_names": "true" if not token else None, "filter": None if token else filter}
+            try:
+                body = self.request("GET", "/analytics/reports", params=params, xml=True)
+            except AlmaError as exc:
+                if exc.code == "420033":  # "No more rows to fetch": the previous page was the last
+                    return
+                raise
+            page = parse_report_page(body or b"")
+            token = token or page.token
+            headings = headings or page.headings
+            if not page.rows and not page.finished:
+                waits += 1
+                if waits > still_running_waits or not token:
+                    raise AlmaError(f"The Analytics report {path} is still running after {waits} tries; try later.",
+                                    method="GET", path="/analytics/reports")
+                time.sleep(min(8.0, self.backoff * 2 ** waits))
+                continue
+            waits = 0
+            for cells in page.rows:
+                columns = headings or {tag: tag for tag in cells}
+                yield {heading: cells.get(tag, "") for tag, heading in columns.items() if tag != "Column0"}
+            if page.finished or not token:
+                return
 
     # -- configuration ----------------------------------------------------------------------------
 
