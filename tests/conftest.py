@@ -45,8 +45,8 @@ def shared_sandbox():
         root = Path(tempfile.mkdtemp(prefix="almatools-test-"))
         server = start_sandbox(root / "sandbox", users=SANDBOX_USERS, seed=SANDBOX_SEED, per_second=0, daily_limit=0)
         _state.update(server=server, root=root)
-        os.environ.update(ALMA_BASE_URL=server.base_url, ALMA_API_KEY=server.api_key,
-                          ALMATOOLS_DATA=str(root / "data"))
+        # ALMATOOLS_DATA/sandbox is where the kit looks for the sandbox's files (SIS extract, ground truth)
+        os.environ.update(ALMA_BASE_URL=server.base_url, ALMA_API_KEY=server.api_key, ALMATOOLS_DATA=str(root))
     return _state["server"]
 
 
