@@ -4,7 +4,9 @@ A run validates every row first and writes the problems to ``<name>.issues.csv``
 then creates the valid rows. The journal ``<name>.journal.jsonl`` records, per row, "sending" before a
 POST and "created" after Alma confirmed it. A re-run after any interruption (a killed process, a lost
 network, the day's API calls used up) skips the rows already created; a row left at "sending" is looked
-up in Alma before anything is sent again, so nobody is created twice.
+up in Alma before anything is sent again, so nobody is created twice. Journal entries are keyed by
+primary identifier, so rows may be reordered or added between runs; two rows with one identifier are
+refused as invalid. A dry run keeps its own journal (``<name>.dry-run.journal.jsonl``).
 
 The journal and the issue file hold row numbers, primary identifiers and outcomes only. Passwords from
 the CSV are used once to create the account and are never written anywhere.
@@ -30,9 +32,16 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from almatools.errors import AlmaConnectionError, AlmaError, QuotaExhaustedError, SourceError
+from almatools.errors import (
+    AlmaConnectionError,
+    AlmaError,
+    QuotaExhaustedError,
+    RateLimitError,
+    ServerError,
+    SourceError,
+)
 from almatools.policy import Policy
-from almatools.registration import PatronForm, explain_alma_error, validate
+from almatools.registration import Issue, PatronForm, explain_alma_error, validate
 
 __all__ = ["BulkResult", "register_csv", "CSV_COLUMNS", "CALLS_PER_ROW"]
 
@@ -47,13 +56,14 @@ ISSUE_COLUMNS = ("row", "primary_id", "field", "severity", "rule", "message")
 
 @dataclass
 class BulkResult:
-    """What a run did. ``stopped`` says why it stopped early (re-run to resume), or is empty."""
+    """What a run did. ``stopped`` says why it stopped early or left rows to retry (re-run to resume), or is empty."""
 
     rows: int = 0
     invalid: int = 0
     created: int = 0
     already_done: int = 0
     refused: int = 0
+    failed: int = 0  # rows that met a passing fault (5xx, throttling) after all retries: a re-run retries them
     stopped: str = ""
     issues_path: Path | None = None
     journal_path: Path | None = None
@@ -62,24 +72,41 @@ class BulkResult:
 
     @property
     def complete(self) -> bool:
+        """True when every valid row was sent and answered (created, or refused for a reason to fix)."""
         return not self.stopped
 
 
+def _key(primary_id: str) -> str:
+    return primary_id.casefold()  # Alma treats primary ids case-insensitively
+
+
 class _Journal:
-    """Append-only JSON lines, flushed and fsynced per entry, readable after any crash."""
+    """Append-only JSON lines, flushed and fsynced per entry, readable after any crash.
+
+    Entries are keyed by primary identifier (not by row number), so a CSV whose rows were reordered or
+    inserted between runs still resumes correctly.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.state: dict[int, dict[str, Any]] = {}
+        self.state: dict[str, dict[str, Any]] = {}
+        cut_short = False
         if path.exists():
-            for line in path.read_text(encoding="utf-8").splitlines():
+            text = path.read_text(encoding="utf-8")
+            cut_short = bool(text) and not text.endswith("\n")
+            for line in text.splitlines():
                 try:
                     entry = json.loads(line)
-                except ValueError:
+                    self.state[_key(str(entry["primary_id"]))] = entry
+                except (ValueError, KeyError, TypeError):
                     continue  # a line cut short by a crash: the row is looked up again
-                self.state[int(entry["row"])] = entry
         self._lock = threading.Lock()
         self._handle = path.open("a", encoding="utf-8")
+        if cut_short:  # end the broken line, or the next entry would be glued to it and lost too
+            self._handle.write("\n")
+
+    def get(self, primary_id: str) -> dict[str, Any] | None:
+        return self.state.get(_key(primary_id))
 
     def write(self, row: int, primary_id: str, fingerprint: str, status: str, message: str = "") -> None:
         entry = {"row": row, "primary_id": primary_id, "fingerprint": fingerprint, "status": status,
@@ -88,7 +115,7 @@ class _Journal:
             self._handle.write(json.dumps(entry) + "\n")
             self._handle.flush()
             os.fsync(self._handle.fileno())
-            self.state[row] = entry
+            self.state[_key(primary_id)] = entry
 
     def close(self) -> None:
         self._handle.close()
@@ -98,6 +125,18 @@ def _fingerprint(row: dict[str, str]) -> str:
     """A hash of the row without its password, to notice a CSV edited between runs."""
     data = json.dumps({k: v for k, v in sorted(row.items()) if k != "password"}, sort_keys=True)
     return hashlib.sha256(data.encode()).hexdigest()[:16]
+
+
+def _scrub(message: str, row: dict[str, str]) -> str:
+    """A message with the row's password masked, in case an error text ever quotes it."""
+    secret = row.get("password") or ""
+    return message.replace(secret, "***") if secret else message
+
+
+def _names_match(stored: dict[str, Any], record: dict[str, Any]) -> bool:
+    def norm(r: dict[str, Any], key: str) -> str:
+        return " ".join(str(r.get(key) or "").split()).casefold()
+    return all(norm(stored, k) == norm(record, k) for k in ("first_name", "last_name"))
 
 
 def _read_rows(path: Path) -> list[dict[str, str]]:
@@ -122,7 +161,8 @@ def register_csv(client, csv_path: str | Path, policy: Policy, *, out_dir: str |
     """Validate and create every patron of a CSV file; resumable (see the module docstring).
 
     Args:
-        client: an :class:`~almatools.client.AlmaClient` (a dry-run client validates and plans only).
+        client: an :class:`~almatools.client.AlmaClient` (a dry-run client validates and plans only; it
+            keeps its own journal, ``<name>.dry-run.journal.jsonl``, so a real run afterwards starts afresh).
         csv_path: the CSV file.
         policy: the institution's policy.
         out_dir: where the journal and issue file go (default: beside the CSV).
@@ -130,7 +170,8 @@ def register_csv(client, csv_path: str | Path, policy: Policy, *, out_dir: str |
         workers: rows sent at once (the client's throttle still paces the calls).
         progress: show a progress bar.
         reserve: API calls to leave for the rest of the day.
-        on_row: called with (row number, outcome) after each row (for progress in a notebook).
+        on_row: called with (row number, outcome) after each row (for progress in a notebook); it may be
+            called from worker threads.
 
     Raises:
         SourceError: the CSV cannot be read.
@@ -140,24 +181,34 @@ def register_csv(client, csv_path: str | Path, policy: Policy, *, out_dir: str |
     rows = _read_rows(path)
     folder = Path(out_dir) if out_dir else path.parent
     folder.mkdir(parents=True, exist_ok=True)
+    journal_name = f"{path.stem}.dry-run.journal.jsonl" if client.dry_run else f"{path.stem}.journal.jsonl"
     result = BulkResult(rows=len(rows), issues_path=folder / f"{path.stem}.issues.csv",
-                        journal_path=folder / f"{path.stem}.journal.jsonl")
+                        journal_path=folder / journal_name)
     journal = _Journal(result.journal_path)
     start_calls = client.calls
     refused: list[tuple[int, str, str]] = []
     try:
         todo: list[tuple[int, dict[str, str], Any]] = []
+        first_row: dict[str, int] = {}
         with result.issues_path.open("w", newline="", encoding="utf-8") as handle:
             issues = csv.writer(handle)
             issues.writerow(ISSUE_COLUMNS)
             for number, row in enumerate(rows, start=2):  # row 1 is the header, as a spreadsheet shows it
                 checked = validate(PatronForm.from_mapping(row), policy, today=today)
-                for issue in checked.issues:
+                pid = checked.form.primary_id
+                found = list(checked.issues)
+                if pid and _key(pid) in first_row:
+                    found.append(Issue("DUPLICATE_IN_FILE", "error", "primary_id",
+                                       f"Row {first_row[_key(pid)]} has the same primary identifier: one person gets "
+                                       "one account. Remove or correct one of the two rows."))
+                elif pid:
+                    first_row[_key(pid)] = number
+                for issue in found:
                     if issue.severity != "info":
-                        issues.writerow([number, checked.form.primary_id, issue.field, issue.severity, issue.rule,
-                                         issue.message])
-                done = journal.state.get(number)
-                if not checked.ok:
+                        issues.writerow([number, pid, issue.field, issue.severity, issue.rule,
+                                         _scrub(issue.message, row)])
+                done = journal.get(pid) if pid else None
+                if not checked.ok or any(i.rule == "DUPLICATE_IN_FILE" for i in found):
                     result.invalid += 1
                     result.outcomes[number] = "invalid"
                 elif done and done["status"] == "created":
@@ -165,11 +216,13 @@ def register_csv(client, csv_path: str | Path, policy: Policy, *, out_dir: str |
                     result.outcomes[number] = "created"
                 elif done and done["status"] in ("exists", "refused") and done["fingerprint"] == _fingerprint(row):
                     # refused in an earlier run and unchanged since: report it again, do not resend
-                    refused.append((number, done["primary_id"], done["message"]))
+                    refused.append((number, pid, done["message"]))
                     result.outcomes[number] = done["status"]
                 else:
                     todo.append((number, row, checked))
         if todo:
+            # Ask afresh: a count cached by a long-lived client (a notebook) may be from yesterday's last call.
+            client.refresh_remaining()
             client.check_budget(len(todo) * CALLS_PER_ROW, reserve=reserve)
             _send(client, todo, journal, result, refused, workers=workers, progress=progress, on_row=on_row)
         result.refused = len(refused)
@@ -195,20 +248,18 @@ def _send(client, todo, journal: _Journal, result: BulkResult, refused: list, *,
             return
         pid = checked.form.primary_id
         fingerprint = _fingerprint(row)
-        previous = journal.state.get(number)
+        previous = journal.get(pid)
+        message = ""
         try:
             existing = client.find_user(pid)
             if existing is not None:
-                if previous and previous["status"] == "sending" and previous["fingerprint"] == fingerprint:
+                if previous and previous["status"] == "sending" and _names_match(existing, checked.record):
                     outcome = "created"  # our own POST of an earlier run arrived before the interruption
                     journal.write(number, pid, fingerprint, outcome, "confirmed after an interrupted run")
                 else:
                     outcome = "exists"
                     message = (f"An account with the identifier {pid} already exists: update it instead "
                                "of creating a second one.")
-                    journal.write(number, pid, fingerprint, outcome, message)
-                    with lock:
-                        refused.append((number, pid, message))
             else:
                 email = checked.form.email_address
                 twin = next(iter(client.search_users(email=email, max_records=1)), None) if email else None
@@ -216,25 +267,30 @@ def _send(client, todo, journal: _Journal, result: BulkResult, refused: list, *,
                     outcome = "refused"
                     message = (f"{twin['primary_id']} ({twin.get('first_name', '')} {twin.get('last_name', '')}) "
                                "has the same email: check whether it is the same person before registering.")
-                    journal.write(number, pid, fingerprint, outcome, message)
-                    with lock:
-                        refused.append((number, pid, message))
                 else:
-                    journal.write(number, pid, fingerprint, "sending")
+                    if not client.dry_run:
+                        journal.write(number, pid, fingerprint, "sending")
                     client.create_user(checked.record)
                     if not client.dry_run:
                         client.get_user(pid)
                     outcome = "created" if not client.dry_run else "planned"
                     journal.write(number, pid, fingerprint, outcome)
         except (QuotaExhaustedError, AlmaConnectionError) as exc:
-            stop.set()
+            stop.set()  # the network or the day's calls are gone: every other row would fail the same way
             with lock:
                 if not result.stopped:
                     result.stopped = f"{explain_alma_error(exc)} Run the same command again to resume."
             return
+        except (ServerError, RateLimitError) as exc:
+            # A passing fault that outlived the client's retries. The journal still says "sending" (if the
+            # POST went out), so the re-run looks the patron up before sending anything again.
+            log.warning("row %d (%s): %s; a re-run retries it", number, pid, type(exc).__name__)
+            outcome = "failed"
         except AlmaError as exc:
             outcome = "refused"
             message = explain_alma_error(exc, checked.record)
+        if outcome in ("exists", "refused"):
+            message = _scrub(message, row)
             journal.write(number, pid, fingerprint, outcome, message)
             with lock:
                 refused.append((number, pid, message))
@@ -242,6 +298,8 @@ def _send(client, todo, journal: _Journal, result: BulkResult, refused: list, *,
             result.outcomes[number] = outcome
             if outcome in ("created", "planned"):
                 result.created += 1
+            elif outcome == "failed":
+                result.failed += 1
         if on_row:
             on_row(number, outcome)
 
@@ -256,3 +314,6 @@ def _send(client, todo, journal: _Journal, result: BulkResult, refused: list, *,
                 bar.update(1)
     if bar is not None:
         bar.close()
+    if result.failed and not result.stopped:
+        result.stopped = (f"{result.failed} rows met a passing Alma fault after every retry. Run the same command "
+                          "again to retry them; nobody is created twice.")

@@ -149,6 +149,57 @@ def cmd_register(args: argparse.Namespace) -> int:
     return 3 if (result.invalid or result.refused) else 0
 
 
+def cmd_snapshot(args: argparse.Namespace) -> int:
+    """Every user's full record from the API to a JSON lines file; a re-run resumes."""
+    from almatools.sources import snapshot
+    from almatools.ui.banner import banner_text
+
+    with _client() as client:
+        _say(banner_text(client))
+        result = snapshot(client, args.out, progress=not args.quiet, reserve=args.reserve)
+    how = "full records listed page by page" if result.full_pages else "each record fetched"
+    _say(f"{result.path}: {result.written:,} users written, {result.already:,} already there from an earlier run, "
+         f"{result.failed:,} could not be fetched; {result.calls:,} API calls ({how}).")
+    return 1 if result.failed else 0
+
+
+def cmd_quality(args: argparse.Namespace) -> int:
+    """Findings and duplicate clusters of a users source against a SIS extract; exit 0 with or without findings."""
+    import datetime as dt
+
+    from almatools.policy import load_policy
+    from almatools.quality import analyse, write_outputs
+    from almatools.sources import load_sis, load_users
+
+    try:
+        today = dt.date.fromisoformat(args.today) if args.today else None
+    except ValueError:
+        raise AlmaToolsError(f"--today must be a date like 2025-03-14, not {args.today!r}.") from None
+    policy = load_policy(args.policy)
+    skipped: list[str] = []
+
+    def bad(err) -> None:
+        skipped.append(str(err))
+        if len(skipped) <= 20:
+            print(f"almatools quality: skipped a bad record: {err}", file=sys.stderr)
+    client = _client() if args.users.strip().lower() == "api:" else None
+    try:
+        users = load_users(args.users, on_error=bad, progress=not args.quiet, client=client, policy=policy)
+    finally:
+        if client is not None:
+            client.close()
+    sis = None if args.sis.strip().lower() == "none" else load_sis(args.sis, on_error=bad, progress=not args.quiet,
+                                                                   policy=policy)
+    result = analyse(users, sis, policy, today=today, duplicates=not args.no_duplicates, progress=not args.quiet)
+    files = write_outputs(result, args.out)
+    _say(result.summary_text())
+    _say("Written: " + ", ".join(str(p) for p in files.values()))
+    if skipped:
+        print(f"almatools quality: {len(skipped):,} bad records were skipped (see load_errors.csv)", file=sys.stderr)
+        return 1 if args.strict else 0
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command (also used to document them)."""
     parser = argparse.ArgumentParser(
@@ -189,6 +240,37 @@ def build_parser() -> argparse.ArgumentParser:
     register.add_argument("--workers", type=int, default=8, help="rows sent at once (default %(default)s)")
     register.add_argument("--quiet", action="store_true", help="no progress bar")
     register.set_defaults(func=cmd_register)
+
+    snap = commands.add_parser(
+        "snapshot", help="every user's full record from the API to a JSON lines file (resumable)",
+        description="List every user and write their full records, one JSON object per line. The number of API "
+        "calls is checked against the day's remaining quota before it starts; a re-run on the same file skips the "
+        "users already written. Exit status: 0 done, 1 some users could not be fetched (re-run to retry them).")
+    snap.add_argument("--out", type=Path, required=True, help="the .jsonl file to write (appended to if it exists)")
+    snap.add_argument("--reserve", type=int, default=500, help="API calls to leave for the rest of the day "
+                      "(default %(default)s)")
+    snap.add_argument("--quiet", action="store_true", help="no progress bar")
+    snap.set_defaults(func=cmd_snapshot)
+
+    quality = commands.add_parser(
+        "quality", help="findings (stale, policy, SIS mismatch) and duplicate clusters",
+        description="Check a users source against the SIS extract and the policy, and link duplicate records. "
+        "Writes findings.csv, duplicates.csv, summary.json and summary.txt to --out (and load_errors.csv when bad "
+        "records were skipped). A source is an Alma user .xml, a .zip of them, .jsonl, .csv or api:. Exit status: "
+        "0 done (findings or not), 1 a source could not be read (or, with --strict, had bad records).")
+    quality.add_argument("--users", required=True, metavar="SRC", help="the Alma users: file or api:")
+    quality.add_argument("--sis", required=True, metavar="SRC", help="the SIS extract (file), or none")
+    quality.add_argument("--policy", type=Path, help="policy file (default: ALMATOOLS_POLICY or the kit's default)")
+    quality.add_argument("--today", help="the day the analysis is as of, YYYY-MM-DD (default: today)")
+    quality.add_argument("--out", type=Path, required=True, help="folder for the output files")
+    quality.add_argument("--no-duplicates", action="store_true", help="skip the duplicate linkage")
+    quality.add_argument("--strict", action="store_true", help="exit 1 when a source had bad records")
+    quality.add_argument("--quiet", action="store_true", help="no progress bars")
+    quality.set_defaults(func=cmd_quality)
+
+    from almatools.cli_merge import add_merge_commands
+
+    add_merge_commands(commands)
     return parser
 
 

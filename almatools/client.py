@@ -345,7 +345,9 @@ class AlmaClient:
             code, message, tracking = _alma_error_fields(response)
             cls = error_for(response.status_code, code)
             error = cls(message, status=response.status_code, code=code, tracking_id=tracking, method=method, path=path)
-            retry = cls is RateLimitError or (cls is ServerError and method in _IDEMPOTENT)
+            # Alma answers a wrong Analytics path with a 500 "Path not found": asking again cannot help.
+            deterministic = cls is ServerError and message.startswith("Path not found")
+            retry = cls is RateLimitError or (cls is ServerError and method in _IDEMPOTENT and not deterministic)
             if retry and attempt < self.max_retries:
                 attempt += 1
                 log.warning("%s %s: %s, retry %d of %d", method, path, code or response.status_code, attempt,

@@ -49,6 +49,7 @@ __all__ = [
     "Address",
     "Email",
     "Identifier",
+    "NotAUserFile",
     "Phone",
     "RecordError",
     "User",
@@ -57,6 +58,7 @@ __all__ = [
     "parse_alma_date",
     "user_from_xml",
     "user_from_xml_bytes",
+    "user_elements",
     "user_to_xml",
     "user_to_xml_bytes",
     "users_to_xml_bytes",
@@ -610,16 +612,9 @@ def iter_users_xml(source: str | os.PathLike[str] | IO[bytes], *,
     else:
         name, src = getattr(source, "name", None), source
         name = None if name is None else str(name)
-    context = etree.iterparse(src, events=("end",), tag="user", resolve_entities=False,
-                              no_network=True, load_dtd=False, huge_tree=False,
-                              remove_comments=True, remove_pis=True)
     n = 0
     try:
-        for _event, elem in context:
-            parent = elem.getparent()
-            if parent is not None and (parent.tag != "users" or parent.getparent() is not None):
-                continue  # a <user> nested in something else is not a record of this file
-            n += 1
+        for n, elem in user_elements(src):
             try:
                 user = user_from_xml(elem)
             except RecordError as err:
@@ -627,22 +622,50 @@ def iter_users_xml(source: str | os.PathLike[str] | IO[bytes], *,
                 if on_error is None:
                     raise located from None
                 on_error(located)
-                user = None
-            finally:
-                elem.clear(keep_tail=False)
-                if parent is not None:
-                    while elem.getprevious() is not None:
-                        del parent[0]
-            if user is not None:
-                yield user
+                continue
+            yield user
     except etree.XMLSyntaxError as err:
         raise RecordError(f"XML syntax error after {n} complete records: {err.msg}",
                           file=name, line=err.lineno) from err
+    except NotAUserFile as err:
+        raise RecordError(str(err), file=name) from None
+
+
+class NotAUserFile(ValueError):
+    """The XML's root is neither ``<users>`` nor ``<user>``."""
+
+
+def user_elements(source: Any) -> Iterator[tuple[int, Any]]:
+    """The ``<user>`` records of an Alma user XML file, as (record number from 1, element).
+
+    The parser does not resolve entities, load DTDs, touch the network or accept huge text nodes.
+    Each element is cleared (and dropped from its parent) once the consumer moves on, so memory stays
+    flat however large the file; a ``<user>`` nested inside something else is not a record.
+
+    Raises:
+        lxml.etree.XMLSyntaxError: The XML is not well formed (raised where it stops being so).
+        NotAUserFile: The root is not ``<users>`` or ``<user>`` (raised after the last record).
+    """
+    context = etree.iterparse(source, events=("end",), tag="user", resolve_entities=False,
+                              no_network=True, load_dtd=False, huge_tree=False,
+                              remove_comments=True, remove_pis=True)
+    n = 0
+    for _event, elem in context:
+        parent = elem.getparent()
+        if parent is not None and (parent.tag != "users" or parent.getparent() is not None):
+            continue
+        n += 1
+        try:
+            yield n, elem
+        finally:
+            elem.clear(keep_tail=False)
+            if parent is not None:
+                while elem.getprevious() is not None:
+                    del parent[0]
     root = context.root
     if root is None or root.tag not in ("users", "user"):
         tag = None if root is None else root.tag
-        raise RecordError(f"not an Alma user file: the root element is <{tag}>, expected <users>",
-                          file=name)
+        raise NotAUserFile(f"not an Alma user file: the root element is <{tag}>, expected <users>")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -454,16 +454,27 @@ def find_existing(client, form: PatronForm, policy: Policy, *, today: date | Non
             advice.append(f"{cand.name} already has an account ({cand.primary_id}). Add the role to that account "
                           "instead of creating a separate record.")
             continue
-        left_recently = (cand.account_type == "EXTERNAL" and cand.expiry_date is not None and policy.move_wait_days
-                         and cand.expiry_date > today - timedelta(days=policy.move_wait_days))
-        if left_recently:
-            blocked = True
-            ready = cand.expiry_date + timedelta(days=policy.move_wait_days)
-            advice.append(f"{cand.name} has an institutional account ({cand.primary_id}) that ends on "
-                          f"{cand.expiry_date.isoformat()}: less than {policy.move_wait_days} days ago, so their "
-                          f"institutional login is still active and they cannot be moved yet. Try again from "
-                          f"{ready.isoformat()}.")
-            continue
+        if cand.account_type == "EXTERNAL" and policy.move_wait_days:
+            # Seed 003: the institutional login must be switched off before the person can use the external
+            # identity, which is not the case until move_wait_days after they left (expiry_date).
+            wait = timedelta(days=policy.move_wait_days)
+            if cand.expiry_date is None:
+                if cand.status != "INACTIVE":
+                    blocked = True
+                    advice.append(f"{cand.name} has an active institutional account ({cand.primary_id}) with no "
+                                  "expiration date: they have not left yet, so they cannot be moved to a new account.")
+                    continue
+            elif cand.expiry_date > today - wait:
+                blocked = True
+                ready = (cand.expiry_date + wait).isoformat()
+                if cand.expiry_date >= today:
+                    when = f"is active until {cand.expiry_date.isoformat()}"
+                else:
+                    when = (f"ended on {cand.expiry_date.isoformat()}, less than {policy.move_wait_days} days ago, so "
+                            "their institutional login is still active")
+                advice.append(f"{cand.name} has an institutional account ({cand.primary_id}) that {when}: they cannot "
+                              f"be moved to a new account yet. Try again from {ready}.")
+                continue
         merge_from.append(cand.primary_id)
         advice.append(f"{cand.name} has an old account ({cand.primary_id}, {', '.join(cand.reasons)}). Create the new "
                       "account for the new affiliation; a merge request old → new goes to the merge worklist.")
@@ -546,9 +557,17 @@ def register(client, validation: Validation, *, search: ExistingSearch | None = 
     Args:
         client: an :class:`~almatools.client.AlmaClient` (a dry-run client records the POST instead).
         validation: the result of :func:`validate`.
-        search: the result of :func:`find_existing`, if staff ran it; its merge requests are recorded once
-            the new account exists. Without it, only the identifier is looked up (one call).
-        merge_requests: path of the merge-request CSV (see :func:`record_merge_request`).
+        search: the result of :func:`find_existing` for this same form, if staff ran it. A blocked search
+            refuses; otherwise its identifier lookup stands in for this function's own (Alma's 401851 still
+            refuses a taken identifier), and its merge requests are recorded once the new account exists.
+            Without it, the identifier is looked up first (one call).
+        merge_requests: path of the merge-request CSV (see :func:`record_merge_request`). Without it, the
+            result's message tells staff which accounts to have merged.
+
+    Returns:
+        A :class:`RegistrationResult`: ``created`` (POST, then the GET confirmed it), ``planned`` (dry run),
+        ``blocked`` (the person has an account) or ``failed`` (the form, or Alma refused; nothing created).
+        Three calls without ``search``, two with it.
     """
     from almatools.errors import AlmaError
 
@@ -557,30 +576,44 @@ def register(client, validation: Validation, *, search: ExistingSearch | None = 
     if not validation.ok or validation.record is None:
         return RegistrationResult("failed", pid, "Fix the fields marked in red first.", validation.issues)
     if search is not None and search.blocked:
-        return RegistrationResult("blocked", pid, " ".join(search.advice), validation.issues, calls=0)
+        return RegistrationResult("blocked", pid, " ".join(a for a in search.advice if a), validation.issues)
+    merge_from = list(search.merge_from) if search else []
     try:
-        existing = client.find_user(pid)
-        if existing is not None:
-            return RegistrationResult("blocked", pid, f"An account with the identifier {pid} already exists "
-                                      f"({existing.get('first_name', '')} {existing.get('last_name', '')}): update it "
-                                      "instead of creating a second one.", validation.issues, user=existing,
-                                      calls=client.calls - start)
-        created = client.create_user(validation.record)
-        if client.dry_run:
-            return RegistrationResult("planned", pid, f"Dry run: {pid} would be created; nothing was sent.",
-                                      validation.issues, calls=client.calls - start)
-        confirmed = client.get_user(created.get("primary_id") or pid)
+        if search is None:
+            existing = client.find_user(pid)
+            if existing is not None:
+                return RegistrationResult(
+                    "blocked", pid, f"An account with the identifier {pid} already exists ({existing.get('first_name', '')} "
+                    f"{existing.get('last_name', '')}): update it instead of creating a second one.", validation.issues,
+                    user=existing, calls=client.calls - start)
+        created = client.create_user(validation.record) or {}
     except AlmaError as exc:
         return RegistrationResult("failed", pid, explain_alma_error(exc, validation.record), validation.issues,
                                   calls=client.calls - start)
-    merge_from = list(search.merge_from) if search else []
+    if client.dry_run:
+        extra = f" A merge request {', '.join(merge_from)} → {pid} would be recorded." if merge_from else ""
+        return RegistrationResult("planned", pid, f"Dry run: {pid} would be created; nothing was sent.{extra}",
+                                  validation.issues, merge_from=merge_from, calls=client.calls - start)
+    new_id = str(created.get("primary_id") or pid)
+    notes = []
     for old in merge_from:
         if merge_requests is not None:
-            record_merge_request(merge_requests, old, confirmed["primary_id"],
+            record_merge_request(merge_requests, old, new_id,
                                  "old account of the same person; new account for the new affiliation")
-    return RegistrationResult("created", confirmed["primary_id"], f"Created {confirmed['primary_id']} and confirmed "
-                              "it in Alma.", validation.issues, user=confirmed, merge_from=merge_from,
-                              calls=client.calls - start)
+            notes.append(f"Merge request {old} → {new_id} added to {merge_requests}.")
+        else:
+            notes.append(f"Ask a user administrator to merge the old account {old} into {new_id}.")
+    try:
+        confirmed = client.get_user(new_id)
+    except AlmaError as exc:
+        # The POST succeeded, so the account exists: say so, never "failed" (a retry would make a duplicate).
+        return RegistrationResult("created", new_id, f"Created {new_id}, but Alma could not confirm it just now "
+                                  f"({explain_alma_error(exc)}) Look it up before doing anything else.",
+                                  validation.issues, user=created or None, merge_from=merge_from,
+                                  calls=client.calls - start)
+    message = " ".join([f"Created {confirmed['primary_id']} and confirmed it in Alma.", *notes])
+    return RegistrationResult("created", confirmed["primary_id"], message, validation.issues, user=confirmed,
+                              merge_from=merge_from, calls=client.calls - start)
 
 
 def convert_to_sis(client, primary_id: str, policy: Policy, *, sis_ids: set[str] | None = None) -> RegistrationResult:
@@ -589,15 +622,22 @@ def convert_to_sis(client, primary_id: str, policy: Policy, *, sis_ids: set[str]
     Checks first: the account exists and is INTERNAL; its group is one the SIS loads; its primary
     identifier has the SIS format; and, when the current SIS extract's ids are given, the SIS really
     sends this identifier (otherwise the next load cannot match it and the record goes stale).
-    INTERNAL → EXTERNAL is one-way in Alma.
+    INTERNAL → EXTERNAL is one-way in Alma, so a dry-run client is the way to run the checks alone.
+
+    Returns:
+        ``converted`` (PUT, then a GET confirmed the account is EXTERNAL), ``planned`` (dry run: the checks
+        passed), ``blocked`` (a check failed; the message says which and what to do) or ``failed``.
     """
     from almatools.errors import AlmaError
 
     start = client.calls
+    primary_id = "".join(str(primary_id or "").split())
+    if not primary_id:
+        return RegistrationResult("failed", "", "Enter the primary identifier of the account to convert.")
     try:
         record = client.find_user(primary_id)
     except AlmaError as exc:
-        return RegistrationResult("failed", primary_id, explain_alma_error(exc))
+        return RegistrationResult("failed", primary_id, explain_alma_error(exc), calls=client.calls - start)
     if record is None:
         return RegistrationResult("failed", primary_id, f"No account {primary_id} in Alma.", calls=client.calls - start)
     pid = record["primary_id"]
@@ -613,20 +653,30 @@ def convert_to_sis(client, primary_id: str, policy: Policy, *, sis_ids: set[str]
     if sis_ids is not None and pid.casefold() not in {s.casefold() for s in sis_ids}:
         problems.append(f"The current SIS extract does not have {pid}: the next load would not update it.")
     if problems:
-        return RegistrationResult("blocked", pid, " ".join(problems), calls=client.calls - start)
+        return RegistrationResult("blocked", pid, " ".join(problems), user=record, calls=client.calls - start)
+
+    profile = policy.sis_profiles[0]
 
     def make_external(user: dict[str, Any]) -> None:
         user["account_type"] = {"value": "EXTERNAL"}
-        user["external_id"] = policy.sis_profiles[0]
+        user["external_id"] = profile
         user.pop("password", None)
 
     try:
         updated = client.put_user(pid, _changed(record, make_external))
+        if client.dry_run:
+            return RegistrationResult("planned", pid, f"Dry run: the checks passed; {pid} would become SIS-managed "
+                                      f"(external id {profile}). Nothing was sent.", user=record,
+                                      calls=client.calls - start)
+        confirmed = client.get_user(pid)
     except AlmaError as exc:
         return RegistrationResult("failed", pid, explain_alma_error(exc, record), calls=client.calls - start)
-    return RegistrationResult("converted" if not client.dry_run else "planned", pid,
-                              f"{pid} is now SIS-managed (external id {policy.sis_profiles[0]}).", user=updated,
-                              calls=client.calls - start)
+    if _code(confirmed.get("account_type")) != "EXTERNAL":
+        return RegistrationResult("failed", pid, f"Alma accepted the change but {pid} is still "
+                                  f"{_code(confirmed.get('account_type'))}: check the record in Alma.",
+                                  user=confirmed, calls=client.calls - start)
+    return RegistrationResult("converted", pid, f"{pid} is now SIS-managed (external id {profile}); the next SIS "
+                              "load updates it.", user=confirmed or updated, calls=client.calls - start)
 
 
 def _changed(record: dict[str, Any], change) -> dict[str, Any]:

@@ -70,7 +70,8 @@ def prepare(data_dir: Path | str | None = None, *, users: int = DEFAULT_USERS, s
                 leftover.unlink()
             store = Store(db)
         log.info("generating the sandbox institution: %d users (seed %d) in %s", users, seed, folder)
-        made = generate_institution(folder, users=users, seed=seed, sink=store.insert_many, progress=progress)
+        with store.bulk_load():  # one transaction, indexes built once at the end
+            made = generate_institution(folder, users=users, seed=seed, sink=store.insert_many, progress=progress)
         store.meta_set(_BUILT, json.dumps({"users": made.users, "seed": made.seed, "today": made.today.isoformat()}))
     elif (info.get("users"), info.get("seed")) != (users, seed):
         log.warning("the sandbox in %s holds %s users from seed %s; pass reset to generate %d users from seed %d",

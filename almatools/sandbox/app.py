@@ -495,8 +495,12 @@ def _merge_segments(incoming: list[dict[str, Any]], existing: list[dict[str, Any
     segments the external ones; a kind that does not come in stays. An empty list deletes them all."""
     if not incoming:
         return []
-    kinds = {item["segment_type"] for item in incoming}
-    return [*incoming, *(item for item in existing if item.get("segment_type") not in kinds)]
+
+    def kind(item: dict[str, Any]) -> str:  # a blank type on an EXTERNAL user means External
+        return "Internal" if str(item.get("segment_type") or "").lower() == "internal" else "External"
+
+    kinds = {kind(item) for item in incoming}
+    return [*incoming, *(item for item in existing if kind(item) not in kinds)]
 
 
 def _updated(existing: dict[str, Any], body: dict[str, Any], override: set[str], now: dt.datetime) -> dict[str, Any]:
@@ -771,6 +775,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(store: Store, *, api_key: str, knobs: Knobs) -> Starlette:
+    from almatools.sandbox.analytics import analytics_report
+
     """The sandbox's ASGI app.
 
     Args:
@@ -784,11 +790,12 @@ def create_app(store: Store, *, api_key: str, knobs: Knobs) -> Starlette:
             Route(f"{base}/users", list_users, methods=["GET"]),
             Route(f"{base}/users", create_user, methods=["POST"]),
             Route(f"{base}/users/operation/test", test_operation, methods=["GET", "POST"]),
-            Route(f"{base}/users/{{user_id}}", get_user, methods=["GET"]),
-            Route(f"{base}/users/{{user_id}}", update_user, methods=["PUT"]),
-            Route(f"{base}/users/{{user_id}}", delete_user, methods=["DELETE"]),
-            Route(f"{base}/users/{{user_id}}", user_operation, methods=["POST"]),
+            Route(f"{base}/users/{{user_id:path}}", get_user, methods=["GET"]),
+            Route(f"{base}/users/{{user_id:path}}", update_user, methods=["PUT"]),
+            Route(f"{base}/users/{{user_id:path}}", delete_user, methods=["DELETE"]),
+            Route(f"{base}/users/{{user_id:path}}", user_operation, methods=["POST"]),
             Route(f"{base}/conf/code-tables/{{name}}", code_table, methods=["GET"]),
+            Route(f"{base}/analytics/reports", analytics_report, methods=["GET"]),
             Route("/sandbox/merge", merge_users, methods=["POST"]),
         ],
         exception_handlers={AlmaError: _alma_error, HTTPException: _http_error},

@@ -67,6 +67,12 @@ def test_notebooks_are_committed_clean_with_a_parameters_cell(path):
     assert code, "a notebook without code"
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), "outputs committed"
     assert "parameters" in code[0].get("metadata", {}).get("tags", []), "first code cell must be tagged parameters"
+    # papermill must read every parameter (it cannot parse a line with a second "=", e.g. in a comment)
+    import papermill
+
+    assigned = [line.split(":")[0].split("=")[0].strip() for line in "".join(code[0]["source"]).splitlines()
+                if line.strip() and not line.lstrip().startswith("#")]
+    assert [p["name"] for p in papermill.inspect_notebook(str(path)).values()] == assigned
 
 
 def test_every_dependency_has_a_lower_bound():

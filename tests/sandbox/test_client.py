@@ -283,3 +283,29 @@ def test_the_key_never_shows(sandbox, knobs, caplog):
     texts += [r.getMessage() for r in caplog.records]
     assert caplog.records  # the client did log
     assert not [t for t in texts if sandbox.api_key in t]
+
+
+def test_identifiers_with_a_slash_round_trip(client):
+    # Alma ids may hold "/" (a typed-in "CB/211926"); the client encodes it and the lookup still works.
+    user = client.create_user(new_user(primary_id="CB/" + uuid.uuid4().hex[:6]))
+    assert client.get_user(user["primary_id"])["primary_id"] == user["primary_id"]
+    client.delete_user(user["primary_id"])
+    assert client.find_user(user["primary_id"]) is None
+
+
+def test_analytics_users_report_pages_through_to_every_user(client, sandbox):
+    from almatools.sandbox.analytics import USERS_REPORT_PATH
+
+    rows = list(client.analytics_rows(USERS_REPORT_PATH, limit=1000))
+    assert len(rows) == sandbox.store.count()
+    assert len({r["Primary Identifier"] for r in rows}) == len(rows)
+    some = next(r for r in rows if r["User Group Code"] == "ALUMNI")
+    user = client.get_user(some["Primary Identifier"])
+    assert some["Last Name"] == user["last_name"] and some["Account Type"] == user["account_type"]["value"]
+    assert all("Middle Name" in r for r in rows)  # empty cells come back as "" under their heading
+
+
+def test_analytics_wrong_path_fails_at_once(client):
+    with pytest.raises(ServerError, match="Path not found"):
+        list(client.analytics_rows("/shared/Nowhere/Reports/Nothing"))
+    assert client.calls == 1

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextlib
 import logging
+import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
@@ -142,8 +144,8 @@ def test_repr_and_logs_hide_the_key(store: Store, caplog: pytest.LogCaptureFixtu
     assert server_side and not any(secret in record.getMessage() for record in server_side)
 
 
-def synthetic(n: int) -> Iterator[dict]:
-    for i in range(n):
+def synthetic(n: int, start: int = 0) -> Iterator[dict]:
+    for i in range(start, start + n):
         yield {
             "record_type": {"value": "PUBLIC", "desc": "Public"}, "primary_id": f"S{i:07d}",
             "first_name": f"First{i % 997}", "last_name": f"Last{i % 9973}", "password": "",
@@ -155,6 +157,24 @@ def synthetic(n: int) -> Iterator[dict]:
                                  "segment_type": "External"}],
             "loans": {"value": i % 3},
         }
+
+
+def test_bulk_load_block_is_one_transaction_and_rebuilds_indexes(tmp_path: Path, http: requests.Session) -> None:
+    path = tmp_path / "bulk.sqlite"
+    with Store(path) as store:
+        with pytest.raises(RuntimeError), store.bulk_load():
+            store.insert_many(synthetic(500))
+            raise RuntimeError("the generator failed")
+        assert store.count() == 0
+        with store.bulk_load():
+            for start in range(0, 3000, 1000):  # as a generator's sink is called, batch by batch
+                store.insert_many(synthetic(1000, start))
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            indexes = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert {"users_by_last", "users_by_first", "ids_by_key"} <= indexes
+        with SandboxServer(store, api_key=KEY) as server:
+            assert get(http, server, "/users/bc000002999").json()["primary_id"] == "S0002999"
+            assert get(http, server, order_by="first_name", limit=1).json()["user"][0]["first_name"] == "First0"
 
 
 @pytest.mark.slow

@@ -286,6 +286,14 @@ def test_create_with_a_taken_identifier_is_401851(api: Api, overrides: dict, mes
     assert error_of(api("POST", "/users", json=new_user(**overrides))) == (400, "401851", message)
 
 
+def test_an_identifier_may_repeat_the_own_primary_id(api: Api) -> None:
+    body = new_user(primary_id="SELF-ID-1", user_identifier=[{"value": "self-id-1", "id_type": {"value": "UNIV_ID"}}])
+    created = api("POST", "/users", json=body)
+    assert created.status_code == 200
+    assert api("PUT", "/users/SELF-ID-1", json={**created.json(), "first_name": "Selma"}).status_code == 200
+    assert api("GET", "/users/self-id-1", params={"user_id_type": "UNIV_ID"}).json()["first_name"] == "Selma"
+
+
 @pytest.mark.parametrize("body, content_type", [
     (b'{"primary_id": ', "application/json"), (b"[1, 2]", "application/json"),
     (b"<user><primary_id>x</user>", "application/xml"), (b"<other/>", "application/xml"),
@@ -371,6 +379,16 @@ def test_put_on_an_external_user_replaces_segments_by_kind(api: Api) -> None:
         ("External", "new sis note"), ("Internal", "other staff note")]
     emptied = api("PUT", f"/users/{user['primary_id']}", json={**updated, "user_note": []}).json()
     assert emptied["user_note"] == []
+
+
+def test_put_on_a_loaded_external_user_treats_blank_segments_as_external(api: Api, server: SandboxServer) -> None:
+    loaded = stored_user("SISLOAD1", "Sis", "Loaded", account_type={"value": "EXTERNAL", "desc": "External"},
+                         external_id="SIS", user_identifier=[{"value": "SIS-BC-1", "id_type": {"value": "BARCODE"}}])
+    server.store.insert_many([loaded])
+    user = api("GET", "/users/SISLOAD1").json()
+    updated = api("PUT", "/users/SISLOAD1", json={**user, "user_identifier": [
+        {"value": "SIS-BC-2", "id_type": {"value": "BARCODE"}, "segment_type": "External"}]})
+    assert [item["value"] for item in updated.json()["user_identifier"]] == ["SIS-BC-2"]
 
 
 def test_put_on_an_external_user_keeps_protected_fields_that_arrive_empty(api: Api) -> None:

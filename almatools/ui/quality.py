@@ -1,0 +1,142 @@
+"""The findings panel: filter a quality run's findings, look at a duplicate cluster side by side, export."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from types import SimpleNamespace
+
+import ipywidgets as widgets
+import pandas as pd
+
+from almatools.quality.catalog import RULES
+from almatools.quality.run import DUPLICATE_COLUMNS, QualityResult
+
+__all__ = ["build_findings_panel", "filter_findings", "cluster_html"]
+
+_SHOWN = ["rule_id", "severity", "primary_id", "other_primary_id", "user_group", "message"]
+_RECORD_FIELDS = ["primary_id", "first_name", "middle_name", "last_name", "birth_date", "user_group", "account_type",
+                  "external_id", "status", "expiry_date", "purge_date", "email", "emails", "phone", "identifiers",
+                  "line1", "city", "postal_code", "patron_type", "roles"]
+_ALL = "(all)"
+
+
+def filter_findings(findings: pd.DataFrame, *, rules: tuple[str, ...] = (), groups: tuple[str, ...] = (),
+                    severity: str = _ALL) -> pd.DataFrame:
+    """The findings of the given rules, user groups and severity (an empty choice keeps all)."""
+    keep = pd.Series(True, index=findings.index)
+    if rules:
+        keep &= findings["rule_id"].isin(rules)
+    if groups:
+        keep &= findings["user_group"].isin(groups)
+    if severity and severity != _ALL:
+        keep &= findings["severity"] == severity
+    return findings[keep]
+
+
+def _table(frame: pd.DataFrame, columns: list[str]) -> str:
+    head = "".join(f"<th style='text-align:left;padding:2px 8px'>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td style='padding:2px 8px'>{html.escape(str(v))}</td>" for v in row) + "</tr>"
+                   for row in frame[columns].fillna("").itertuples(index=False))
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def cluster_html(result: QualityResult, cluster_id: str) -> str:
+    """The records of a duplicate cluster side by side; fields whose values differ are highlighted."""
+    members = result.clusters.loc[result.clusters["cluster_id"] == cluster_id, "primary_id"].astype(str).tolist()
+    users = result.users[result.users["primary_id"].astype(str).isin(members)].drop_duplicates("primary_id")
+    users = users.set_index(users["primary_id"].astype(str)).reindex(members)
+    fields = [f for f in _RECORD_FIELDS if f in users.columns]
+    head = "".join(f"<th style='text-align:left;padding:2px 8px'>{html.escape(m)}</th>" for m in members)
+    rows = []
+    for f in fields:
+        values = ["" if pd.isna(v) else str(v) for v in users[f]]
+        differs = len({v.casefold() for v in values}) > 1
+        style = "background:#fff3b0" if differs else ""
+        cells = "".join(f"<td style='padding:2px 8px;{style}'>{html.escape(v)}</td>" for v in values)
+        rows.append(f"<tr><th style='text-align:left;padding:2px 8px'>{f}</th>{cells}</tr>")
+    pairs = result.pairs[result.pairs["cluster_id"] == cluster_id]
+    links = "".join(f"<li>{html.escape(str(p.primary_id_l))} ~ {html.escape(str(p.primary_id_r))}: "
+                    f"{p.match_probability:.3f}, {html.escape(str(p.evidence))}</li>" for p in pairs.itertuples())
+    return (f"<table><thead><tr><th></th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+            f"<ul>{links}</ul>")
+
+
+def build_findings_panel(result: QualityResult, *, export_dir: str | Path = "quality-output",
+                         max_rows: int = 200) -> widgets.VBox:
+    """A panel over a quality run.
+
+    Filters (rule and user group: pick several, none means all; severity), the matching findings as a
+    table (the first ``max_rows``), a duplicate-cluster picker that shows the cluster's records side by
+    side with differing fields highlighted, and an Export button that writes the filtered findings and
+    the duplicates to a folder as CSV or Excel.
+
+    The widgets are also reachable as ``panel.controls`` (``rule``, ``group``, ``severity``, ``count``,
+    ``table``, ``cluster``, ``cluster_view``, ``folder``, ``format``, ``export``, ``status``), for tests
+    and scripts: set ``.value``, call ``.click()``.
+    """
+    findings = result.findings
+    by_rule = findings["rule_id"].value_counts()
+    rule = widgets.SelectMultiple(options=[(f"{r} ({by_rule[r]:,}): {RULES[r].title}", r) for r in RULES
+                                           if r in by_rule.index], description="Rule", rows=6,
+                                  layout=widgets.Layout(width="95%"))
+    groups = sorted(g for g in findings["user_group"].dropna().unique() if g)
+    group = widgets.SelectMultiple(options=groups, description="User group", rows=min(6, max(len(groups), 1)))
+    severity = widgets.Dropdown(options=[_ALL, "error", "warning", "info"], value=_ALL, description="Severity")
+    count, table = widgets.HTML(), widgets.HTML()
+
+    def refresh(_=None) -> None:
+        shown = filter_findings(findings, rules=tuple(rule.value), groups=tuple(group.value), severity=severity.value)
+        count.value = (f"<b>{len(shown):,}</b> findings on <b>{shown['primary_id'].nunique():,}</b> records"
+                       + (f" (the first {max_rows:,} below)" if len(shown) > max_rows else ""))
+        table.value = _table(shown.head(max_rows), _SHOWN)
+
+    for w in (rule, group, severity):
+        w.observe(refresh, names="value")
+    refresh()
+
+    clusters = result.clusters
+    names = clusters.groupby("cluster_id", sort=True).agg(
+        n=("primary_id", "size"), first=("first_name", "first"), last=("last_name", "first"))
+    cluster = widgets.Dropdown(options=[("(pick a duplicate cluster)", "")] + [
+        (f"{cid}: {row.first} {row.last} ({row.n} records)", cid) for cid, row in names.iterrows()],
+        value="", description="Cluster", layout=widgets.Layout(width="60%"))
+    cluster_view = widgets.HTML()
+    cluster.observe(lambda _: setattr(cluster_view, "value", cluster_html(result, cluster.value) if cluster.value
+                                      else ""), names="value")
+
+    folder = widgets.Text(value=str(export_dir), description="Folder")
+    fmt = widgets.Dropdown(options=[("CSV", "csv"), ("Excel", "xlsx")], value="csv", description="Format")
+    export = widgets.Button(description="Export", icon="download", button_style="primary")
+    status = widgets.HTML()
+
+    def do_export(_=None) -> None:
+        shown = filter_findings(findings, rules=tuple(rule.value), groups=tuple(group.value), severity=severity.value)
+        out = Path(folder.value).expanduser()
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            if fmt.value == "xlsx":
+                path = out / "findings.xlsx"
+                with pd.ExcelWriter(path, engine="openpyxl") as xl:
+                    shown.to_excel(xl, sheet_name="findings", index=False)
+                    clusters[list(DUPLICATE_COLUMNS)].to_excel(xl, sheet_name="duplicates", index=False)
+                written = [path]
+            else:
+                written = [out / "findings.csv", out / "duplicates.csv"]
+                shown.to_csv(written[0], index=False)
+                clusters[list(DUPLICATE_COLUMNS)].to_csv(written[1], index=False)
+        except OSError as exc:
+            status.value = f"<span style='color:#990000'>Export failed: {html.escape(str(exc))}</span>"
+            return
+        status.value = f"{len(shown):,} findings written to " + ", ".join(html.escape(str(p)) for p in written)
+
+    export.on_click(do_export)
+    panel = widgets.VBox([
+        widgets.HTML("<h3>Findings</h3>"), rule, widgets.HBox([group, severity]), count, table,
+        widgets.HTML("<h3>Duplicate clusters</h3>"), cluster, cluster_view,
+        widgets.HTML("<h3>Export</h3>"), widgets.HBox([folder, fmt, export]), status,
+    ])
+    panel.controls = SimpleNamespace(rule=rule, group=group, severity=severity, count=count, table=table,
+                                     cluster=cluster, cluster_view=cluster_view, folder=folder, format=fmt,
+                                     export=export, status=status)
+    return panel

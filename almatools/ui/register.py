@@ -1,0 +1,654 @@
+"""Registration panels: one patron (the Quick User Management form), convert to SIS-managed, bulk from CSV.
+
+Each ``build_*`` returns a widget (a ``VBox`` subclass whose parts are attributes) and never displays
+itself, so tests drive a panel headless: set ``panel.fields["last_name"].value``, call
+``panel.register_button.click()``, read ``panel.result.value``. Every part carries a stable CSS class
+(``almatools-<name>``) for the browser test. The logic lives in :mod:`almatools.registration` and
+:mod:`almatools.bulk`; these panels only wire widgets to it.
+
+Passwords stay in their widgets only until the account is created (then the boxes are emptied); they are
+never shown, logged or written to a file.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import html
+import threading
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as widgets
+
+from almatools.client import AlmaClient
+from almatools.errors import AlmaError, AlmaToolsError
+from almatools.policy import Policy
+from almatools.registration import (
+    ExistingSearch,
+    Issue,
+    PatronForm,
+    RegistrationResult,
+    Validation,
+    convert_to_sis,
+    explain_alma_error,
+    find_existing,
+    register,
+    validate,
+)
+from almatools.ui.banner import build_banner
+
+__all__ = ["RegistrationForm", "ConvertPanel", "BulkPanel", "build_registration_form", "build_convert_panel",
+           "build_bulk_panel", "FIELD_LABELS"]
+
+FIELD_LABELS = {
+    "affiliation": "Affiliation", "managed": "Patron has institutional record", "user_group": "User group",
+    "first_name": "First name", "middle_name": "Middle name", "last_name": "Last name",
+    "primary_id": "Primary identifier", "birth_date": "Birth date", "expiry_date": "Expiration date",
+    "purge_date": "Purge date", "email_type": "Email type", "email_address": "Email address",
+    "phone_number": "Phone number", "password": "Password", "password_confirm": "Verify password",
+    "force_password_change": "Force password change on next login", "note": "Note (staff only)",
+}
+_EMAIL_TYPES = [("Personal", "personal"), ("School", "school"), ("Work", "work"), ("Alternative", "alternative")]
+_IDENTIFYING = ("affiliation", "user_group", "managed", "first_name", "last_name", "primary_id", "birth_date",
+                "email_address")
+_RED, _AMBER, _GREY, _GREEN, _BLUE = "#c62828", "#8a5a00", "#555", "#1b5e20", "#0b5394"
+_COLOURS = {"created": _GREEN, "converted": _GREEN, "ready": _GREEN, "checked": _GREEN, "done": _GREEN,
+            "planned": _BLUE, "blocked": _AMBER, "stopped": _AMBER, "failed": _RED}
+_LABEL_WIDTH = "230px"
+# Marks a field in error the way Alma's own form does: a red frame and a pale red background.
+_CSS = (f"<style>.almatools-invalid input, .almatools-invalid textarea, .almatools-invalid select "
+        f"{{border: 2px solid {_RED} !important; background-color: #fff5f5 !important;}}</style>")
+
+
+def _esc(value: Any) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _label(text: str) -> widgets.HTML:
+    return widgets.HTML(value=text, layout=widgets.Layout(width=_LABEL_WIDTH, min_width=_LABEL_WIDTH))
+
+
+def _box(status: str, message: str, extra: str = "") -> str:
+    colour = _COLOURS.get(status, _GREY)
+    return (f'<div style="border-left:6px solid {colour};padding:4px 10px;margin:4px 0">'
+            f'<b style="color:{colour}">{_esc(status.upper())}</b> {_esc(message)}{extra}</div>')
+
+
+def _code(value: Any) -> str:
+    return str(value.get("value") or "") if isinstance(value, dict) else str(value or "")
+
+
+def _record_table(user: dict[str, Any]) -> str:
+    rows = [("Primary identifier", user.get("primary_id")),
+            ("Name", " ".join(str(user.get(k) or "") for k in ("first_name", "middle_name", "last_name")).strip()),
+            ("User group", _code(user.get("user_group"))),
+            ("Account type", _code(user.get("account_type"))), ("External id", user.get("external_id")),
+            ("Status", _code(user.get("status"))), ("Expiration date", str(user.get("expiry_date") or "").rstrip("Z")),
+            ("Purge date", str(user.get("purge_date") or "").rstrip("Z"))]
+    body = "".join(f"<tr><td style='padding:1px 8px;color:{_GREY}'>{k}</td>"
+                   f"<td style='padding:1px 8px'>{_esc(v)}</td></tr>"
+                   for k, v in rows)
+    return f"<table class='almatools-record'>{body}</table>"
+
+
+def _result_html(outcome: RegistrationResult) -> str:
+    extra = _record_table(outcome.user) if outcome.user and outcome.status in ("created", "converted") else ""
+    return _box(outcome.status, outcome.message, extra)
+
+
+def _search_html(search: ExistingSearch) -> str:
+    if not search.candidates:
+        return _box("checked", "No existing account found: by identifier, email or name.")
+    head = "".join(f"<th style='text-align:left;padding:2px 8px'>{c}</th>" for c in
+                   ("Match", "Why", "Primary id", "Name", "Group", "Managed", "Status", "Expires", "Roles"))
+    body = ""
+    for c in search.candidates:
+        managed = "SIS" if c.account_type == "EXTERNAL" else "local"
+        roles = ", ".join("Patron" if r == "200" else r for r in c.roles)
+        body += ("<tr>" + "".join(f"<td style='padding:2px 8px'>{_esc(v)}</td>" for v in (
+            c.score, "; ".join(c.reasons), c.primary_id, c.name, c.user_group, managed, c.status,
+            c.expiry_date.isoformat() if c.expiry_date else "", roles)) + "</tr>")
+    status = "blocked" if search.blocked else "found"
+    advice = "".join(f"<li>{_esc(a)}</li>" for a in search.advice)
+    return (f"<div class='almatools-candidates'><b style='color:{_AMBER if search.blocked else _BLUE}'>"
+            f"{len(search.candidates)} existing account(s) found, best match first ({status}).</b>"
+            f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table><ul>{advice}</ul></div>")
+
+
+class _DryRunSwitch:
+    """The dry-run checkbox and the client it selects: the panel's client, or a copy with ``dry_run`` flipped.
+
+    The copy shares the original's HTTP session and throttle (and so its key, which it never shows).
+    """
+
+    def __init__(self, client: AlmaClient) -> None:
+        self.client = client
+        self._other: AlmaClient | None = None
+        self.checkbox = widgets.Checkbox(value=bool(client.dry_run), indent=False, layout=widgets.Layout(width="auto"),
+                                         description="Dry run: check and plan, write nothing to Alma")
+        self.checkbox.add_class("almatools-dry_run")
+        self.banner = widgets.HTML(value=build_banner(client).value, layout=widgets.Layout(width="100%"))
+        self.banner.add_class("almatools-banner")
+        self.checkbox.observe(lambda _: setattr(self.banner, "value", build_banner(self.active).value), "value")
+
+    @property
+    def active(self) -> AlmaClient:
+        if self.checkbox.value == bool(self.client.dry_run):
+            return self.client
+        if self._other is None:
+            other = copy.copy(self.client)
+            other.dry_run = not self.client.dry_run
+            other.planned_writes = []
+            self._other = other
+        return self._other
+
+
+class RegistrationForm(widgets.VBox):
+    """The single-patron registration panel (see :func:`build_registration_form`).
+
+    Attributes:
+        fields: the input widgets by field name (``PatronForm`` names plus ``password_confirm``).
+        messages: the message beside each field (an ``HTML`` widget), by field name.
+        dry_run: the dry-run checkbox; banner: the environment banner (it says DRY RUN when on).
+        check_button: "Check for existing accounts"; register_button: "Register" (enabled only when valid);
+        clear_button: "New patron" (empties the form).
+        status: what is still missing; existing: the accounts found; result: the outcome.
+        validation: the latest :class:`~almatools.registration.Validation`; search: the latest
+        :class:`~almatools.registration.ExistingSearch` (or None); outcome: the latest
+        :class:`~almatools.registration.RegistrationResult` (or None).
+    """
+
+    def __init__(self, client: AlmaClient, policy: Policy, *, merge_requests: str | Path | None = None,
+                 today: date | None = None) -> None:
+        self.client, self.policy, self.merge_requests = client, policy, merge_requests
+        self._today = today
+        self.switch = _DryRunSwitch(client)
+        self.dry_run, self.banner = self.switch.checkbox, self.switch.banner
+        self.validation: Validation | None = None
+        self.search: ExistingSearch | None = None
+        self.outcome: RegistrationResult | None = None
+        self._search_key: tuple | None = None
+        self._touched: set[str] = set()
+        self._show_all = False
+        self._quiet = False
+
+        text = {"placeholder": ""}
+        self.fields: dict[str, widgets.Widget] = {
+            "affiliation": widgets.Dropdown(options=[("(choose)", "")] + [(a.label, k) for k, a in policy.affiliations.items()],
+                                            value=""),
+            "managed": widgets.ToggleButtons(options=[("Yes: SIS-managed", "sis"), ("No: locally managed", "local")],
+                                             value="local", style={"button_width": "175px"},
+                                             tooltips=["The SIS load keeps the record up to date (EXTERNAL)",
+                                                       "Staff keep the record up to date (INTERNAL)"]),
+            "user_group": widgets.Dropdown(options=[("(from the affiliation)", "")] +
+                                           [(f"{c}: {g.description}", c) for c, g in policy.groups.items()], value=""),
+            "first_name": widgets.Text(**text), "middle_name": widgets.Text(**text), "last_name": widgets.Text(**text),
+            "primary_id": widgets.Text(**text),
+            "birth_date": widgets.Text(placeholder="YYYY-MM-DD"),
+            "expiry_date": widgets.Text(placeholder="YYYY-MM-DD"), "purge_date": widgets.Text(placeholder="YYYY-MM-DD"),
+            "email_type": widgets.Dropdown(options=_EMAIL_TYPES, value="personal"),
+            "email_address": widgets.Text(placeholder="name@example.org"),
+            "phone_number": widgets.Text(**text),
+            "password": widgets.Password(placeholder="a temporary password"),
+            "password_confirm": widgets.Password(placeholder="the same again"),
+            "force_password_change": widgets.Checkbox(value=True, indent=False, description="(recommended)"),
+            "note": widgets.Textarea(placeholder="seen by staff only", rows=2),
+        }
+        self.messages = {name: widgets.HTML(layout=widgets.Layout(margin="0 0 0 8px")) for name in self.fields}
+        self.labels = {name: _label(FIELD_LABELS[name]) for name in self.fields}
+        rows = {}
+        for name, widget in self.fields.items():
+            if isinstance(widget, (widgets.Text, widgets.Password, widgets.Dropdown, widgets.Textarea)):
+                widget.layout.width, widget.layout.min_width = "300px", "300px"
+            widget.add_class(f"almatools-{name}")
+            widget.add_class("almatools-field")
+            self.messages[name].add_class(f"almatools-msg-{name}")
+            rows[name] = widgets.HBox([self.labels[name], widget, self.messages[name]])
+            widget.observe(lambda change, n=name: self._changed(n), "value")
+        self.password_box = widgets.VBox([rows["password"], rows["password_confirm"], rows["force_password_change"]])
+        self.password_box.add_class("almatools-password-box")
+
+        self.check_button = widgets.Button(description="Check for existing accounts", icon="search",
+                                           layout=widgets.Layout(width="auto"))
+        self.register_button = widgets.Button(description="Register", button_style="primary", icon="user-plus",
+                                              disabled=True)
+        self.clear_button = widgets.Button(description="New patron", icon="eraser")
+        for name, button in (("check", self.check_button), ("register", self.register_button),
+                             ("clear", self.clear_button)):
+            button.add_class(f"almatools-{name}")
+        self.status, self.existing, self.result = widgets.HTML(), widgets.HTML(), widgets.HTML()
+        for name in ("status", "existing", "result"):
+            getattr(self, name).add_class(f"almatools-{name}")
+        self.check_button.on_click(self._check)
+        self.register_button.on_click(self._register)
+        self.clear_button.on_click(self._clear)
+
+        def section(title: str) -> widgets.HTML:
+            return widgets.HTML(f"<h4 style='margin:10px 0 2px 0'>{title}</h4>")
+
+        super().__init__([
+            widgets.HTML(_CSS), self.banner, self.dry_run,
+            widgets.HTML(f"<span style='color:{_GREY}'>Fields marked ★ are required by {_esc(policy.name)}.</span>"),
+            section("Who"), rows["affiliation"], rows["managed"], rows["user_group"],
+            section("Name and identifier"), rows["first_name"], rows["middle_name"], rows["last_name"],
+            rows["primary_id"], rows["birth_date"],
+            section("Dates"), rows["expiry_date"], rows["purge_date"],
+            section("Contact"), rows["email_type"], rows["email_address"], rows["phone_number"],
+            self.password_box, rows["note"],
+            widgets.HBox([self.check_button, self.register_button, self.clear_button]),
+            self.status, self.existing, self.result,
+        ])
+        self.add_class("almatools-register-form")
+        self._refresh()
+
+    # -- reading the widgets ----------------------------------------------------------------------
+
+    @property
+    def today(self) -> date:
+        return self._today or date.today()
+
+    @property
+    def active_client(self) -> AlmaClient:
+        """The client the panel writes with: dry-run when the switch is on."""
+        return self.switch.active
+
+    def _password_wanted(self) -> str:
+        """The password mode for the form as it stands: ``none``, ``temporary`` or ``optional``."""
+        if self.fields["managed"].value == "sis":
+            return "none"
+        group = self.policy.group(self._group_code())
+        return group.password if group else "optional"
+
+    def _group_code(self) -> str:
+        affiliation = self.policy.affiliations.get(self.fields["affiliation"].value)
+        return self.fields["user_group"].value or (affiliation.group if affiliation else "")
+
+    def patron_form(self) -> PatronForm:
+        """The form as typed (the password only when the procedure wants one)."""
+        f = {name: w.value for name, w in self.fields.items()}
+        with_password = self._password_wanted() != "none"
+        return PatronForm(affiliation=f["affiliation"], first_name=f["first_name"], middle_name=f["middle_name"],
+                          last_name=f["last_name"], primary_id=f["primary_id"], user_group=f["user_group"],
+                          managed=f["managed"], expiry_date=f["expiry_date"] or None,
+                          purge_date=f["purge_date"] or None, email_address=f["email_address"],
+                          email_type=f["email_type"], birth_date=f["birth_date"] or None,
+                          phone_number=f["phone_number"], password=f["password"] if with_password else "",
+                          force_password_change=bool(f["force_password_change"]), note=f["note"])
+
+    def _key(self) -> tuple:
+        return tuple(str(self.fields[n].value).strip().casefold() for n in _IDENTIFYING)
+
+    # -- live validation --------------------------------------------------------------------------
+
+    def _changed(self, name: str) -> None:
+        if self._quiet:
+            return
+        self._touched.add(name)
+        if name in ("affiliation", "user_group"):
+            self._apply_defaults(name)
+        self._refresh()
+
+    def _apply_defaults(self, name: str) -> None:
+        """The affiliation sets the group and the SIS choice; the group sets the default expiration date."""
+        self._quiet = True
+        try:
+            affiliation = self.policy.affiliations.get(self.fields["affiliation"].value)
+            if name == "affiliation" and affiliation:
+                self.fields["user_group"].value = affiliation.group
+                self.fields["managed"].value = affiliation.managed
+            group = self.policy.group(self._group_code())
+            if group and "expiry_date" not in self._touched:
+                self.fields["expiry_date"].value = (self.today + timedelta(days=group.default_expiry_days)).isoformat()
+        finally:
+            self._quiet = False
+
+    def _required(self) -> set[str]:
+        needed = {"affiliation", *(f for f in self.policy.mandatory if f in self.fields)}
+        if self._password_wanted() == "temporary":
+            needed |= {"password", "password_confirm"}
+        return needed
+
+    def _refresh(self, show_all: bool = False) -> Validation:
+        """Validate the form, mark fields, enable Register only when nothing blocks."""
+        self._show_all = self._show_all or show_all
+        wanted = self._password_wanted()
+        self.password_box.layout.display = "none" if wanted == "none" else ""
+        group = self.policy.group(self._group_code())
+        self.fields["primary_id"].placeholder = group.id_hint if group else "choose the affiliation first"
+        required = self._required()
+        for name, label in self.labels.items():
+            label.value = _esc(FIELD_LABELS[name]) + (f" <b style='color:{_RED}'>★</b>" if name in required else "")
+
+        checked = validate(self.patron_form(), self.policy, today=self.today)
+        issues = list(checked.issues)
+        pw, again = self.fields["password"].value, self.fields["password_confirm"].value
+        if wanted != "none" and (pw or again) and pw != again:
+            issues.append(Issue("PASSWORDS_DIFFER", "error", "password_confirm",
+                                "The two passwords differ: type the same password in both boxes."))
+        elif wanted == "temporary" and not again:
+            issues.append(Issue("MISSING_FIELD", "error", "password_confirm", "Type the password again."))
+        self.validation = checked
+        by_field: dict[str, list[Issue]] = {}
+        for issue in issues:
+            by_field.setdefault(issue.field if issue.field in self.fields else "affiliation", []).append(issue)
+        for name, widget in self.fields.items():
+            shown = [i for i in by_field.get(name, [])
+                     if i.severity == "info" or self._show_all or name in self._touched]
+            errors = [i for i in shown if i.blocking]
+            if errors:
+                widget.add_class("almatools-invalid")  # red through the panel's style sheet (_CSS)
+            else:
+                widget.remove_class("almatools-invalid")
+            self.messages[name].value = "<br>".join(
+                f"<span style='color:{_RED if i.blocking else _AMBER if i.severity == 'warning' else _GREY}'>"
+                f"{_esc(i.message)}</span>" for i in shown)
+        blocking = [i for i in issues if i.blocking]
+        self.register_button.disabled = bool(blocking)
+        if blocking:
+            names = list(dict.fromkeys(FIELD_LABELS.get(i.field, i.field) for i in blocking))
+            self.status.value = f"<span style='color:{_GREY}'>Still to fix before registering: {_esc(', '.join(names))}.</span>"
+        else:
+            self.status.value = f"<span style='color:{_GREEN}'>The form is complete: check for existing accounts, then register.</span>"
+        if self.search is not None and self._search_key != self._key():
+            self.existing.value = (f"<span style='color:{_GREY}'>The form changed since the last check; "
+                                   "Register checks again first.</span>")
+        return checked
+
+    # -- actions ----------------------------------------------------------------------------------
+
+    def _run_search(self) -> ExistingSearch | None:
+        try:
+            search = find_existing(self.active_client, self.patron_form(), self.policy, today=self.today)
+        except AlmaError as exc:
+            self.search, self._search_key = None, None
+            self.existing.value = _box("failed", explain_alma_error(exc))
+            return None
+        self.search, self._search_key = search, self._key()
+        self.existing.value = _search_html(search)
+        return search
+
+    def _check(self, _=None) -> None:
+        self._refresh(show_all=True)
+        form = self.patron_form()
+        if not (form.primary_id.strip() or form.email_address.strip() or (form.first_name and form.last_name)):
+            self.existing.value = _box("failed", "Enter the primary identifier, the email address or the name first.")
+            return
+        self._run_search()
+
+    def _register(self, _=None) -> None:
+        checked = self._refresh(show_all=True)
+        if self.register_button.disabled or not checked.ok:
+            self.result.value = _box("failed", "Fix the fields marked in red first.")
+            return
+        search = self.search if self._search_key == self._key() else None
+        if search is None:
+            search = self._run_search()
+            if search is None:
+                self.result.value = _box("failed", "The check for existing accounts failed, so nothing was created.")
+                return
+            if search.candidates and not search.blocked:
+                self.result.value = _box("blocked", "Accounts that may belong to this person are listed above. Read "
+                                                    "them, then click Register again to create the new account.")
+                return
+        self.outcome = outcome = register(self.active_client, checked, search=search,
+                                          merge_requests=self.merge_requests)
+        self.result.value = _result_html(outcome)
+        if outcome.status in ("created", "planned"):
+            self._quiet = True
+            self.fields["password"].value = self.fields["password_confirm"].value = ""
+            self._quiet = False
+            self.search, self._search_key = None, None  # the person now exists: a second click is refused
+            self._touched.clear()
+            self._show_all = False
+            self._refresh()
+            self.status.value = (f"<span style='color:{_GREEN}'>Registered. Click New patron to register someone "
+                                 "else.</span>")
+
+    def _clear(self, _=None) -> None:
+        self._quiet = True
+        try:
+            for name, widget in self.fields.items():
+                if name == "managed":
+                    widget.value = "local"
+                elif name == "email_type":
+                    widget.value = "personal"
+                elif name == "force_password_change":
+                    widget.value = True
+                else:
+                    widget.value = ""
+        finally:
+            self._quiet = False
+        self._touched.clear()
+        self._show_all = False
+        self.search, self._search_key, self.outcome = None, None, None
+        self.existing.value = self.result.value = ""
+        self._refresh()
+
+
+def build_registration_form(client: AlmaClient, policy: Policy, *, merge_requests: str | Path | None = None,
+                            today: date | None = None) -> RegistrationForm:
+    """The single-patron registration form of both staff procedures.
+
+    Fields marked ★ are the policy's mandatory ones; the affiliation fills in the group, the SIS choice and
+    a default expiration date; the password boxes appear only for locally managed patrons whose group
+    gets an Alma password. Fields turn red with the message beside them as soon as they are touched (all
+    of them once staff click a button); "Register" is enabled only when nothing blocks. "Register" always
+    searches for existing accounts first (if the form changed since "Check for existing accounts"); when
+    it finds possible matches it shows them and waits for a second click.
+
+    Args:
+        client: the Alma client (a dry-run client, or the dry-run switch, plans instead of writing).
+        policy: the institution's policy.
+        merge_requests: the merge-request CSV that seed 003's old → new requests are appended to.
+        today: the date validation and defaults judge by (default: today).
+    """
+    return RegistrationForm(client, policy, merge_requests=merge_requests, today=today)
+
+
+class ConvertPanel(widgets.VBox):
+    """Convert a locally managed patron to SIS-managed (see :func:`build_convert_panel`).
+
+    Attributes:
+        primary_id: the identifier box; check_button: runs the checks (a dry run);
+        convert_button: converts, enabled only after a passing check of the same identifier;
+        result: the outcome; outcome: the latest :class:`~almatools.registration.RegistrationResult`.
+    """
+
+    def __init__(self, client: AlmaClient, policy: Policy, *, sis_ids: set[str] | None = None) -> None:
+        self.client, self.policy, self.sis_ids = client, policy, sis_ids
+        self.outcome: RegistrationResult | None = None
+        self._checked_id: str | None = None
+        self.primary_id = widgets.Text(placeholder="primary identifier of a locally managed patron")
+        self.check_button = widgets.Button(description="Check", icon="search")
+        self.convert_button = widgets.Button(description="Convert to SIS-managed", button_style="warning",
+                                             icon="exchange", disabled=True, layout=widgets.Layout(width="auto"))
+        self.result = widgets.HTML()
+        for name, w in (("convert-primary_id", self.primary_id), ("convert-check", self.check_button),
+                        ("convert-button", self.convert_button), ("convert-result", self.result)):
+            w.add_class(f"almatools-{name}")
+        self.primary_id.observe(self._changed, "value")
+        self.check_button.on_click(self._check)
+        self.convert_button.on_click(self._convert)
+        super().__init__([
+            widgets.HTML(f"<span style='color:{_GREY}'>Alma cannot turn an SIS-managed account back into a local one: "
+                         "check first; convert only when the SIS sends this identifier.</span>"),
+            widgets.HBox([_label(f"{FIELD_LABELS['primary_id']} <b style='color:{_RED}'>★</b>"), self.primary_id,
+                          self.check_button, self.convert_button]),
+            self.result])
+        self.add_class("almatools-convert-panel")
+
+    def _changed(self, _=None) -> None:
+        self.convert_button.disabled = True
+        self._checked_id = None
+
+    def _check(self, _=None) -> None:
+        dry = copy.copy(self.client)
+        dry.dry_run, dry.planned_writes = True, []
+        self.outcome = outcome = convert_to_sis(dry, self.primary_id.value, self.policy, sis_ids=self.sis_ids)
+        ready = outcome.status == "planned"
+        if ready:
+            self.result.value = _box("ready", f"The checks passed: {outcome.primary_id} can become SIS-managed "
+                                     f"(external id {self.policy.sis_profiles[0]}). Click Convert to do it.")
+        else:
+            self.result.value = _result_html(outcome)
+        self._checked_id = self.primary_id.value if ready else None
+        self.convert_button.disabled = not ready
+
+    def _convert(self, _=None) -> None:
+        if self._checked_id is None or self._checked_id != self.primary_id.value:
+            self.result.value = _box("failed", "Check the identifier first.")
+            return
+        self.outcome = outcome = convert_to_sis(self.client, self.primary_id.value, self.policy, sis_ids=self.sis_ids)
+        self.result.value = _result_html(outcome)
+        self.convert_button.disabled = True
+        self._checked_id = None
+
+
+def build_convert_panel(client: AlmaClient, policy: Policy, *, sis_ids: set[str] | None = None) -> ConvertPanel:
+    """Convert a locally managed patron to SIS-managed (seed 000's FAQ), as its own action with its checks.
+
+    "Check" runs :func:`~almatools.registration.convert_to_sis` on a dry-run copy of the client: the account
+    exists and is local, its group is SIS-loaded, its identifier has the SIS format (and, given ``sis_ids``,
+    is in the current SIS extract). "Convert to SIS-managed" is enabled only after a passing check.
+
+    Args:
+        client: the Alma client (a dry-run client plans the change instead).
+        policy: the institution's policy.
+        sis_ids: primary ids of the current SIS extract, if at hand.
+    """
+    return ConvertPanel(client, policy, sis_ids=sis_ids)
+
+
+def _count_rows(path: Path) -> int:
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            return max(0, sum(1 for _ in csv.reader(handle)) - 1)
+    except (OSError, UnicodeDecodeError):
+        return 0
+
+
+def _issues_html(path: Path, limit: int = 20) -> str:
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+    except OSError:
+        return ""
+    if not rows:
+        return f"<p>No problems to report. Issue file: <code>{_esc(path)}</code></p>"
+    head = "".join(f"<th style='text-align:left;padding:2px 8px'>{c}</th>" for c in ("Row", "Primary id", "Field", "Message"))
+    body = "".join("<tr>" + "".join(f"<td style='padding:2px 8px'>{_esc(r.get(c))}</td>"
+                                    for c in ("row", "primary_id", "field", "message")) + "</tr>" for r in rows[:limit])
+    more = f"<p>… and {len(rows) - limit} more.</p>" if len(rows) > limit else ""
+    return (f"<p>{len(rows)} problems, one per line, in <code class='almatools-issue-file'>{_esc(path)}</code>"
+            f" (<a href='{_esc(path.name)}' target='_blank'>open</a>):</p>"
+            f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}")
+
+
+class BulkPanel(widgets.VBox):
+    """Bulk registration from a CSV file (see :func:`build_bulk_panel`).
+
+    Attributes:
+        upload: a ``FileUpload`` for the CSV; path: or the CSV's path on this machine; out_dir: where the
+        journal and issue file go (empty: beside the CSV); dry_run: the dry-run checkbox; run_button;
+        progress: rows done out of the file's rows; summary: the counts; issues: the issue file's path and
+        first problems; result: the latest :class:`~almatools.bulk.BulkResult` (or None).
+    """
+
+    def __init__(self, client: AlmaClient, policy: Policy, *, work_dir: str | Path | None = None,
+                 today: date | None = None) -> None:
+        self.policy, self.today = policy, today
+        self.work_dir = Path(work_dir) if work_dir else Path.cwd() / "registration_runs"
+        self.switch = _DryRunSwitch(client)
+        self.dry_run, self.banner = self.switch.checkbox, self.switch.banner
+        self.result = None
+        self.upload = widgets.FileUpload(accept=".csv", multiple=False, description="Upload CSV")
+        self.path = widgets.Text(placeholder="or the path of a CSV file on this machine",
+                                 layout=widgets.Layout(width="50%"))
+        self.out_dir = widgets.Text(placeholder="folder for the journal and issue file (default: beside the CSV)",
+                                    layout=widgets.Layout(width="50%"))
+        self.run_button = widgets.Button(description="Run", button_style="primary", icon="play")
+        self.progress = widgets.IntProgress(value=0, min=0, max=1, description="Rows", bar_style="info")
+        self.summary, self.issues = widgets.HTML(), widgets.HTML()
+        for name, w in (("bulk-upload", self.upload), ("bulk-path", self.path), ("bulk-out", self.out_dir),
+                        ("bulk-run", self.run_button), ("bulk-progress", self.progress),
+                        ("bulk-summary", self.summary), ("bulk-issues", self.issues)):
+            w.add_class(f"almatools-{name}")
+        self.run_button.on_click(self._run)
+        super().__init__([
+            self.dry_run,
+            widgets.HTML(f"<span style='color:{_GREY}'>Every row is checked first; problems go to NAME.issues.csv. "
+                         "Running the same file again resumes where a run stopped and creates nobody twice.</span>"),
+            widgets.HBox([self.upload, self.path]), self.out_dir, self.run_button, self.progress, self.summary,
+            self.issues])
+        self.add_class("almatools-bulk-panel")
+
+    def _csv_path(self) -> Path | None:
+        if self.path.value.strip():
+            return Path(self.path.value.strip()).expanduser()
+        files = list(self.upload.value or ())
+        if not files:
+            return None
+        upload = files[0]
+        target = self.work_dir / Path(str(upload["name"])).name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(bytes(upload["content"]))  # same name again = same journal: a re-run resumes
+        return target
+
+    def _run(self, _=None) -> None:
+        from almatools.bulk import register_csv
+
+        path = self._csv_path()
+        if path is None:
+            self.summary.value = _box("failed", "Upload a CSV file or type its path first.")
+            return
+        self.run_button.disabled = True
+        self.progress.max, self.progress.value, self.progress.bar_style = max(1, _count_rows(path)), 0, "info"
+        self.summary.value = f"Checking and registering the rows of {_esc(path)} …"
+        self.issues.value = ""
+
+        done = [0]
+        lock = threading.Lock()
+
+        def on_row(_number: int, _outcome: str) -> None:  # called from the run's worker threads
+            with lock:
+                done[0] += 1
+                self.progress.value = min(self.progress.max, done[0])
+
+        try:
+            result = register_csv(self.switch.active, path, self.policy, out_dir=self.out_dir.value.strip() or None,
+                                  today=self.today, on_row=on_row)
+        except (AlmaToolsError, OSError) as exc:
+            message = explain_alma_error(exc) if isinstance(exc, AlmaError) else str(exc)
+            self.summary.value = _box("failed", message)
+            self.progress.bar_style = "danger"
+            return
+        finally:
+            self.run_button.disabled = False
+        self.result = result
+        self.progress.value = self.progress.max
+        self.progress.bar_style = "warning" if result.stopped else "success"
+        verb = "planned (dry run)" if self.switch.active.dry_run else "created"
+        counts = (f"{result.rows} rows: {result.created} {verb}, {result.already_done} done in an earlier run, "
+                  f"{result.invalid} invalid, {result.refused} refused by Alma or as possible duplicates; "
+                  f"{result.calls} API calls.")
+        status = "stopped" if result.stopped else "done"
+        self.summary.value = _box(status, counts + (f" {result.stopped}" if result.stopped else ""))
+        self.issues.value = _issues_html(result.issues_path) if result.issues_path else ""
+
+
+def build_bulk_panel(client: AlmaClient, policy: Policy, *, work_dir: str | Path | None = None,
+                     today: date | None = None) -> BulkPanel:
+    """Bulk registration from a CSV: upload (or a path), Run, a progress bar, the summary and the issue file.
+
+    The run is :func:`~almatools.bulk.register_csv`: validated first, journaled, resumable (upload or run
+    the same file again after an interruption).
+
+    Args:
+        client: the Alma client (the panel's dry-run switch plans instead of writing).
+        policy: the institution's policy.
+        work_dir: where uploaded files are saved (default ``./registration_runs``).
+        today: the date validation judges by.
+    """
+    return BulkPanel(client, policy, work_dir=work_dir, today=today)

@@ -1,0 +1,30 @@
+"""The registration notebook runs headless with its parameters (papermill), against the test sandbox."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import papermill as pm
+import pytest
+
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "01_register_patron.ipynb"
+
+
+@pytest.mark.slow
+def test_the_notebook_runs_with_parameters(sandbox, sandbox_dir, tmp_path):
+    out = tmp_path / "out.ipynb"
+    pm.execute_notebook(str(NOTEBOOK), str(out), cwd=str(tmp_path), progress_bar=False, kernel_name="python3",
+                        parameters={"dry_run": True, "sis_extract": str(sandbox_dir / "sis_extract.zip"),
+                                    "merge_requests": str(tmp_path / "merge.csv")})
+    nb = nbformat.read(out, as_version=4)
+    shown = [o.get("data", {}).get("text/plain", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    banner_cell = next(c for c in nb.cells if c.source.rstrip().endswith("build_banner(alma)"))
+    first = state[banner_cell.outputs[0]["data"]["application/vnd.jupyter.widget-view+json"]["model_id"]]
+    assert "SANDBOX" in first["state"]["value"] and "DRY RUN" in first["state"]["value"]  # the banner comes first
+    assert any("Checkbox(value=True, description='Dry run" in text for text in shown)  # dry_run reached the panels
+    assert [kind for kind in ("RegistrationForm", "ConvertPanel", "BulkPanel") if any(kind in t for t in shown)] == [
+        "RegistrationForm", "ConvertPanel", "BulkPanel"]
+    assert not any(o.get("output_type") == "error" for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.ipynb"]  # building the panels writes nothing

@@ -1,0 +1,218 @@
+"""The registration panels driven headless: set ``.value``, call ``.click()``, read the widgets."""
+
+from __future__ import annotations
+
+import csv
+from datetime import datetime, timedelta, timezone
+
+import ipywidgets as widgets
+import pytest
+from registration_helpers import DEFAULT, EXTERNAL_ID, TODAY, fresh_id, good_form, raw_user, token
+
+from almatools.ui import build_bulk_panel, build_convert_panel, build_registration_form
+
+
+def fill(form, patron) -> None:
+    """Type a PatronForm into the panel the way staff would (affiliation first: it sets the defaults)."""
+    form.fields["affiliation"].value = patron.affiliation
+    for name in ("first_name", "last_name", "primary_id", "email_address"):
+        form.fields[name].value = getattr(patron, name)
+    form.fields["birth_date"].value = patron.birth_date.isoformat()
+    if patron.password:
+        form.fields["password"].value = form.fields["password_confirm"].value = patron.password
+
+
+def starred(form) -> set[str]:
+    return {name for name, label in form.labels.items() if "★" in label.value}
+
+
+def test_the_panel_is_a_widget_with_stable_classes(client):
+    form = build_registration_form(client, DEFAULT, today=TODAY)
+    assert isinstance(form, widgets.VBox)
+    assert "almatools-last_name" in form.fields["last_name"]._dom_classes
+    assert "almatools-register" in form.register_button._dom_classes
+    assert "SANDBOX" in form.banner.value and form.register_button.disabled
+
+
+def test_required_fields_are_starred_as_each_procedure_says(client):
+    consortium_like = build_registration_form(client, DEFAULT, today=TODAY)
+    consortium_like.fields["affiliation"].value = "community"
+    assert {"first_name", "last_name", "primary_id", "user_group", "expiry_date", "purge_date", "email_type",
+            "email_address", "password", "password_confirm"} <= starred(consortium_like)
+    assert "middle_name" not in starred(consortium_like)
+    external = build_registration_form(client, EXTERNAL_ID, today=TODAY)
+    external.fields["affiliation"].value = "alum"
+    assert "email_address" not in starred(external) and "password" not in starred(external)
+    assert {"first_name", "last_name", "primary_id", "expiry_date"} <= starred(external)
+
+
+def test_the_sis_choice_shows_or_hides_the_password_fields(client):
+    form = build_registration_form(client, DEFAULT, today=TODAY)
+    form.fields["affiliation"].value = "community"
+    assert form.fields["managed"].value == "local" and form.password_box.layout.display == ""
+    assert form.fields["user_group"].value == "COMMUNITY"
+    assert form.fields["expiry_date"].value == (TODAY + timedelta(days=365)).isoformat()
+    form.fields["managed"].value = "sis"
+    assert form.password_box.layout.display == "none"
+    assert "SIS load" in form.messages["managed"].value  # the procedure treats a community borrower as local
+    form.fields["affiliation"].value = "student"
+    assert form.password_box.layout.display == "none"
+    seed_003 = build_registration_form(client, EXTERNAL_ID, today=TODAY)
+    seed_003.fields["affiliation"].value = "friend"  # locally managed, but "do not set an Alma password"
+    assert seed_003.password_box.layout.display == "none"
+
+
+def test_live_validation_marks_a_field_red_with_the_message_beside_it(client):
+    form = build_registration_form(client, DEFAULT, today=TODAY)
+    fill(form, good_form(client, DEFAULT, "community"))
+    assert not form.register_button.disabled, form.status.value
+    form.fields["last_name"].value = ""
+    assert "almatools-invalid" in form.fields["last_name"]._dom_classes
+    assert "Fill in the last name" in form.messages["last_name"].value
+    assert form.register_button.disabled and "Last name" in form.status.value
+    form.fields["primary_id"].value = "12"
+    assert "CB followed by 6 digits" in form.messages["primary_id"].value
+    form.fields["password_confirm"].value = "something else"
+    assert "differ" in form.messages["password_confirm"].value
+    form.fields["last_name"].value = "Doe"
+    assert "almatools-invalid" not in form.fields["last_name"]._dom_classes and form.messages["last_name"].value == ""
+    untouched = build_registration_form(client, DEFAULT, today=TODAY)
+    assert untouched.messages["last_name"].value == ""  # not red before staff touched it …
+    untouched.check_button.click()
+    assert "almatools-invalid" in untouched.fields["last_name"]._dom_classes  # … but after a button
+
+
+def test_register_creates_confirms_and_refuses_a_second_time(client):
+    form = build_registration_form(client, DEFAULT, today=TODAY)
+    patron = good_form(client, DEFAULT, "alum")
+    fill(form, patron)
+    form.register_button.click()
+    assert form.outcome.status == "created", form.result.value
+    assert "CREATED" in form.result.value and patron.primary_id in form.result.value
+    stored = client.get_user(patron.primary_id)
+    assert stored["last_name"] == patron.last_name and stored["user_group"]["value"] == "ALUMNI"
+    assert form.fields["password"].value == "" and patron.password not in repr(form.outcome)
+    assert form.register_button.disabled  # the password boxes were emptied: no accidental second click
+    form.fields["password"].value = form.fields["password_confirm"].value = patron.password
+    form.register_button.click()  # and a deliberate one searches again and is refused
+    assert form.outcome.status == "blocked" and "BLOCKED" in form.result.value
+    assert patron.primary_id in form.existing.value
+
+
+def test_check_shows_an_exact_match_and_register_is_refused(client):
+    existing = fresh_id(client, DEFAULT.groups["COMMUNITY"])
+    client.create_user(raw_user(existing, first=token(), last=token()))
+    form = build_registration_form(client, DEFAULT, today=TODAY)
+    fill(form, good_form(client, DEFAULT, "community", primary_id=existing.lower()))
+    form.check_button.click()
+    assert existing in form.existing.value and "blocked" in form.existing.value
+    form.register_button.click()
+    assert "BLOCKED" in form.result.value and form.outcome.status == "blocked"
+
+
+def test_possible_matches_are_shown_before_anything_is_created(client):
+    patron = good_form(client, DEFAULT, "friend")
+    namesake = fresh_id(client, DEFAULT.groups["FRIENDS"])
+    client.create_user(raw_user(namesake, first=patron.first_name, last=patron.last_name, group="FRIENDS"))
+    form = build_registration_form(client, DEFAULT, today=TODAY)
+    fill(form, patron)
+    form.register_button.click()
+    assert namesake in form.existing.value and "click Register again" in form.result.value
+    assert client.find_user(patron.primary_id) is None
+    form.register_button.click()
+    assert form.outcome.status == "created" and client.find_user(patron.primary_id) is not None
+
+
+def test_the_dry_run_switch_plans_only(client):
+    form = build_registration_form(client, DEFAULT, today=TODAY)
+    form.dry_run.value = True
+    assert "DRY RUN" in form.banner.value
+    patron = good_form(client, DEFAULT, "community")
+    fill(form, patron)
+    form.register_button.click()
+    assert form.outcome.status == "planned" and "PLANNED" in form.result.value
+    assert client.find_user(patron.primary_id) is None and not client.dry_run
+    assert form.active_client.planned_writes and client.planned_writes == []
+    form.dry_run.value = False
+    assert "DRY RUN" not in form.banner.value and form.active_client is client
+
+
+def test_seed_003_through_the_form_writes_the_merge_request(client, tmp_path):
+    patron = good_form(client, EXTERNAL_ID, "alum")
+    old = fresh_id(client, EXTERNAL_ID.groups["UGRAD"])
+    client.create_user(raw_user(old, first=patron.first_name, last=patron.last_name, group="UGRAD", external=True,
+                                birth=patron.birth_date, expiry=TODAY - timedelta(days=500)))
+    requests = tmp_path / "merge_requests.csv"
+    form = build_registration_form(client, EXTERNAL_ID, merge_requests=requests, today=TODAY)
+    fill(form, patron)
+    form.check_button.click()
+    assert old in form.existing.value and "merge request" in form.existing.value
+    form.register_button.click()
+    assert form.outcome.status == "created" and f"{old} → {patron.primary_id}" in form.result.value
+    assert f"{old},{patron.primary_id}" in requests.read_text(encoding="utf-8")
+
+
+def test_convert_panel_checks_before_it_converts(client):
+    pid = fresh_id(client, DEFAULT.groups["UGRAD"])
+    client.create_user(raw_user(pid, first=token(), last=token(), group="UGRAD"))
+    panel = build_convert_panel(client, DEFAULT)
+    assert panel.convert_button.disabled
+    panel.primary_id.value = pid
+    panel.check_button.click()
+    assert "READY" in panel.result.value and not panel.convert_button.disabled
+    assert client.get_user(pid)["account_type"]["value"] == "INTERNAL"
+    panel.primary_id.value = pid + "0"
+    assert panel.convert_button.disabled  # a changed identifier needs a new check
+    panel.primary_id.value = pid
+    panel.check_button.click()
+    panel.convert_button.click()
+    assert panel.outcome.status == "converted" and "CONVERTED" in panel.result.value
+    assert client.get_user(pid)["account_type"]["value"] == "EXTERNAL"
+    panel.check_button.click()
+    assert "already SIS-managed" in panel.result.value and panel.convert_button.disabled
+
+
+def write_csv(path, rows) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["affiliation", "first_name", "last_name", "primary_id",
+                                                    "expiry_date", "email_address", "password"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+@pytest.mark.parametrize("how", ["path", "upload"])
+def test_bulk_panel_runs_a_file_and_shows_the_issue_file(client, tmp_path, how):
+    rows = []
+    for _ in range(4):
+        p = good_form(client, DEFAULT, "community")
+        rows.append({"affiliation": "community", "first_name": p.first_name, "last_name": p.last_name,
+                     "primary_id": p.primary_id, "expiry_date": p.expiry_date.isoformat(),
+                     "email_address": p.email_address, "password": p.password})
+    rows.append({**rows[0], "primary_id": "BAD", "email_address": "x@example.org"})
+    source = tmp_path / "new_borrowers.csv"
+    write_csv(source, rows)
+    panel = build_bulk_panel(client, DEFAULT, work_dir=tmp_path / "uploads", today=TODAY)
+    if how == "path":
+        panel.path.value = str(source)
+    else:
+        panel.upload.value = ({"name": source.name, "type": "text/csv", "size": source.stat().st_size,
+                               "content": memoryview(source.read_bytes()),
+                               "last_modified": datetime.now(timezone.utc)},)
+    panel.run_button.click()
+    assert panel.result is not None and panel.result.created == 4 and panel.result.invalid == 1
+    assert panel.progress.value == panel.progress.max == 5
+    assert "4 created" in panel.summary.value and "1 invalid" in panel.summary.value
+    assert str(panel.result.issues_path) in panel.issues.value and "CB followed by 6 digits" in panel.issues.value
+    assert all(client.find_user(r["primary_id"]) is not None for r in rows[:4])
+    panel.run_button.click()  # the same file again: nothing is sent twice
+    assert panel.result.created == 0 and panel.result.already_done == 4
+    assert "4 done in an earlier run" in panel.summary.value
+
+
+def test_bulk_panel_without_a_file_says_so(client):
+    panel = build_bulk_panel(client, DEFAULT)
+    panel.run_button.click()
+    assert "Upload a CSV file" in panel.summary.value and panel.result is None
+    panel.path.value = "/no/such/file.csv"
+    panel.run_button.click()
+    assert "does not exist" in panel.summary.value
