@@ -13,7 +13,8 @@ How each rule reads the records (ids compared as Alma does: case-insensitively):
   person under another id. Only exact evidence counts: a shared email address; the same birth date
   and last name with the same first name (or a nickname of it, or a one-letter typo); the same birth
   date and first name with a one-letter typo in the last name; or the same birth date and first
-  name with the same phone or the same street address (a new surname after marriage).
+  name with the same phone or the same street address, or with the other record's last name in one
+  of its email addresses (a new surname after marriage).
 * ``EXPIRED_ACTIVE``: ACTIVE (Alma's default when empty) and expired before today.
 * ``NO_PURGE_DATE``: no purge date (it is not also reported as a ``MISSING_FIELD``).
 * ``PURGE_PASSED``: purge date before today. ``PURGE_TOO_SOON``: purge date today or later but before
@@ -208,6 +209,12 @@ def _people(t: pd.DataFrame) -> pd.DataFrame:
     })
 
 
+def _email_names(s: pd.Series) -> np.ndarray:
+    """The letters of each record's email user names (``jennifer.ramirez7@…`` -> ``jenniferramirez``), space-joined."""
+    return np.array([" ".join(re.sub("[^a-z]", "", e.split("@")[0]) for e in v.split(";")) if v else ""
+                     for v in s.astype(object).fillna("")], dtype=object)
+
+
 def _one_edit(a: str, b: str) -> bool:
     """Same initial and at most one letter substituted, dropped, added, or two neighbours swapped."""
     if not a or not b or a[0] != b[0] or abs(len(a) - len(b)) > 1:
@@ -261,6 +268,15 @@ def _sis_local_other_id(c: _Ctx) -> pd.DataFrame | None:
     add(agree(_join(lp, sp, ["birth", "last"]), "first", _first_names_agree), "same birth date and name", True)
     add(agree(_join(lp, sp, ["birth", "first"]), "last", lambda a, b: a != b and _one_edit(a, b)),
         "same birth date and first name, last name one letter apart", True)
+    # A new surname after marriage, the old one still in an email address (jenniferramirez@…).
+    pairs = _join(lp, sp, ["birth", "first"])
+    pairs = pairs[pairs["last_l"] != pairs["last_s"]]
+    mail_l = _email_names(c.users["emails"].iloc[pairs["i"].to_numpy()])
+    mail_s = _email_names(c.sis["emails"].iloc[pairs["s"].to_numpy()])
+    keep = np.fromiter(((len(b) >= 3 and b in ma) or (len(a) >= 3 and a in mb)
+                        for a, b, ma, mb in zip(pairs["last_l"], pairs["last_s"], mail_l, mail_s)),
+                       dtype=bool, count=len(pairs))
+    add(pairs[keep], "same birth date and first name, the other last name in an email address", True)
     for key, what in (("phone", "phone"), ("address", "street address")):
         add(agree(_join(lp, sp, ["birth", key]), "first", _first_names_agree), f"same birth date, first name and {what}")
     f = pd.concat(found, ignore_index=True)

@@ -176,8 +176,12 @@ def test_a_local_record_of_a_person_the_sis_sends_under_another_id():
            sis_user("200000003", first_name="Ian", last_name="Dunn", birth_date="2001-03-03Z",
                     contact_info={"email": [{"email_address": "idunn@school.edu"}]}),
            sis_user("200000004", first_name="Paul", last_name="Stone", birth_date="1970-01-01Z",
-                    contact_info={"email": [{"email_address": "ps@school.edu"}]})]
-    alma = [person("AL000001", "Bill", "Turner", "1990-01-02Z", "bill@home.net"),  # nickname, same birth date
+                    contact_info={"email": [{"email_address": "ps@school.edu"}]}),
+           sis_user("200000005", first_name="Jennifer", last_name="Ramirez", birth_date="2003-11-22Z",
+                    contact_info={"email": [{"email_address": "jxr2745@school.edu"}]})]
+    alma = [person("AL000008", "Jennifer", "Mccormick", "2003-11-22Z", "jennifer.ramirez735@yahoo.com"),  # married,
+            person("AL000009", "Jennifer", "Mccormick", "2003-11-22Z", "jmc@yahoo.com"),  # the old name in an email
+            person("AL000001", "Bill", "Turner", "1990-01-02Z", "bill@home.net"),  # nickname, same birth date
             person("AL000002", "Maria", "Garcia", "1985-07-08Z", "mg@home.net", "+1 215 555 0101"),  # married
             person("AL000003", "Iain", "Dunn", None, "IDunn@School.edu"),  # shared email
             person("AL000004", "Ian", "Dunne", "2001-03-03Z", "x@y.org"),  # last-name typo
@@ -187,10 +191,12 @@ def test_a_local_record_of_a_person_the_sis_sends_under_another_id():
     found = run(alma, sis)
     rows = found[found["rule_id"] == "SIS_LOCAL_OTHER_ID"]
     assert set(zip(rows["primary_id"], rows["other_primary_id"])) == {
-        ("AL000001", "200000001"), ("AL000002", "200000002"), ("AL000003", "200000003"), ("AL000004", "200000003")}
+        ("AL000001", "200000001"), ("AL000002", "200000002"), ("AL000003", "200000003"), ("AL000004", "200000003"),
+        ("AL000008", "200000005")}
     msg = messages(found, "SIS_LOCAL_OTHER_ID")
     assert msg["AL000003"] == "The SIS sends this person as 200000003 (Ian Dunn, UGRAD): same email idunn@school.edu"
     assert "phone" in msg["AL000002"]
+    assert "other last name in an email address" in msg["AL000008"]
 
 
 def test_identifiers_emails_and_id_formats():
