@@ -7,7 +7,8 @@ A source is any of:
 * JSON lines, one Alma user object (as ``GET /users/{id}`` returns it) per line, e.g. a :func:`snapshot`;
 * a CSV whose columns are those of the patron table (:data:`CSV_COLUMNS`; only ``primary_id`` is
   required);
-* ``"api:"``: every user, read live through an :class:`~almatools.client.AlmaClient`.
+* ``"api:"``: every user, read live through an :class:`~almatools.client.AlmaClient`;
+* ``"analytics:PATH"``: an Alma Analytics users report, read by column heading (:data:`ANALYTICS_HEADINGS`).
 
 :func:`load_users` and :func:`load_sis` return the patron table of :mod:`almatools.quality.frame`.
 XML is streamed (each ``<user>`` is freed once read, so a file of a million users never becomes one
@@ -632,6 +633,9 @@ def _load(src: str | os.PathLike[str], *, on_error: OnError, progress: bool, cli
     if text.strip().lower() == "api:":
         report.files = ["api:"]
         frame = _api_frame(client, ptype, report, progress)
+    elif text.strip().lower().startswith("analytics:"):
+        report.kind, report.files = "analytics", [text.strip()]
+        frame = _analytics_frame(client, text.strip()[len("analytics:"):].strip(), ptype, bad)
     else:
         path = Path(text).expanduser()
         if not path.is_file():
@@ -658,12 +662,13 @@ def load_users(src: str | os.PathLike[str], *, on_error: OnError = None, progres
 
     Args:
         src: A path to an Alma user ``.xml``, a ``.zip`` of them, ``.jsonl`` or ``.csv`` (the kind is
-            told by the suffix, else by the first bytes), or ``"api:"`` to read every user live.
+            told by the suffix, else by the first bytes), ``"api:"`` to read every user live, or
+            ``"analytics:PATH"`` for an Analytics users report.
         on_error: What to do with bad records: None or ``"skip"`` skips them (they are logged and kept
             in the report), ``"raise"`` raises :class:`SourceError` naming the first, a function is
             called with each :class:`~almatools.models.RecordError` kept in the report.
         progress: Show a progress bar.
-        client: The client for ``"api:"`` (default :func:`almatools.connect`).
+        client: The client for ``"api:"`` and ``"analytics:"`` (default :func:`almatools.connect`).
         policy: The policy (its patron-type statistic category type).
         workers: Processes for a zip or a large JSON lines file (default: the CPUs, at most 8).
 
@@ -795,6 +800,51 @@ def _api_frame(client: AlmaClient | None, ptype: str, report: LoadReport, progre
         row = user_row(user, patron_type_category_type=ptype)
         rows.append(tuple(row[c] for c in USER_COLUMNS))
     report.notes.append(f"{result.calls:,} API calls; {result.failed:,} users could not be fetched")
+    return rows_frame(rows)
+
+
+ANALYTICS_HEADINGS = {
+    "Primary Identifier": "primary_id", "First Name": "first_name", "Middle Name": "middle_name",
+    "Last Name": "last_name", "User Group Code": "user_group", "Account Type": "account_type",
+    "External Id": "external_id", "Status": "status", "User Record Type": "record_type",
+    "Expiry Date": "expiry_date", "Purge Date": "purge_date", "Birth Date": "birth_date",
+    "Preferred Email": "email", "Preferred Phone": "phone",
+}
+"""Analytics column headings (Users subject area) the ``analytics:PATH`` source reads; only
+``Primary Identifier`` is required, other columns are ignored."""
+_CODED = ("user_group", "account_type", "status", "record_type")
+
+
+def _analytics_frame(client: AlmaClient | None, path: str, ptype: str,
+                     bad: Callable[[RecordError], None]) -> pd.DataFrame:
+    """A users report from Alma Analytics, read by column heading (see :data:`ANALYTICS_HEADINGS`)."""
+    if not path:
+        raise SourceError("analytics: needs the report's path, e.g. 'analytics:/shared/My University/Reports/Users'")
+    client = _client(client)
+    rows = []
+    for n, cells in enumerate(client.analytics_rows(path), start=1):
+        if n == 1 and "Primary Identifier" not in cells:
+            raise SourceError(f"the Analytics report {path} has no 'Primary Identifier' column; its columns are "
+                              f"{', '.join(cells) or 'none'} (the kit reads {', '.join(ANALYTICS_HEADINGS)})")
+        fields = {ANALYTICS_HEADINGS[h]: v.strip() for h, v in cells.items() if h in ANALYTICS_HEADINGS and v.strip()}
+        if not fields.get("primary_id"):
+            bad(RecordError("the row has no primary identifier", file=path, record=n, field="Primary Identifier"))
+            continue
+        user: dict[str, Any] = {k: ({"value": v} if k in _CODED else v) for k, v in fields.items()
+                                if k not in ("email", "phone")}
+        contact: dict[str, Any] = {}
+        if fields.get("email"):
+            contact["email"] = [{"email_address": fields["email"], "preferred": True}]
+        if fields.get("phone"):
+            contact["phone"] = [{"phone_number": fields["phone"], "preferred": True}]
+        if contact:
+            user["contact_info"] = contact
+        try:
+            row = user_row(user, patron_type_category_type=ptype)
+        except (ValueError, TypeError) as err:
+            bad(RecordError(str(err), file=path, record=n))
+            continue
+        rows.append(tuple(row[c] for c in USER_COLUMNS))
     return rows_frame(rows)
 
 

@@ -265,3 +265,20 @@ def test_users_from_the_api_and_the_sandbox_files(client, sandbox, sandbox_dir):
     pd.testing.assert_frame_equal(exported.sort_values("primary_id", ignore_index=True),
                                   live.sort_values("primary_id", ignore_index=True))
     assert len(load_sis(sis)) > 0
+
+
+def test_an_analytics_users_report_is_read_by_column_heading(client, sandbox):
+    from almatools.sandbox.analytics import USERS_REPORT_PATH
+
+    report = load_users(f"analytics:{USERS_REPORT_PATH}", client=client)
+    live = load_users("api:", client=client).set_index("primary_id")
+    assert len(report) == len(live) == sandbox.store.count()
+    assert report.attrs["load_report"]["kind"] == "analytics"
+    mine = report.set_index("primary_id").loc[live.index]
+    for column in ("first_name", "last_name", "user_group", "account_type", "external_id", "status", "expiry_date",
+                   "purge_date", "birth_date", "email", "phone"):
+        pd.testing.assert_series_equal(mine[column], live[column], check_names=False, obj=column)
+    with pytest.raises(SourceError, match="needs the report's path"):
+        load_users("analytics:", client=client)
+    with pytest.raises(Exception, match="Path not found"):
+        load_users("analytics:/shared/Nowhere/Reports/Nothing", client=client)
