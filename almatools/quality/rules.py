@@ -273,8 +273,15 @@ def _sis_local_other_id(c: _Ctx) -> pd.DataFrame | None:
     pairs = pairs[pairs["last_l"] != pairs["last_s"]]
     mail_l = _email_names(c.users["emails"].iloc[pairs["i"].to_numpy()])
     mail_s = _email_names(c.sis["emails"].iloc[pairs["s"].to_numpy()])
-    keep = np.fromiter(((len(b) >= 3 and b in ma) or (len(a) >= 3 and a in mb)
-                        for a, b, ma, mb in zip(pairs["last_l"], pairs["last_s"], mail_l, mail_s)),
+
+    def in_mail(name: str, mail: str, own: tuple[str, str]) -> bool:
+        # the record's own names are taken out first: Yang Li's yangli@… does not name Yang Yang
+        for part in own:
+            mail = mail.replace(part, " ") if part else mail
+        return len(name) >= 3 and name in mail
+
+    keep = np.fromiter((in_mail(b, ma, (f, a)) or in_mail(a, mb, (f, b))
+                        for f, a, b, ma, mb in zip(pairs["first"], pairs["last_l"], pairs["last_s"], mail_l, mail_s)),
                        dtype=bool, count=len(pairs))
     add(pairs[keep], "same birth date and first name, the other last name in an email address", True)
     for key, what in (("phone", "phone"), ("address", "street address")):

@@ -178,9 +178,12 @@ def test_a_local_record_of_a_person_the_sis_sends_under_another_id():
            sis_user("200000004", first_name="Paul", last_name="Stone", birth_date="1970-01-01Z",
                     contact_info={"email": [{"email_address": "ps@school.edu"}]}),
            sis_user("200000005", first_name="Jennifer", last_name="Ramirez", birth_date="2003-11-22Z",
-                    contact_info={"email": [{"email_address": "jxr2745@school.edu"}]})]
+                    contact_info={"email": [{"email_address": "jxr2745@school.edu"}]}),
+           sis_user("200000006", first_name="Tao", last_name="Tao", birth_date="1999-09-09Z",  # not Tao Tao's name
+                    contact_info={"email": [{"email_address": "txt99@school.edu"}]})]
     alma = [person("AL000008", "Jennifer", "Mccormick", "2003-11-22Z", "jennifer.ramirez735@yahoo.com"),  # married,
             person("AL000009", "Jennifer", "Mccormick", "2003-11-22Z", "jmc@yahoo.com"),  # the old name in an email
+            person("AL000010", "Tao", "Li", "1999-09-09Z", "tao.li@yahoo.com"),  # "tao" is her own first name,
             person("AL000001", "Bill", "Turner", "1990-01-02Z", "bill@home.net"),  # nickname, same birth date
             person("AL000002", "Maria", "Garcia", "1985-07-08Z", "mg@home.net", "+1 215 555 0101"),  # married
             person("AL000003", "Iain", "Dunn", None, "IDunn@School.edu"),  # shared email
