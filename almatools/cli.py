@@ -271,6 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
     from almatools.cli_merge import add_merge_commands
 
     add_merge_commands(commands)
+    from almatools.cli_report import add_report_commands
+
+    add_report_commands(commands)
     return parser
 
 
