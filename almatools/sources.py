@@ -34,7 +34,6 @@ import multiprocessing
 import os
 import re
 import sys
-import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
@@ -48,6 +47,7 @@ import pandas as pd
 from lxml import etree
 
 from almatools.errors import AlmaError, ConfigError, SourceError
+from almatools.files import atomic_path
 from almatools.models import NotAUserFile, RecordError, user_elements, user_from_xml, user_to_xml_bytes, write_users_xml
 from almatools.quality.frame import USER_COLUMNS, _date, _text, normalise_identifier, rows_frame, user_row
 
@@ -945,19 +945,13 @@ def _export_store(db: Path, out: Path, users_per_file: int = 20_000) -> None:
     """Write the users of a sandbox store as Export Users v2 XML files in a zip (replaced atomically)."""
     from almatools.sandbox.store import Store
 
-    fd, name = tempfile.mkstemp(prefix=".users_export.", suffix=".part", dir=out.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
+    with atomic_path(out) as tmp:
         with Store(db) as store, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
             total, _ = store.query(order_by="primary_id", limit=0)
             for k, offset in enumerate(range(0, total, users_per_file), 1):
                 _, users = store.query(order_by="primary_id", limit=users_per_file, offset=offset)
                 with zf.open(f"users_{k:04d}.xml", "w") as fh:
                     write_users_xml(fh, (user_to_xml_bytes(u, xml_declaration=False) for u in users), len(users))
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def sandbox_files(client: AlmaClient | None = None, *, data_dir: str | os.PathLike[str] | None = None

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from almatools.files import atomic_path
 from almatools.policy import Policy
 from almatools.quality.catalog import RULES
 from almatools.quality.rules import FINDING_COLUMNS, evaluate
@@ -249,16 +249,6 @@ def _merge_findings(findings: pd.DataFrame, extra: list[pd.DataFrame], users: pd
     return out.reset_index(drop=True)
 
 
-def _write(path: Path, write: Callable[[Path], None]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
 def write_outputs(result: QualityResult, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
     """Write ``findings.csv``, ``duplicates.csv``, ``summary.json``, ``summary.txt`` (and ``load_errors.csv``).
 
@@ -282,7 +272,8 @@ def write_outputs(result: QualityResult, out_dir: str | os.PathLike[str]) -> dic
                                                                            "reason"]).to_csv(p, index=False)
     written = {}
     for name, write in files.items():
-        _write(out / name, write)
+        with atomic_path(out / name) as tmp:
+            write(tmp)
         written[name] = out / name
     return written
 
