@@ -46,9 +46,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 from anyascii import anyascii
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = [
     "EMAIL_PATTERN",
@@ -57,12 +62,16 @@ __all__ = [
     "address_key",
     "address_key_column",
     "email_key",
+    "email_key_column",
     "email_user",
+    "email_user_column",
     "fold",
     "given_name",
     "identifier_key",
     "identifier_loose",
+    "identifier_loose_column",
     "is_email",
+    "is_email_column",
     "is_initial",
     "is_institutional",
     "map_distinct",
@@ -70,6 +79,7 @@ __all__ = [
     "name_suffix",
     "name_tokens",
     "phone_key",
+    "phone_key_column",
     "surname_key",
     "surname_parts",
 ]
@@ -176,7 +186,7 @@ def is_email(text: str | None) -> bool:
 def email_user(text: str | None) -> str:
     """The user name of an address, without a ``+tag`` and punctuation (``Jane.Doe+x@y.org`` -> ``janedoe``)."""
     local = email_key(text).split("@", 1)[0].split("+", 1)[0]
-    return "".join(_SPLIT.split(local))
+    return "".join(fold(local).split())
 
 
 def is_institutional(text: str | None, domains: Iterable[str]) -> bool:
@@ -233,13 +243,6 @@ def address_key(line1: str | None, postal_code: str | None = "") -> str:
     return f"{street}|{_postal(postal_code)}" if street else ""
 
 
-def address_key_column(line1: pd.Series, postal_code: pd.Series) -> pd.Series:
-    """:func:`address_key` of each row (the street and postal code each folded once per distinct value)."""
-    street = map_distinct(line1, lambda s: _street(s or ""))
-    postal = map_distinct(postal_code, _postal)
-    return (street + "|" + postal).where(street != "", "")
-
-
 def identifier_key(value: object) -> str:
     """An identifier as Alma compares it: case folded, all whitespace removed."""
     return "".join(str(value if value is not None else "").split()).casefold()
@@ -260,3 +263,124 @@ def map_distinct(values: pd.Series, fn: Callable[[str], object]) -> pd.Series:
     out = mapped.take(codes)
     out.index = values.index
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Column forms: the same results as the scalar functions above, for a million values at once. Plain
+# ASCII values (nearly all emails, phones and identifiers) go through Arrow kernels that do exactly
+# what the scalar function does to ASCII text; the others go through the scalar function itself.
+# tests/unit/test_normalise.py checks both forms agree on the case table and on random text.
+
+
+def _arrow_text(values: Any) -> pa.Array:
+    import pyarrow as pa
+
+    if isinstance(values, pd.Series):
+        values = pa.array(values.astype("string").fillna(""))
+    elif not isinstance(values, (pa.Array, pa.ChunkedArray)):
+        values = pa.array(list(values), pa.string())
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    return values.cast(pa.string()).fill_null("")
+
+
+def _ascii_or(values: Any, fast: Callable[[pa.Array], pa.Array], slow: Callable[[str], Any]) -> pa.Array:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = _arrow_text(values)
+    out = fast(arr)
+    other = np.flatnonzero(~pc.string_is_ascii(arr).to_numpy(zero_copy_only=False))
+    if not len(other):
+        return out
+    patched = out.to_pylist()
+    for i, text in zip(other.tolist(), pc.take(arr, pa.array(other)).to_pylist()):
+        patched[i] = slow(text)
+    return pa.array(patched, out.type)
+
+
+def email_key_column(values: Any) -> pa.Array:
+    """:func:`email_key` of each value."""
+    import pyarrow.compute as pc
+
+    return _ascii_or(values, lambda a: pc.utf8_lower(pc.utf8_trim_whitespace(a)), email_key)
+
+
+def is_email_column(values: Any) -> pa.Array:
+    """:func:`is_email` of each value."""
+    import pyarrow.compute as pc
+
+    return _ascii_or(values, lambda a: pc.match_substring_regex(pc.utf8_lower(pc.utf8_trim_whitespace(a)),
+                                                                f"^(?:{EMAIL_PATTERN})$"), is_email)
+
+
+def email_user_column(values: Any) -> pa.Array:
+    """:func:`email_user` of each value."""
+    import pyarrow.compute as pc
+
+    def fast(a: pa.Array) -> pa.Array:
+        local = pc.list_element(pc.split_pattern(pc.utf8_lower(pc.utf8_trim_whitespace(a)), "@", max_splits=1), 0)
+        local = pc.list_element(pc.split_pattern(local, "+", max_splits=1), 0)
+        return pc.replace_substring_regex(local, "[^a-z0-9]", "")
+
+    return _ascii_or(values, fast, email_user)
+
+
+def phone_key_column(values: Any) -> pa.Array:
+    """:func:`phone_key` of each value."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    def fast(a: pa.Array) -> pa.Array:
+        digits = pc.replace_substring_regex(a, "[^0-9]", "")
+        return pc.if_else(pc.greater_equal(pc.utf8_length(digits), 7), pc.utf8_slice_codeunits(digits, -10),
+                          pa.scalar("", pa.string()))
+
+    return _ascii_or(values, fast, phone_key)
+
+
+def identifier_loose_column(values: Any) -> pa.Array:
+    """:func:`identifier_loose` of each value."""
+    import pyarrow.compute as pc
+
+    return _ascii_or(values, lambda a: pc.replace_substring_regex(pc.utf8_lower(a), "[^a-z0-9]", ""),
+                     identifier_loose)
+
+
+def _street_column(line1: Any) -> pa.Array:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    def fast(a: pa.Array) -> pa.Array:
+        words = pc.utf8_trim(pc.replace_substring_regex(pc.replace_substring(pc.utf8_lower(a), "#", " apt "),
+                                                         "[^a-z0-9]+", " "), " ")
+        lists = pc.split_pattern(words, " ")
+        flat = pc.list_flatten(lists)
+        coded = pc.dictionary_encode(flat)
+        mapped_words = pa.array([_address_word(w) for w in coded.dictionary.to_pylist()], pa.string())
+        flat = pc.take(mapped_words, coded.indices)
+        rebuilt = pa.ListArray.from_arrays(lists.offsets, flat)
+        return pc.binary_join(rebuilt, " ")
+
+    return _ascii_or(line1, fast, _street)
+
+
+def _postal_column(postal_code: Any) -> pa.Array:
+    import pyarrow.compute as pc
+
+    def fast(a: pa.Array) -> pa.Array:
+        compact = pc.replace_substring_regex(pc.utf8_lower(a), "[^a-z0-9]", "")
+        is_zip = pc.match_substring_regex(compact, r"^\d{5}(?:\d{4})?$")
+        return pc.if_else(is_zip, pc.utf8_slice_codeunits(compact, 0, 5), compact)
+
+    return _ascii_or(postal_code, fast, _postal)
+
+
+def address_key_column(line1: Any, postal_code: Any) -> pa.Array:
+    """:func:`address_key` of each row."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    street = _street_column(line1)
+    joined = pc.binary_join_element_wise(street, _postal_column(postal_code), "|")
+    return pc.if_else(pc.equal(street, ""), pa.scalar("", pa.string()), joined)

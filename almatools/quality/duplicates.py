@@ -74,9 +74,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from almatools.normalise import (address_key_column, email_key, email_user, given_name, identifier_loose, is_email,
-                                 map_distinct, name_forms, name_suffix, name_tokens, phone_key, surname_key,
-                                 surname_parts)
+import pyarrow.compute as pc
+
+from almatools.normalise import (address_key_column, email_key_column, email_user_column, given_name,
+                                 identifier_loose_column, is_email_column, name_forms, name_suffix, name_tokens,
+                                 phone_key_column, surname_key, surname_parts)
 
 __all__ = [
     "BLOCKING_RULES",
@@ -106,6 +108,8 @@ MAX_KEY_RECORDS = 20
 """A key (email, phone, identifier, address, full name) held by more records than this is a placeholder."""
 MIN_TRAIN_RECORDS = 5000
 """Below this many records the fixed m/u values are used instead of learning them from the data."""
+U_SAMPLE_PAIRS = 300_000
+"""Random record pairs sampled to learn the u probabilities (levels seen fewer than 100 times keep theirs)."""
 DISPLAY_COLUMNS = ("first_name", "last_name", "user_group", "account_type", "birth_date", "email")
 
 
@@ -171,7 +175,24 @@ def _exact(col: str) -> Callable[[], Any]:
 
 
 def _shared(col: str) -> Callable[[], Any]:
-    return _sql(f"list_has_any({col}_l, {col}_r)")
+    """The two records' lists share a value (splink writes the SQL of each backend's dialect)."""
+    return lambda: _cl().ArrayIntersectLevel(col, 1)
+
+
+def _all(*makers: Callable[[], Any]) -> Callable[[], Any]:
+    return lambda: _cl().And(*(m() for m in makers))
+
+
+def _any(*makers: Callable[[], Any]) -> Callable[[], Any]:
+    return lambda: _cl().Or(*(m() for m in makers))
+
+
+def _dl1(col: str) -> Callable[[], Any]:
+    return lambda: _cl().DamerauLevenshteinLevel(col, 1)
+
+
+def _jw(col: str, at: float) -> Callable[[], Any]:
+    return lambda: _cl().JaroWinklerLevel(col, at)
 
 
 def _else() -> Any:
@@ -179,8 +200,8 @@ def _else() -> Any:
 
 
 _FULL = "length(fn_l) > 1 AND length(fn_r) > 1"
-_SWAPPED = "fn_l = ln_r AND ln_l = fn_r"
-_TYPO = "least(length({c}_l), length({c}_r)) >= 4 AND damerau_levenshtein({c}_l, {c}_r) <= 1"
+_SWAPPED = "fn_key_l = ln_r AND ln_l = fn_key_r"
+_LONG = "least(length({c}_l), length({c}_r)) >= 4"
 _SWAP_DM = ("substr(birth_date_l, 1, 4) = substr(birth_date_r, 1, 4) AND "
             "substr(birth_date_l, 6, 2) = substr(birth_date_r, 9, 2) AND "
             "substr(birth_date_l, 9, 2) = substr(birth_date_r, 6, 2)")
@@ -191,17 +212,22 @@ MODEL: tuple[_Comparison, ...] = (
         _Level("null", "", _null("fn"), 1, 1),
         _Level("initials", "first name initial ({l}/{r})", _sql("fn_l = fn_r AND length(fn_l) = 1"), 0.01, 0.004),
         _Level("exact", "first name equal", _exact("fn"), 0.70, 0.004, tf="fn"),
-        _Level("forms", "first name nickname or preferred name ({l}/{r})",
-               _sql(f"{_FULL} AND list_has_any(fn_forms_l, fn_forms_r)"), 0.12, 0.0008),
+        _Level("forms", "first name nickname or preferred name ({l}/{r})", _all(_sql(_FULL), _shared("fn_forms")),
+               0.12, 0.0008),
         _Level("swap", "first and last name swapped ({l}/{r})", _sql(_SWAPPED), 0.02, 2e-7),
-        _Level("typo", "first name typo ({l}/{r})", _sql(_TYPO.format(c="fn")), 0.06, 0.0008),
-        _Level("moved", "middle name used as the first name ({l}/{r})",
-               _sql("list_has_any(given_all_l, given_all_r)"), 0.03, 0.002),
+        # a typo in the name or in one of its forms (Eliaabeth for Betty): forms one letter apart share a
+        # one-letter deletion (fn_near)
+        _Level("typo", "first name typo ({l}/{r})",
+               _any(_all(_sql(_LONG.format(c="fn")), _dl1("fn")), _all(_sql(_FULL), _shared("fn_near"))),
+               0.06, 0.0008),
+        _Level("typo_short", "first name typo ({l}/{r})",
+               _all(_sql("least(length(fn_l), length(fn_r)) = 3 AND substr(fn_l, 1, 1) = substr(fn_r, 1, 1)"),
+                    _dl1("fn")), 0.01, 0.002),
+        _Level("moved", "middle name used as the first name ({l}/{r})", _shared("given_all"), 0.03, 0.002),
         _Level("initial", "first name initial ({l}/{r})",
                _sql("(length(fn_l) = 1 OR length(fn_r) = 1) AND substr(fn_l, 1, 1) = substr(fn_r, 1, 1)"),
                0.04, 0.004),
-        _Level("similar", "first name similar ({l}/{r})",
-               _sql(f"{_FULL} AND jaro_winkler_similarity(fn_l, fn_r) >= 0.92"), 0.01, 0.001),
+        _Level("similar", "first name similar ({l}/{r})", _all(_sql(_FULL), _jw("fn", 0.92)), 0.01, 0.001),
         _Level("differs", "first name differs ({l}/{r})", _else, 0.02, 0.98, agrees=False,
                m_range=(0.005, 0.03)),
     )),
@@ -210,9 +236,8 @@ MODEL: tuple[_Comparison, ...] = (
         _Level("exact", "last name equal", _exact("ln"), 0.75, 0.002, tf="ln"),
         _Level("swap", "", _sql(_SWAPPED), 1e-5, 1e-5),  # scored once, on the first name
         _Level("part", "last name part of the other ({l}/{r})", _shared("ln_parts"), 0.05, 0.0005),
-        _Level("typo", "last name typo ({l}/{r})", _sql(_TYPO.format(c="ln")), 0.06, 0.0004),
-        _Level("similar", "last name similar ({l}/{r})", _sql("jaro_winkler_similarity(ln_l, ln_r) >= 0.92"),
-               0.01, 0.0008),
+        _Level("typo", "last name typo ({l}/{r})", _all(_sql(_LONG.format(c="ln")), _dl1("ln")), 0.06, 0.0004),
+        _Level("similar", "last name similar ({l}/{r})", _jw("ln", 0.92), 0.01, 0.0008),
         _Level("in_email", "last name changed, the old one in an email ({l}/{r})",
                # the record's own names are taken out first: Tao Li's taoli@… does not name Tao Tao
                _sql("(length(ln_l) >= 3 AND instr(replace(replace(email_names_r, coalesce(fn_r, '#'), ' '), ln_r, ' '), ln_l) > 0)"
@@ -224,8 +249,7 @@ MODEL: tuple[_Comparison, ...] = (
         _Level("null", "", _null("birth_date"), 1, 1),
         _Level("exact", "same birth date", _exact("birth_date"), 0.93, 0.00015),
         _Level("swap", "birth date day and month swapped ({l}/{r})", _sql(_SWAP_DM), 0.01, 2e-6),
-        _Level("typo", "birth date one digit off ({l}/{r})",
-               _sql("damerau_levenshtein(birth_date_l, birth_date_r) <= 1"), 0.03, 0.002),
+        _Level("typo", "birth date one digit off ({l}/{r})", _dl1("birth_date"), 0.03, 0.002),
         _Level("far", "birth dates far apart ({l}/{r})", _sql(f"{_YEARS_APART} >= 12"), 0.002, 0.6,
                agrees=False, m_range=(0.0005, 0.004)),
         _Level("differs", "birth date differs ({l}/{r})", _else, 0.03, 0.4, agrees=False,
@@ -279,7 +303,7 @@ _BY_NAME = {c.name: c for c in MODEL}
 
 BLOCKING_RULES: tuple[tuple[str, ...], ...] = (
     ("emails",), ("ids",), ("phones",), ("email_users",),
-    ("addresses", "ln_parts"), ("addresses", "fn"),
+    ("addresses", "ln_parts"), ("addresses", "fn"), ("addresses", "birth_date"),
     ("birth_date", "fn"), ("birth_date", "ln_parts"), ("birth_date", "name_key"),
     ("fn_sound", "ln_sound", "birth_year"), ("full_name",),
 )
@@ -335,8 +359,14 @@ _OPTIONAL_COLUMNS = {"pref_first_name": "", "phones": "", "addresses": ""}
 _RECORDS = "almatools_dup_records"
 
 
-def _split_lists(values: pd.Series) -> list[list[str]]:
-    return [[v for v in s.split(";") if v] if s else [] for s in values.astype(object).fillna("").tolist()]
+def _flat(values: pd.Series) -> tuple[pa.Array, pa.Array]:
+    """The ``;``-joined values of a column as (row position, value), empty values left out."""
+    arr = pa.array(values.astype("string").fillna(""))
+    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    lists = pc.split_pattern(arr, ";")
+    flat, rows = pc.list_flatten(lists), pc.list_parent_indices(lists)
+    keep = pc.not_equal(flat, "")
+    return rows.filter(keep).cast(pa.int64()), flat.filter(keep)
 
 
 def _sound(word: str) -> str:
@@ -344,97 +374,151 @@ def _sound(word: str) -> str:
     return jellyfish.metaphone(word) if word else ""
 
 
-def _prepare_table(users: pd.DataFrame) -> pa.Table:
-    """The linkage table (see :func:`prepare_records`), every value normalised by :mod:`almatools.normalise`."""
+def _near(forms: Iterable[str]) -> set[str]:
+    """Each form of 4 letters or more with one letter deleted: two forms one edit apart share one."""
+    return {f[:i] + f[i + 1:] for f in forms if len(f) >= 4 for i in range(len(f))} | {f for f in forms if len(f) >= 4}
+
+
+def _name_table(values: pd.Series, kind: str) -> tuple[np.ndarray, pa.Table]:
+    """Codes of a name column (one per row) and a table of what each distinct name becomes."""
+    codes, uniques = pd.factorize(values.astype("string").fillna(""), sort=False)
+    names = [str(u) for u in uniques]
+    if kind == "last":
+        parts = [list(surname_parts(n)) for n in names]
+        table = pa.table({
+            "code": pa.array(range(len(names)), pa.int64()),
+            "ln": [surname_key(n) or None for n in names],
+            "ln_parts": pa.array([p or None for p in parts], pa.list_(pa.string())),
+            "ln_sound": pa.array([sorted({_sound(w) for w in p} - {""}) or None for p in parts],
+                                 pa.list_(pa.string())),
+            "suffix": [name_suffix(n) or None for n in names],
+        })
+    else:
+        given = [given_name(n) for n in names]
+        table = pa.table({
+            "code": pa.array(range(len(names)), pa.int64()),
+            "g": [g or None for g in given],
+            "key": [surname_key(n) or None for n in names],  # every word: for first and last name swapped
+            "forms": pa.array([sorted(name_forms(g)) or None if len(g) > 1 else None for g in given],
+                              pa.list_(pa.string())),
+            # words of the name that can be a given name: the first name's later words, every middle name
+            "words": pa.array([[w for w in name_tokens(n)[1 if kind == "first" else 0:] if len(w) > 1] or None
+                               for n in names], pa.list_(pa.string())),
+            "sound": [_sound(g) if len(g) > 1 else None for g in given],
+            "near": pa.array([sorted(_near(name_forms(g))) or None if len(g) > 1 else None for g in given],
+                             pa.list_(pa.string())),
+            "suffix": [name_suffix(n) or None for n in names],
+        })
+    return codes.astype("int64"), table
+
+
+def _prepare(con: duckdb.DuckDBPyConnection, users: pd.DataFrame) -> str:
+    """Create the linkage table in ``con`` (see :func:`prepare_records`); return its name.
+
+    Every value is normalised by :mod:`almatools.normalise` (names once per distinct spelling, contact
+    values by its column forms); DuckDB then gathers each record's lists and drops placeholder keys.
+    """
     n = len(users)
     col = {c: users[c] if c in users.columns else pd.Series([d] * n, dtype="string")
            for c, d in {**{c: "" for c in _INPUT_COLUMNS}, **_OPTIONAL_COLUMNS}.items()}
-    fn = map_distinct(col["first_name"], given_name)
-    pref = map_distinct(col["pref_first_name"], given_name)
-    mn = map_distinct(col["middle_name"], given_name)
-    ln = map_distinct(col["last_name"], surname_key)
-    parts = map_distinct(col["last_name"], lambda s: list(surname_parts(s)))
-    first_words = map_distinct(col["first_name"], lambda s: [w for w in name_tokens(s)[1:] if len(w) > 1])
-    middle_words = map_distinct(col["middle_name"], lambda s: [w for w in name_tokens(s) if len(w) > 1])
-    suffix = [a or b for a, b in zip(map_distinct(col["last_name"], name_suffix),
-                                     map_distinct(col["first_name"] + " " + col["middle_name"], name_suffix))]
-    forms = {name: sorted(name_forms(name)) for name in set(fn) | set(pref)}
-    sounds = {w: _sound(w) for w in set(fn) | {p for ps in parts for p in ps}}
-    birth = col["birth_date"].astype(object).fillna("").tolist()
-    birth = [b if len(b) == 10 and b[4] == "-" and b[7] == "-" else "" for b in birth]
-
-    emails = [sorted({email_key(e) for e in lst if is_email(e)}) for lst in _split_lists(col["emails"])]
-    phones = [sorted({k for k in (phone_key(p) for p in [*lst, one]) if k}) for lst, one in
-              zip(_split_lists(col["phones"]), col["phone"].astype(object).fillna("").tolist())]
-    entries = _split_lists(col["addresses"])
-    flat = pd.Series([e for lst in entries for e in lst], dtype="string")
-    keys = address_key_column(flat.str.split("|").str[0], flat.str.split("|").str[1].fillna("")).tolist()
-    addresses, k = [], 0
-    line1 = address_key_column(col["line1"], col["postal_code"]).tolist()
-    for lst, own in zip(entries, line1):
-        addresses.append(sorted({*keys[k:k + len(lst)], own} - {""}))
-        k += len(lst)
-    ids = [sorted({x for x in (identifier_loose(i) for i in lst) if len(x) >= 4})
-           for lst in _split_lists(col["identifier_values"])]
-    users_l = [sorted({u for u in (email_user(e) for e in lst) if len(u) >= 5}) for lst in emails]
-    names_l = [" ".join("".join(ch for ch in email_user(e) if ch.isalpha()) for e in lst) for lst in emails]
-
-    account = col["account_type"].astype(object).fillna("").str.strip().str.upper().tolist()
+    rows: dict[str, Any] = {"unique_id": np.arange(n, dtype="int64")}
+    names = {}
+    for column, kind in (("first_name", "first"), ("pref_first_name", "first"), ("middle_name", "middle"),
+                         ("last_name", "last")):
+        rows[column], names[column] = _name_table(col[column], kind)
+    birth = col["birth_date"].astype("string").fillna("")
+    is_date = birth.str.fullmatch(r"\d{4}-\d{2}-\d{2}").fillna(False).to_numpy(dtype=bool)
+    rows["birth_date"] = pa.array(birth.to_numpy(dtype=object), pa.string(), mask=~is_date)
+    account = col["account_type"].astype("string").fillna("").str.strip().str.upper().to_numpy(dtype=object)
+    external, internal = account == "EXTERNAL", account == "INTERNAL"
+    rows["sis"] = pa.array(external, pa.bool_(), mask=~(external | internal))
+    in_extract = (users["in_sis_extract"].fillna(False).astype(bool).to_numpy() if "in_sis_extract" in users.columns
+                  else np.zeros(n, dtype=bool))
     # A live SIS identity: a record the SIS still sends (known only when the extract was given).
-    in_extract = (users["in_sis_extract"].fillna(False).astype(bool).tolist() if "in_sis_extract" in users.columns
-                  else [False] * n)
-    live = [x and a == "EXTERNAL" for x, a in zip(in_extract, account)]
-    full = [f"{a}|{b}" if a and b and len(a) > 1 else "" for a, b in zip(fn, ln)]
+    rows["live_sis"] = in_extract & external
+    row_table = pa.table(rows)
 
-    def none_if_empty(values: Iterable[Any]) -> list[Any]:
-        return [v if v else None for v in values]
+    flat: dict[str, tuple[pa.Array, pa.Array]] = {}
+    r, v = _flat(col["emails"])
+    valid = is_email_column(v)
+    r, v = r.filter(valid), email_key_column(v.filter(valid))
+    flat["emails"] = (r, v)
+    users_ = email_user_column(v)
+    letters = pc.replace_substring_regex(users_, "[^a-z]", "")
+    long_enough = pc.greater_equal(pc.utf8_length(users_), 5)
+    flat["email_users"] = (r.filter(long_enough), users_.filter(long_enough))
+    flat["email_names"] = (r, letters)
+    r, v = _flat(col["phones"] + ";" + col["phone"].astype("string").fillna(""))
+    v = phone_key_column(v)
+    flat["phones"] = (r, v)
+    r, v = _flat(col["identifier_values"])
+    v = identifier_loose_column(v)
+    keep = pc.greater_equal(pc.utf8_length(v), 4)
+    flat["ids"] = (r.filter(keep), v.filter(keep))
+    r, v = _flat(col["addresses"])
+    parts = pc.split_pattern(v, "|", max_splits=1)
+    keys = address_key_column(pc.list_element(parts, 0),
+                              pc.fill_null(pc.list_element(parts, 1) if len(v) else v, ""))
+    own = address_key_column(col["line1"], col["postal_code"])
+    flat["addresses"] = (pa.concat_arrays([r, pa.array(np.arange(n, dtype="int64"))]), pa.concat_arrays([keys, own]))
 
-    lists = pa.list_(pa.string())
-    table = pa.table({
-        "unique_id": pa.array(np.arange(n, dtype="int64")),
-        "fn": none_if_empty(fn), "ln": none_if_empty(ln), "mn": none_if_empty(mn),
-        "suffix": none_if_empty(suffix),
-        "fn_forms": pa.array([sorted({*forms[a], *forms[b]} - {""}) or None if a or b else None
-                              for a, b in zip(fn, pref)], lists),
-        "given_all": pa.array([sorted({*fw, *mw, *([a] if len(a) > 1 else [])}) or None
-                               for a, fw, mw in zip(fn, first_words, middle_words)], lists),
-        "ln_parts": pa.array([p or None for p in parts], lists),
-        "fn_sound": none_if_empty(sounds[a] if len(a) > 1 else "" for a in fn),
-        "ln_sound": pa.array([sorted({sounds[p] for p in ps} - {""}) or None for ps in parts], lists),
-        "name_key": none_if_empty(f"{min(a, b)}|{max(a, b)}" if a and b else "" for a, b in zip(fn, ln)),
-        "full_name": none_if_empty(full),
-        "birth_date": none_if_empty(birth), "birth_year": none_if_empty(b[:4] for b in birth),
-        "emails": pa.array([e or None for e in emails], lists),
-        "email_users": pa.array([u or None for u in users_l], lists),
-        "email_names": names_l,
-        "phones": pa.array([p or None for p in phones], lists),
-        "addresses": pa.array([a or None for a in addresses], lists),
-        "ids": pa.array([i or None for i in ids], lists),
-        "sis": pa.array([{"EXTERNAL": True, "INTERNAL": False}.get(a) for a in account], pa.bool_()),
-        "live_sis": pa.array(live, pa.bool_()),
-    })
-    return _drop_placeholders(table)
+    registered = ["__dup_rows"]
+    con.register("__dup_rows", row_table)
+    for column, table in names.items():
+        con.register(f"__dup_{column}", table)
+        registered.append(f"__dup_{column}")
+    for name, (r, v) in flat.items():
+        con.register(f"__dup_flat_{name}", pa.table({"r": r, "v": v}))
+        registered.append(f"__dup_flat_{name}")
+    cap = int(MAX_KEY_RECORDS)
 
+    def gathered(name: str, *, capped: bool = True, agg: str = "list_sort(list_distinct(list(v)))") -> str:
+        crowded = (f" AND v NOT IN (SELECT v FROM __dup_flat_{name} GROUP BY v HAVING count(DISTINCT r) > {cap})"
+                   if capped else "")
+        return f"(SELECT r, {agg} AS {name} FROM __dup_flat_{name} WHERE v <> ''{crowded} GROUP BY r)"
 
-def _drop_placeholders(table: pa.Table) -> pa.Table:
-    """Remove keys that more than :data:`MAX_KEY_RECORDS` records hold (placeholders, not identities)."""
-    import pyarrow.compute as pc
-
-    for name in (*_CAPPED, "full_name"):
-        column = table[name].combine_chunks()
-        values = pc.list_flatten(column) if name in _ARRAYS else column
-        counts = pc.value_counts(values.drop_null())
-        crowded = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), MAX_KEY_RECORDS))
-        if not len(crowded):
-            continue
-        drop = set(crowded.to_pylist())
-        if name in _ARRAYS:
-            kept = [[v for v in lst if v not in drop] or None if lst else None for lst in column.to_pylist()]
-            table = table.set_column(table.schema.get_field_index(name), name, pa.array(kept, column.type))
-        else:
-            kept = [None if v in drop else v for v in column.to_pylist()]
-            table = table.set_column(table.schema.get_field_index(name), name, pa.array(kept, column.type))
-    return table
+    try:
+        con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE {_RECORDS} AS
+        WITH named AS (
+            SELECT w.unique_id, f.g AS fn, f.key AS fn_key, l.ln, m.g AS mn, coalesce(l.suffix, f.suffix, m.suffix) AS suffix,
+                   CASE WHEN f.forms IS NOT NULL OR p.forms IS NOT NULL THEN
+                       list_sort(list_distinct(list_concat(coalesce(f.forms, []), coalesce(p.forms, [])))) END
+                       AS fn_forms,
+                   nullif(list_sort(list_distinct(list_concat(
+                       coalesce(f.words, []), coalesce(m.words, []),
+                       CASE WHEN length(f.g) > 1 THEN [f.g] ELSE [] END))), []) AS given_all,
+                   CASE WHEN f.near IS NOT NULL OR p.near IS NOT NULL THEN
+                       list_distinct(list_concat(coalesce(f.near, []), coalesce(p.near, []))) END AS fn_near,
+                   l.ln_parts, f.sound AS fn_sound, l.ln_sound,
+                   CASE WHEN f.g IS NOT NULL AND l.ln IS NOT NULL THEN least(f.g, l.ln) || '|' || greatest(f.g, l.ln)
+                   END AS name_key,
+                   CASE WHEN length(f.g) > 1 AND l.ln IS NOT NULL THEN f.g || '|' || l.ln END AS full_name,
+                   w.birth_date, substr(w.birth_date, 1, 4) AS birth_year, w.sis, w.live_sis
+            FROM __dup_rows w
+            LEFT JOIN __dup_first_name f ON f.code = w.first_name
+            LEFT JOIN __dup_pref_first_name p ON p.code = w.pref_first_name
+            LEFT JOIN __dup_middle_name m ON m.code = w.middle_name
+            LEFT JOIN __dup_last_name l ON l.code = w.last_name
+        ), crowded_names AS (
+            SELECT full_name FROM named WHERE full_name IS NOT NULL GROUP BY full_name HAVING count(*) > {cap}
+        )
+        SELECT n.* REPLACE (CASE WHEN n.full_name IN (SELECT full_name FROM crowded_names) THEN NULL
+                                 ELSE n.full_name END AS full_name),
+               e.emails, u.email_users, coalesce(en.email_names, '') AS email_names, ph.phones, a.addresses, i.ids
+        FROM named n
+        LEFT JOIN {gathered("emails")} e ON e.r = n.unique_id
+        LEFT JOIN {gathered("email_users")} u ON u.r = n.unique_id
+        LEFT JOIN {gathered("email_names", capped=False, agg="string_agg(v, ' ')")} en ON en.r = n.unique_id
+        LEFT JOIN {gathered("phones")} ph ON ph.r = n.unique_id
+        LEFT JOIN {gathered("addresses")} a ON a.r = n.unique_id
+        LEFT JOIN {gathered("ids")} i ON i.r = n.unique_id
+        ORDER BY n.unique_id
+        """)
+    finally:
+        for name in registered:
+            con.unregister(name)
+    return _RECORDS
 
 
 def _check_columns(users: pd.DataFrame) -> None:
@@ -458,7 +542,8 @@ def prepare_records(users: pd.DataFrame) -> pd.DataFrame:
         ``ids``, ``sis`` and ``live_sis`` (in the current SIS extract, and SIS-managed).
     """
     _check_columns(users)
-    return _prepare_table(users.reset_index(drop=True)).to_pandas()
+    with duckdb.connect() as con:
+        return con.sql(f"SELECT * FROM {_prepare(con, users.reset_index(drop=True))} ORDER BY unique_id").df()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -613,16 +698,13 @@ def spark_session(master: str | None = None, **conf: str) -> Any:
 class _Scorer:
     """One splink database API over the prepared table; scores candidate pairs, learns weights."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, table: pa.Table, backend: str, spark: Any) -> None:
-        self.n = table.num_rows
+    def __init__(self, con: duckdb.DuckDBPyConnection, table: str, n: int, backend: str, spark: Any) -> None:
+        self.n = n
         if backend == "duckdb":
             from splink import DuckDBAPI
 
-            con.register("__almatools_prepared", table)
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {_RECORDS} AS SELECT * FROM __almatools_prepared")
-            con.unregister("__almatools_prepared")
             self.api = DuckDBAPI(connection=con)
-            self.records = self.api.register(_RECORDS)
+            self.records = self.api.register(table)
         else:
             from splink import SparkAPI
 
@@ -631,7 +713,8 @@ class _Scorer:
             lineage = None if spark.sparkContext.getCheckpointDir() else "persist"
             self.api = SparkAPI(spark_session=spark, break_lineage_method=lineage)
             # Arrow both ways: PySpark's pandas conversion does not support pandas 3 yet
-            self.records = self.api.register(table, table_name=f"almatools_records_{id(table):x}")
+            arrow = con.sql(f"SELECT * FROM {table} ORDER BY unique_id").to_arrow_table()
+            self.records = self.api.register(arrow, table_name=f"almatools_records_{id(arrow):x}")
 
     def linker(self, model: dict[tuple[str, str], tuple[float, float]] | None,
                blocking: Iterable[tuple[str, ...]] = BLOCKING_RULES) -> Any:
@@ -644,7 +727,7 @@ class _Scorer:
         from splink import block_on
 
         linker = self.linker(None)
-        linker.training.estimate_u_using_random_sampling(max_pairs=min(2e6, max(1e5, 20.0 * self.n)), seed=1)
+        linker.training.estimate_u_using_random_sampling(max_pairs=U_SAMPLE_PAIRS, seed=1)
         for cols in (("birth_date", "ln"), ("full_name",)):
             rule = block_on(*cols)
             linker.training.estimate_parameters_using_expectation_maximisation(
@@ -686,7 +769,7 @@ def candidate_pairs(users: pd.DataFrame) -> pd.DataFrame:
     _check_columns(users)
     users = users.reset_index(drop=True)
     with duckdb.connect() as con:
-        scorer = _Scorer(con, _prepare_table(users), "duckdb", None)
+        scorer = _Scorer(con, _prepare(con, users), len(users), "duckdb", None)
         pairs = scorer.candidates() if len(users) > 1 else pd.DataFrame({"unique_id_l": [], "unique_id_r": []})
         scorer.close()
     pid = users["primary_id"].astype(str).to_numpy()
@@ -815,10 +898,10 @@ def find_duplicates(users: pd.DataFrame, *, backend: str = "duckdb", threshold: 
     model: dict[tuple[str, str], tuple[float, float]] | None = None
     with duckdb.connect() as con:
         with timer.step("prepare"):
-            table = _prepare_table(users)
-            live = table["live_sis"].to_numpy(zero_copy_only=False)
+            table = _prepare(con, users)
+            live = con.sql(f"SELECT live_sis FROM {table} ORDER BY unique_id").fetchnumpy()["live_sis"]
         if len(users) > 1:
-            scorer = _Scorer(con, table, backend, spark)
+            scorer = _Scorer(con, table, len(users), backend, spark)
             with timer.step("train"):
                 if train:
                     try:
