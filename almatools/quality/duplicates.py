@@ -122,7 +122,7 @@ class _Level:
     """One comparison level: its key, the evidence phrase, the SQL (a splink level creator), m and u.
 
     ``m_range``/``u_range`` bound what training may learn (default: m within a factor 3, u within a
-    factor 10 of the fixed values, and never above 0.999).
+    factor 10 of the fixed values, and never above 1).
     """
 
     key: str
@@ -136,8 +136,8 @@ class _Level:
     u_range: tuple[float, float] | None = None
 
     def bounds(self) -> tuple[tuple[float, float], tuple[float, float]]:
-        m = self.m_range or (self.m / 3, min(0.999, self.m * 3))
-        u = self.u_range or (self.u / 10, min(0.999, self.u * 10))
+        m = self.m_range or (self.m / 3, min(1.0, self.m * 3))
+        u = self.u_range or (self.u / 10, min(1.0, self.u * 10))
         return m, u
 
 
@@ -505,7 +505,13 @@ def _prepare(con: duckdb.DuckDBPyConnection, users: pd.DataFrame) -> str:
         )
         SELECT n.* REPLACE (CASE WHEN n.full_name IN (SELECT full_name FROM crowded_names) THEN NULL
                                  ELSE n.full_name END AS full_name),
-               e.emails, u.email_users, coalesce(en.email_names, '') AS email_names, ph.phones, a.addresses, i.ids
+               e.emails,
+               -- a user name that is only the person's name (fangli@, lifang@, fli@) says no more than the name
+               nullif(list_filter(u.email_users, lambda x: x NOT IN (
+                   coalesce(n.fn || n.ln, ''), coalesce(n.ln || n.fn, ''), coalesce(substr(n.fn, 1, 1) || n.ln, ''),
+                   coalesce(n.fn || substr(n.ln, 1, 1), ''), coalesce(n.fn, ''), coalesce(n.ln, ''))), [])
+                   AS email_users,
+               coalesce(en.email_names, '') AS email_names, ph.phones, a.addresses, i.ids
         FROM named n
         LEFT JOIN {gathered("emails")} e ON e.r = n.unique_id
         LEFT JOIN {gathered("email_users")} u ON u.r = n.unique_id
@@ -699,7 +705,7 @@ class _Scorer:
     """One splink database API over the prepared table; scores candidate pairs, learns weights."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, table: str, n: int, backend: str, spark: Any) -> None:
-        self.n = n
+        self.n, self.con, self.table = n, con, table
         if backend == "duckdb":
             from splink import DuckDBAPI
 
@@ -748,6 +754,26 @@ class _Scorer:
         linker = self.linker(model, blocking)
         predictions = linker.inference.predict(threshold_match_probability=threshold, warning_mode="never")
         return predictions.as_pyarrow_table().to_pandas()
+
+    def score_within(self, groups: list[list[int]], model: dict[tuple[str, str], tuple[float, float]] | None
+                     ) -> pd.DataFrame:
+        """Every pair of records within each group (by ``unique_id``), scored: the levels of all members."""
+        from splink import Linker, block_on
+
+        rows = pa.table({"unique_id": pa.array([x for g in groups for x in g], pa.int64()),
+                         "grp": pa.array([i for i, g in enumerate(groups) for _ in g], pa.int64())})
+        self.con.register("__almatools_groups", rows)
+        try:
+            subset = self.con.sql(f"SELECT r.*, g.grp FROM {self.table} r JOIN __almatools_groups g USING (unique_id)"
+                                  ).to_arrow_table()
+        finally:
+            self.con.unregister("__almatools_groups")
+        settings = linkage_settings(self.n, model, ())
+        settings.blocking_rules_to_generate_predictions = [block_on("grp")]
+        records = self.api.register(subset, table_name=f"almatools_groups_{id(subset):x}")
+        linker = Linker(records, settings, log_level=None)
+        return linker.inference.predict(threshold_match_probability=0.0, warning_mode="never"
+                                        ).as_pyarrow_table().to_pandas()
 
     def candidates(self) -> pd.DataFrame:
         """Every pair the blocking rules compare (``unique_id_l``, ``unique_id_r``)."""
@@ -911,12 +937,14 @@ def find_duplicates(users: pd.DataFrame, *, backend: str = "duckdb", threshold: 
                         model = None
             with timer.step("predict"):
                 pred = scorer.predict(model, possible_threshold)
+            with timer.step("tiers"):
+                result = _tiers(users, pred, live, threshold, decisions, lambda g: scorer.score_within(g, model))
             scorer.close()
         else:
             pred = pd.DataFrame({"unique_id_l": [], "unique_id_r": [], "match_probability": [],
                                  **{f"gamma_{c.name}": [] for c in MODEL}})
-    with timer.step("tiers"):
-        result = _tiers(users, pred, live, threshold, decisions)
+            with timer.step("tiers"):
+                result = _tiers(users, pred, live, threshold, decisions, None)
     result.timings = timer.close()
     result.model = {"trained": model is not None,
                     **{f"{c}/{k}": [round(m, 6), round(u, 8)] for (c, k), (m, u) in (model or {
@@ -927,9 +955,13 @@ def find_duplicates(users: pd.DataFrame, *, backend: str = "duckdb", threshold: 
     return result
 
 
-def _tiers(users: pd.DataFrame, pred: pd.DataFrame, live: np.ndarray, threshold: float,
-           decisions: Any) -> DuplicateResult:
-    """Sort the scored pairs into the likely and possible tiers, apply staff decisions, make clusters."""
+def _tiers(users: pd.DataFrame, pred: pd.DataFrame, live: np.ndarray, threshold: float, decisions: Any,
+           score_within: Callable[[list[list[int]]], pd.DataFrame] | None) -> DuplicateResult:
+    """Sort the scored pairs into the likely and possible tiers, apply staff decisions, make clusters.
+
+    ``score_within`` scores every two members of the larger clusters, so that a conflict between two
+    records that were never a candidate pair (linked only through a third) is seen.
+    """
     left = pred["unique_id_l"].astype("int64").tolist()
     right = pred["unique_id_r"].astype("int64").tolist()
     prob = pred["match_probability"].astype("float64").tolist()
@@ -973,6 +1005,12 @@ def _tiers(users: pd.DataFrame, pred: pd.DataFrame, live: np.ndarray, threshold:
                 likely.pop((min(a, b), max(a, b)), None)
                 possible.pop((min(a, b), max(a, b)), None)
 
+    groups = [g for g in _components(likely) if len(g) > 2]
+    if groups and score_within is not None:
+        inner = score_within(groups)
+        for a, b, lv in zip(inner["unique_id_l"].astype("int64"), inner["unique_id_r"].astype("int64"), _levels(inner)):
+            if _conflict(lv):
+                conflicts.add((min(a, b), max(a, b)))
     clusters, cut = _consistent_clusters(dict(likely), conflicts)
     for e in cut:
         possible[e] = (likely.pop(e), "split from a cluster whose members conflict")
