@@ -96,6 +96,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import csv
+import functools
 import itertools
 import json
 import random
@@ -398,6 +399,7 @@ _GERMAN_TYPED = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "
                                "Ø": "Oe", "å": "aa", "Å": "Aa"})
 
 
+@functools.lru_cache(maxsize=65536)
 def ascii_typed(s: str, german: bool = False) -> str:
     """How a clerk types a name on a US keyboard: accents dropped, ø/ß/æ/ł/ı/đ spelled out."""
     if german:
@@ -410,6 +412,7 @@ def has_special(s: str) -> bool:
     return ascii_typed(s) != s
 
 
+@functools.lru_cache(maxsize=65536)
 def handle(s: str) -> str:
     """Letters for an email user name or netid."""
     return "".join(c for c in ascii_typed(s).lower() if c.isalnum())
@@ -522,7 +525,8 @@ class Population:
         self.barcode_seq = iter(random.Random(seed * 7 + 2).sample(range(10 ** 9, 10 ** 10), users * 3 + 1000))
         self.dorm_rooms: list[tuple[Household, int]] = []
         self.dept_phones = [f"1|919515{n:04d}" for n in random.Random(seed * 7 + 3).sample(range(1000, 9999), 60)]
-        self.first_by_origin: dict[str, list[Person]] = {}
+        self.handles: dict[tuple[str, str], int] = {}
+        self.netids: dict[str, int] = {}
 
     # -- identities ----------------------------------------------------------------------------
 
@@ -554,19 +558,21 @@ class Population:
         return email
 
     def personal_email(self, first: str, last: str, birth: date) -> str:
+        """A personal address. A clean user name (``maria.garcia``) exists once per provider in the
+        world, so the first person of a name here gets one in a third of cases and a namesake rarely;
+        everyone else has digits or a word in it, as real free-mail user names do."""
         rng = self.rng
         f, l_ = handle(first), handle(last.split()[0] if " " in last and rng.random() < 0.5 else last)
-        style = rng.random()
-        if style < 0.3:
-            local = f"{f}.{l_}"
-        elif style < 0.5:
-            local = f"{f}{l_}{birth.year % 100:02d}"
-        elif style < 0.65:
-            local = f"{f[0]}{l_}"
-        elif style < 0.75:
-            local = f"{f}_{l_}{rng.randrange(1, 999)}"
-        elif style < 0.85:
-            local = f"{l_}{f[0]}{rng.randrange(1, 99)}"
+        seen = self.handles.get((f, l_), 0)
+        self.handles[(f, l_)] = seen + 1
+        r = rng.random()
+        base = (f"{f}.{l_}" if r < 0.35 else f"{f}{l_}" if r < 0.55 else f"{f[:1]}{l_}" if r < 0.7 else
+                f"{f}_{l_}" if r < 0.8 else f"{l_}{f[:1]}" if r < 0.9 else f"{l_}.{f}")
+        if rng.random() < (0.35 if seen == 0 else 0.04):
+            local = base
+        elif rng.random() < 0.8:
+            local = base + rng.choice([f"{birth.year % 100:02d}", str(birth.year), str(rng.randrange(1, 1000)),
+                                       f"{birth.month}{birth.day}"])
         else:
             local = rng.choice(["tarheel", "wolfpack", "sunny", "bluesky", "coffee", "runner", "gamer", "music",
                                 "book", "hoops", "river", "dragon", "panda", "kitty"]) + f"{f[:3]}{rng.randrange(1, 9999)}"
@@ -575,10 +581,11 @@ class Population:
     def netid(self, first: str, middle: str, last: str) -> str:
         base = (handle(first)[:1] + handle(middle)[:1] + handle(last)[:7]) or "user"
         netid = base
-        n = 1
+        n = self.netids.get(base, 1)
         while f"{netid}@{DOMAIN}" in self.used_emails:
             n += 1
             netid = f"{base}{n}"
+        self.netids[base] = n
         self.used_emails.add(f"{netid}@{DOMAIN}")
         return netid
 
@@ -800,6 +807,7 @@ class Population:
             phones = self.default_phones(p, kind)
         if addresses is None:
             addresses = self.default_addresses(p, kind)
+        emails, phones, addresses = _one_preferred(emails), _one_preferred(phones), _one_preferred(addresses)
         if primary_id is None:
             primary_id = univ_id or p.univ_id if sis else self.local_id(p, emails)
         primary_id = self.claim_id(primary_id)
@@ -1048,7 +1056,7 @@ class Population:
             if p.middle and rng.random() < 0.3:
                 kw["first"], kw["middle"] = p.first[0] + ".", p.middle
         elif pattern == "middle_in_first":
-            middle = p.middle or (_US_M(rng) if p.sex == "M" else _US_F(rng))
+            middle = p.middle or self.name(p.origin, p.sex)[1]
             kw.update(first=f"{p.first} {middle}", middle="")
         elif pattern == "dob_swap":
             birth = _swapped(p.birth) or _typo_date(p.birth, rng)
@@ -1262,11 +1270,8 @@ class Population:
                                birth=p.birth if pattern in ("dob_swap", "dob_typo") or
                                (kind != "local" and rng.random() < 0.995) else
                                (p.birth if rng.random() < 0.35 else None))
-            if pattern == "shared_other_email_only" and p.personal[-1] not in _emails_of(rec):
-                rec["contact_info"]["email"].append({
-                    "email_address": p.personal[-1], "description": None, "preferred": False,
-                    "segment_type": "External" if kind != "local" else "Internal",
-                    "email_type": [{"value": "personal", "desc": "Personal"}]})
+            if pattern == "shared_other_email_only":
+                self.ensure(rec, "email", p.personal[-1])
             if pattern:
                 self.duplicate(p, rec, pattern)
                 if rng.random() < THIRD_ACCOUNT:
@@ -1290,7 +1295,9 @@ class Population:
         if pattern is None:
             return self.person()
         role = {"alum_old_sis_new_local": "former", "local_other_id": rng.choice(["UGRAD", "GRAD", "FACULTY", "STAFF"]),
-                "community_twice": "COMMUNITY", "sis_reenrolled": "former"}.get(pattern)
+                "community_twice": "COMMUNITY", "sis_reenrolled": "former",
+                # the preferred name comes from the SIS record (a desk record rarely sets one)
+                "pref_name_as_first": rng.choice(["UGRAD", "UGRAD", "GRAD", "STAFF"])}.get(pattern)
         origin = {"double_surname": "hispanic" if rng.random() < 0.8 else "us",
                   "transliteration": rng.choice(["chinese", "korean", "arabic", "chinese", "korean"]),
                   "nickname": "us" if rng.random() < 0.85 else "hispanic",
@@ -1328,6 +1335,13 @@ def _phone_origin(origin: str) -> str:
 def _prefer(items: list) -> list:
     """Exactly one preferred entry (the first), as Alma allows."""
     return [(v, t, i == 0) for i, (v, t, _) in enumerate(items)]
+
+
+def _one_preferred(items: list) -> list:
+    """Keep the preferred entry if there is exactly one, else prefer the first (Alma allows one)."""
+    if sum(1 for x in items if x[2]) == 1:
+        return items
+    return _prefer(items)
 
 
 def _emails_of(rec: dict) -> set[str]:
