@@ -321,9 +321,29 @@ EU_PEOPLE = {
               words("Siobhán, Niamh, Aoife, Róisín, Saoirse")),
 }
 EU_TAIL = [a + b for a in GERMANIC_A for b in GERMANIC_B]
-PARTICLE_VARIANTS = {"van der": ["Van Der", "Vander", "van der"], "van den": ["Van Den", "Vanden"],
-                     "de": ["De", "de"], "ten": ["Ten"], "De la": ["Dela", "De La", "de la"], "De": ["De"],
-                     "Del": ["Del"], "Ó": ["O"], "Ní": ["Ni"], "Mac": ["Mac", "Mc"]}
+# How a surname with a particle or an apostrophe is written elsewhere: "van der Berg" as
+# "Vanderberg" or "Berg", "De la Cruz" as "Dela Cruz", "O'Brien" as "OBrien" or "O’Brien".
+PARTICLES = ("van der ", "van den ", "van ", "de la ", "de ", "del ", "ten ", "ó ", "ní ", "mac ")
+
+
+def particle_variants(last: str) -> list[str]:
+    """Other spellings of a surname with a particle, an apostrophe or Mc (empty if it has none)."""
+    out = []
+    low = last.lower()
+    for part in PARTICLES:
+        if low.startswith(part):
+            rest = last[len(part):]
+            head = last[:len(part)].strip()
+            titled = " ".join(w.capitalize() for w in head.split())
+            joined = head.replace(" ", "")
+            out += [f"{titled} {rest}", (joined + rest).capitalize(), f"{joined.capitalize()} {rest}", rest]
+            break
+    if "'" in last:
+        out += [last.replace("'", ""), last.replace("'", " "), last.replace("'", "\u2019")]
+    if last.startswith("Mc") and len(last) > 3:
+        out += [f"Mc {last[2:]}", f"MC{last[2:].upper()}"]
+    return [v for v in dict.fromkeys(out) if v and v != last]
+
 
 # ---------------------------------------------------------------------------------------------
 # Places, contacts
@@ -1298,7 +1318,7 @@ class Population:
                 "community_twice": "COMMUNITY", "sis_reenrolled": "former",
                 # the preferred name comes from the SIS record (a desk record rarely sets one)
                 "pref_name_as_first": rng.choice(["UGRAD", "UGRAD", "GRAD", "STAFF"])}.get(pattern)
-        origin = {"double_surname": "hispanic" if rng.random() < 0.8 else "us",
+        origin = {"double_surname": rng.choice(["hispanic", "hispanic", "hispanic", "us", "european"]),
                   "transliteration": rng.choice(["chinese", "korean", "arabic", "chinese", "korean"]),
                   "nickname": "us" if rng.random() < 0.85 else "hispanic",
                   "pref_name_as_first": rng.choice(["chinese", "korean", "vietnamese", "us"]),
@@ -1307,7 +1327,7 @@ class Population:
                   "rare_name_only": "us"}.get(pattern)
         for _ in range(200):
             p = self.person(role=role, origin=origin)
-            ok = {"double_surname": len(p.parts) > 1,
+            ok = {"double_surname": len(p.parts) > 1 or bool(particle_variants(p.last)),
                   "transliteration": _transliterate(p, random.Random(0)) != {},
                   "nickname": p.first in NICKS,
                   "pref_name_as_first": bool(p.pref) and p.pref != p.first,
@@ -1371,6 +1391,8 @@ def _typo_date(d: date, rng: random.Random) -> date:
 
 
 def _surname_variant(p: Person, rng: random.Random) -> str:
+    if len(p.parts) < 2:
+        return rng.choice(particle_variants(p.last))
     a = p.parts[0]
     b = p.parts[1] if len(p.parts) > 1 else ""
     options = [f"{a}-{b}", f"{ascii_typed(a)}-{ascii_typed(b)}", ascii_typed(a), a, f"{ascii_typed(a)} {ascii_typed(b)}",

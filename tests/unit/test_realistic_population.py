@@ -55,7 +55,7 @@ def test_files_are_alma_users_the_kit_reads(population):
     assert len(users) == summary["records"] == 800
     frame = load_users(folder / "users.jsonl")
     assert len(frame) == 800
-    assert frame.attrs["load_report"]["skipped"] == 0 if "skipped" in frame.attrs["load_report"] else True
+    assert frame.attrs["load_report"]["skipped"] == 0
     assert set(frame["account_type"]) == {"EXTERNAL", "INTERNAL"}
     assert (frame.loc[frame["account_type"] == "EXTERNAL", "external_id"] == "PSU_BANNER").all()
     for user in users:
@@ -194,3 +194,56 @@ def test_evidence_reading_folds_formats(modules):
     assert lr.phone_key("+86 138 1234 5678") == lr.phone_key("0086 13812345678")
     assert lr.phone_key("919-555-0134") != lr.phone_key("919-555-0143")
     assert lr.phone_key("555") is None
+
+
+def test_benchmark_measures_tiers_and_blocking_when_the_linkage_offers_them(modules, population, monkeypatch):
+    """measure() on the small population: without ``possible``/``candidate_pairs`` it reports n/a;
+    with them (stand-ins for the coming API, built from the truth) it counts exactly what they add."""
+    import pandas as pd
+
+    from almatools.quality import duplicates as dup
+
+    _, lr = modules
+    folder, _ = population
+    if hasattr(dup, "candidate_pairs"):
+        monkeypatch.delattr(dup, "candidate_pairs")
+    plain = lr.measure(folder, dump=2)
+    assert "possible" not in plain and "blocking" not in plain
+    lk = plain["likely"]
+    assert lk["true_linked"] <= lk["linked_pairs"] and 0 <= lk["precision"] <= 1 and 0 <= lk["recall"] <= 1
+    assert sum(r["pairs"] for r in plain["by_pattern"].values()) == plain["true_pairs"]
+    assert sum(r["linked"] for r in plain["by_pattern"].values()) == lk["true_linked"]
+    assert sum(plain["false_links"].values()) == lk["linked_pairs"] - lk["true_linked"]
+    assert any(line.startswith("Missed true pairs") for line in plain["dump"])
+
+    _, truth, look = _read(folder)
+    accounts: dict[str, list[str]] = {}
+    for r in truth:
+        accounts.setdefault(r["person_id"], []).append(r["primary_id"])
+    true_pairs = [tuple(sorted(v[:2])) for v in accounts.values() if len(v) > 1]
+    true_pairs += [tuple(sorted((v[0], v[2]))) for v in accounts.values() if len(v) > 2]
+    true_pairs += [tuple(sorted((v[1], v[2]))) for v in accounts.values() if len(v) > 2]
+    real_find = dup.find_duplicates
+
+    def find_with_possible(users, **kw):
+        result = real_find(users, **kw)
+        linked = result.linked_pairs()
+        missed = [p for p in true_pairs if frozenset(p) not in linked]
+        extra = [(look[0]["primary_id_l"], look[0]["primary_id_r"])]
+        rows = missed[: len(missed) // 2] + extra
+        result.possible = pd.DataFrame({"primary_id_l": [a for a, _ in rows], "primary_id_r": [b for _, b in rows],
+                                        "match_probability": [0.5] * len(rows)})
+        return result
+
+    monkeypatch.setattr(dup, "find_duplicates", find_with_possible)
+    monkeypatch.setattr(dup, "candidate_pairs", lambda users: pd.DataFrame(
+        {"primary_id_l": [b for _, b in true_pairs[1:]], "primary_id_r": [a for a, _ in true_pairs[1:]]}),
+        raising=False)
+    r = lr.measure(folder, dump=0)
+    missed = r["true_pairs"] - r["likely"]["true_linked"]
+    assert r["possible"]["missed"] == missed
+    assert r["possible"]["adds"] == missed // 2
+    assert r["possible"]["pairs"] == missed // 2 + 1
+    assert r["possible"]["precision"] == pytest.approx((missed // 2) / (missed // 2 + 1))
+    assert r["blocking"]["recall"] == pytest.approx((len(true_pairs) - 1) / len(true_pairs))
+    assert r["lookalikes"][look[0]["pattern"]]["possible"] >= 1
