@@ -545,7 +545,7 @@ class Population:
         self.barcode_seq = iter(random.Random(seed * 7 + 2).sample(range(10 ** 9, 10 ** 10), users * 3 + 1000))
         self.dorm_rooms: list[tuple[Household, int]] = []
         self.dept_phones = [f"1|919515{n:04d}" for n in random.Random(seed * 7 + 3).sample(range(1000, 9999), 60)]
-        self.handles: dict[tuple[str, str], int] = {}
+        self.handles: dict[str, int] = {}
         self.netids: dict[str, int] = {}
 
     # -- identities ----------------------------------------------------------------------------
@@ -583,11 +583,11 @@ class Population:
         everyone else has digits or a word in it, as real free-mail user names do."""
         rng = self.rng
         f, l_ = handle(first), handle(last.split()[0] if " " in last and rng.random() < 0.5 else last)
-        seen = self.handles.get((f, l_), 0)
-        self.handles[(f, l_)] = seen + 1
         r = rng.random()
         base = (f"{f}.{l_}" if r < 0.35 else f"{f}{l_}" if r < 0.55 else f"{f[:1]}{l_}" if r < 0.7 else
                 f"{f}_{l_}" if r < 0.8 else f"{l_}{f[:1]}" if r < 0.9 else f"{l_}.{f}")
+        seen = self.handles.get(base, 0)  # "jsmith" is scarce for every J. Smith, not per first name
+        self.handles[base] = seen + 1
         if rng.random() < (0.35 if seen == 0 else 0.04):
             local = base
         elif rng.random() < 0.8:
@@ -917,8 +917,11 @@ class Population:
         else:
             if rng.random() < 0.95:
                 email = p.personal[0] if p.personal else self.personal_email(p.first, p.last, p.birth)
-                if p.role == "RECIPROCAL" and rng.random() < 0.7:
-                    email = self.unique_email(handle(p.first)[:1] + handle(p.last), rng.choice(PARTNERS))
+                if p.role == "RECIPROCAL" and rng.random() < 0.7:  # their home university's address
+                    user = handle(p.first)[:1] + handle(p.middle)[:1] + handle(p.last)[:8]
+                    if rng.random() < 0.6:  # most schemes number or extend a common user name
+                        user += str(rng.randrange(1, 30)) if rng.random() < 0.7 else f"{p.birth.year % 100:02d}"
+                    email = self.unique_email(user, rng.choice(PARTNERS))
                 out.append((email, "personal", True))
             if len(p.personal) > 1 and rng.random() < 0.3:
                 out.append((p.personal[1], "personal", False))
@@ -1118,10 +1121,21 @@ class Population:
                 self.ensure(orig, "email", p.personal[0])
         self.account(p, local, pattern, emails=e, phones=ph, addresses=ad, birth=birth, **kw)
 
-    def ensure(self, rec: dict, what: str, value: Any) -> None:
+    def ensure(self, rec: dict, what: str, value: Any, preferred: bool = False) -> None:
         """Give record ``rec`` the email, phone (``"1|919..."``) or address tuple ``value`` as a
-        non-preferred entry if it lacks it (so a pattern that shares that field really does)."""
+        non-preferred entry if it lacks it (so a pattern that shares that field really does); with
+        ``preferred``, a phone it adds becomes the preferred one."""
         ci = rec["contact_info"]
+        if preferred and what == "phone":
+            digits = value.split("|")[1]
+            if not any("".join(c for c in x["phone_number"] if c.isdigit()).endswith(digits) for x in ci["phone"]):
+                for x in ci["phone"]:
+                    x["preferred"] = x["preferred_sms"] = False
+                ci["phone"].insert(0, {"phone_number": fmt_phone(value, self.rng.randrange(8)), "preferred": True,
+                                       "preferred_sms": False, "segment_type": "Internal" if rec["account_type"][
+                                           "value"] == "INTERNAL" else "External",
+                                       "phone_type": [{"value": "home", "desc": "Home"}]})
+            return
         seg = "External" if rec["account_type"]["value"] == "EXTERNAL" else "Internal"
         if what == "email" and value not in _emails_of(rec):
             ci["email"].append({"email_address": value, "description": None, "preferred": not ci["email"],
@@ -1187,9 +1201,6 @@ class Population:
             p.accents_kept = base.accents_kept
         p.netid = self.netid(p.first, p.middle, p.parts[0] if len(p.parts) > 1 else p.last)
         p.personal = [self.personal_email(p.first, p.last, p.birth)]
-        if kind == "spouses":
-            p.home.phone = p.home.phone or base.home.phone or self.unique_phone()
-            base.home.phone = p.home.phone
         if kind == "parent_child" and rng.random() < 0.5:
             p.suffix = "Jr" if p.birth > base.birth else "Sr"
         return p
@@ -1224,9 +1235,20 @@ class Population:
                     self.used_emails.add(f"{near}@{DOMAIN}")
                     other.netid = near
                     orec = self.account(other, _kind(other), "original")
-                elif kind == "parent_child":
-                    orec = self.account(other, _kind(other), "original",
-                                        birth=other.birth if _kind(other) != "local" or rng.random() < 0.6 else None)
+                elif kind in ("twins", "siblings", "spouses", "parent_child"):
+                    # one household: its address on both records, its landline (a parent's and a
+                    # child's in half the cases), preferred on some records
+                    landline = base.home.phone = base.home.phone or self.unique_phone()
+                    self.ensure(rec, "address", base.home.address)
+                    phones = [(other.mobile, "mobile", True)] if other.mobile else []
+                    if kind != "parent_child" or rng.random() < 0.5:
+                        self.ensure(rec, "phone", landline, preferred=rng.random() < 0.4)
+                        phones = _prefer([(landline, "home", True)] + phones) if rng.random() < 0.5 or not phones \
+                            else _prefer(phones + [(landline, "home", False)])
+                    birth = other.birth if kind != "parent_child" or _kind(other) != "local" or rng.random() < 0.6 \
+                        else None
+                    orec = self.account(other, _kind(other), "original", phones=phones, birth=birth,
+                                        addresses=[(base.home.address, "home", True)])
                 else:
                     orec = self.account(other, _kind(other), "original")
                 self.lookalikes.append((rec["primary_id"], orec["primary_id"], kind))
@@ -1295,8 +1317,9 @@ class Population:
             if pattern:
                 self.duplicate(p, rec, pattern)
                 if rng.random() < THIRD_ACCOUNT:
-                    self.duplicate(p, rec, rng.choice(["local_other_id", "community_twice", "local_no_birthdate",
-                                                       "typo", "nickname" if p.first in NICKS else "initials"]))
+                    again = "community_twice" if kind == "local" else "local_other_id"
+                    self.duplicate(p, rec, rng.choice([again, "local_no_birthdate", "typo",
+                                                       "nickname" if p.first in NICKS else "initials"]))
             elif len(pool) < 200_000:
                 pool.append((p, rec))
         self.plant_lookalikes(pool, self.target)
