@@ -42,7 +42,7 @@ one person fall in the level) and a u probability (how often two people's do), s
 
 Weights are learnt from the data being analysed when it is large enough (:data:`MIN_TRAIN_RECORDS`):
 u by random sampling of record pairs, m by expectation-maximisation over the pairs that share a birth
-date and surname, then over those that share the full name (each pass learns the comparisons its
+date and surname, then over those that share their first email address (each pass learns the comparisons its
 blocking rule does not fix). Learnt values are **clamped to each level's bounds** (:class:`_Level`
 ``m_range``/``u_range``): EM on a population of namesakes can otherwise decide that ``jwang@`` and
 ``lwang@`` are strong evidence, or that a different first name is a usual thing for one person. The
@@ -76,8 +76,8 @@ import pyarrow as pa
 
 import pyarrow.compute as pc
 
-from almatools.normalise import (address_key_column, email_key_column, email_user_column, given_name,
-                                 identifier_loose_column, is_email_column, name_forms, name_suffix, name_tokens,
+from almatools.normalise import (address_key_column, email_key_column, email_user_column, given_name, given_tokens,
+                                 identifier_loose_column, is_academic_column, is_email_column, name_forms, name_suffix,
                                  phone_key_column, surname_key, surname_parts)
 
 __all__ = [
@@ -167,7 +167,8 @@ def _null(*cols: str) -> Callable[[], Any]:
 
 
 def _sql(condition: str) -> Callable[[], Any]:
-    return lambda: _cl().CustomLevel(condition)
+    """A level written in DuckDB's SQL (splink translates it for Spark)."""
+    return lambda: _cl().CustomLevel(condition, base_dialect_str="duckdb")
 
 
 def _exact(col: str) -> Callable[[], Any]:
@@ -223,7 +224,8 @@ MODEL: tuple[_Comparison, ...] = (
         _Level("typo_short", "first name typo ({l}/{r})",
                _all(_sql("least(length(fn_l), length(fn_r)) = 3 AND substr(fn_l, 1, 1) = substr(fn_r, 1, 1)"),
                     _dl1("fn")), 0.01, 0.002),
-        _Level("moved", "middle name used as the first name ({l}/{r})", _shared("given_all"), 0.03, 0.002),
+        _Level("moved", "middle name used as the first name ({l}/{r})",
+               _sql("list_contains(middles_r, fn_l) OR list_contains(middles_l, fn_r)"), 0.03, 0.002),
         _Level("initial", "first name initial ({l}/{r})",
                _sql("(length(fn_l) = 1 OR length(fn_r) = 1) AND substr(fn_l, 1, 1) = substr(fn_r, 1, 1)"),
                0.04, 0.004),
@@ -238,6 +240,8 @@ MODEL: tuple[_Comparison, ...] = (
         _Level("part", "last name part of the other ({l}/{r})", _shared("ln_parts"), 0.05, 0.0005),
         _Level("typo", "last name typo ({l}/{r})", _all(_sql(_LONG.format(c="ln")), _dl1("ln")), 0.06, 0.0004),
         _Level("similar", "last name similar ({l}/{r})", _jw("ln", 0.92), 0.01, 0.0008),
+        _Level("in_middle", "last name changed, the old one now a middle name ({l}/{r})",
+               _sql("list_contains(middles_r, ln_l) OR list_contains(middles_l, ln_r)"), 0.02, 0.0002),
         _Level("in_email", "last name changed, the old one in an email ({l}/{r})",
                # the record's own names are taken out first: Tao Li's taoli@… does not name Tao Tao
                _sql("(length(ln_l) >= 3 AND instr(replace(replace(email_names_r, coalesce(fn_r, '#'), ' '), ln_r, ' '), ln_l) > 0)"
@@ -285,9 +289,11 @@ MODEL: tuple[_Comparison, ...] = (
         _Level("else", "", _else, 0.92, 1.0),
     )),
     _Comparison("suffix", "last_name", (
-        _Level("null", "", _null("suffix"), 1, 1),
-        _Level("exact", "", _exact("suffix"), 0.95, 0.5),
-        _Level("differs", "generational suffixes differ", _else, 0.001, 0.5, agrees=False,
+        _Level("null", "", _sql("suffix_l = '' AND suffix_r = ''"), 1, 1),
+        _Level("exact", "", _sql("suffix_l = suffix_r"), 0.95, 0.5),
+        _Level("one", "a generational suffix on one record only", _sql("suffix_l = '' OR suffix_r = ''"), 0.1, 0.3,
+               agrees=False),
+        _Level("differs", "generational suffixes differ", _else, 0.001, 0.2, agrees=False,
                m_range=(0.0001, 0.002)),
     )),
     # Most duplicates in Alma are a record made by hand for someone the SIS also loads; two
@@ -398,11 +404,11 @@ def _name_table(values: pd.Series, kind: str) -> tuple[np.ndarray, pa.Table]:
         table = pa.table({
             "code": pa.array(range(len(names)), pa.int64()),
             "g": [g or None for g in given],
-            "key": [surname_key(n) or None for n in names],  # every word: for first and last name swapped
+            "key": ["".join(given_tokens(n)) or None for n in names],  # every word: first and last name swapped
             "forms": pa.array([sorted(name_forms(g)) or None if len(g) > 1 else None for g in given],
                               pa.list_(pa.string())),
             # words of the name that can be a given name: the first name's later words, every middle name
-            "words": pa.array([[w for w in name_tokens(n)[1 if kind == "first" else 0:] if len(w) > 1] or None
+            "words": pa.array([[w for w in given_tokens(n)[1 if kind == "first" else 0:] if len(w) > 1] or None
                                for n in names], pa.list_(pa.string())),
             "sound": [_sound(g) if len(g) > 1 else None for g in given],
             "near": pa.array([sorted(_near(name_forms(g))) or None if len(g) > 1 else None for g in given],
@@ -445,8 +451,9 @@ def _prepare(con: duckdb.DuckDBPyConnection, users: pd.DataFrame) -> str:
     flat["emails"] = (r, v)
     users_ = email_user_column(v)
     letters = pc.replace_substring_regex(users_, "[^a-z]", "")
-    long_enough = pc.greater_equal(pc.utf8_length(users_), 5)
-    flat["email_users"] = (r.filter(long_enough), users_.filter(long_enough))
+    # user names at academic domains are assigned (slee6@…): the same name elsewhere is someone else
+    personal = pc.and_(pc.greater_equal(pc.utf8_length(users_), 5), pc.invert(is_academic_column(v)))
+    flat["email_users"] = (r.filter(personal), users_.filter(personal))
     flat["email_names"] = (r, letters)
     r, v = _flat(col["phones"] + ";" + col["phone"].astype("string").fillna(""))
     v = phone_key_column(v)
@@ -481,13 +488,13 @@ def _prepare(con: duckdb.DuckDBPyConnection, users: pd.DataFrame) -> str:
         con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {_RECORDS} AS
         WITH named AS (
-            SELECT w.unique_id, f.g AS fn, f.key AS fn_key, l.ln, m.g AS mn, coalesce(l.suffix, f.suffix, m.suffix) AS suffix,
+            SELECT w.unique_id, f.g AS fn, f.key AS fn_key, l.ln, m.g AS mn,
+                   coalesce(l.suffix, f.suffix, m.suffix, '') AS suffix,
                    CASE WHEN f.forms IS NOT NULL OR p.forms IS NOT NULL THEN
                        list_sort(list_distinct(list_concat(coalesce(f.forms, []), coalesce(p.forms, [])))) END
                        AS fn_forms,
-                   nullif(list_sort(list_distinct(list_concat(
-                       coalesce(f.words, []), coalesce(m.words, []),
-                       CASE WHEN length(f.g) > 1 THEN [f.g] ELSE [] END))), []) AS given_all,
+                   nullif(list_sort(list_distinct(list_concat(coalesce(f.words, []), coalesce(m.words, [])))), [])
+                       AS middles,
                    CASE WHEN f.near IS NOT NULL OR p.near IS NOT NULL THEN
                        list_distinct(list_concat(coalesce(f.near, []), coalesce(p.near, []))) END AS fn_near,
                    l.ln_parts, f.sound AS fn_sound, l.ln_sound,
@@ -505,11 +512,13 @@ def _prepare(con: duckdb.DuckDBPyConnection, users: pd.DataFrame) -> str:
         )
         SELECT n.* REPLACE (CASE WHEN n.full_name IN (SELECT full_name FROM crowded_names) THEN NULL
                                  ELSE n.full_name END AS full_name),
-               e.emails,
+               e.emails, e.emails[1] AS email1,
                -- a user name that is only the person's name (fangli@, lifang@, fli@) says no more than the name
                nullif(list_filter(u.email_users, lambda x: x NOT IN (
                    coalesce(n.fn || n.ln, ''), coalesce(n.ln || n.fn, ''), coalesce(substr(n.fn, 1, 1) || n.ln, ''),
-                   coalesce(n.fn || substr(n.ln, 1, 1), ''), coalesce(n.fn, ''), coalesce(n.ln, ''))), [])
+                   coalesce(n.fn || substr(n.ln, 1, 1), ''), coalesce(n.ln || substr(n.fn, 1, 1), ''),
+                   coalesce(n.fn_key || n.ln, ''), coalesce(n.ln || n.fn_key, ''), coalesce(n.fn_key, ''),
+                   coalesce(n.fn, ''), coalesce(n.ln, ''))), [])
                    AS email_users,
                coalesce(en.email_names, '') AS email_names, ph.phones, a.addresses, i.ids
         FROM named n
@@ -542,7 +551,7 @@ def prepare_records(users: pd.DataFrame) -> pd.DataFrame:
     Returns:
         One row per record, in the order of ``users``: ``unique_id`` (the row position), ``fn`` (the
         folded given name), ``ln`` (surname key), ``mn``, ``suffix``, ``fn_forms`` (given and preferred
-        names with the formal names they are nicknames of), ``given_all``, ``ln_parts``,
+        names with the formal names they are nicknames of), ``middles`` (later given names), ``ln_parts``,
         ``fn_sound``/``ln_sound`` (phonetic keys), ``name_key``, ``full_name``, ``birth_date``,
         ``birth_year``, ``emails``, ``email_users``, ``email_names``, ``phones``, ``addresses``,
         ``ids``, ``sis`` and ``live_sis`` (in the current SIS extract, and SIS-managed).
@@ -647,13 +656,15 @@ def _tier_reason(lv: dict[str, str], live_both: bool) -> str:
 
     ``lv``: comparison name -> level key of the pair.
     """
-    if lv["suffix"] == "differs":
-        return _NEVER
+    if lv["suffix"] == "differs" or lv["birth_date"] == "far":
+        return _NEVER  # Jr and Sr; a parent and a child
+    personal = lv["email"] == "exact" or lv["identifier"] == "exact"  # what a household does not share
+    born = lv["birth_date"] in ("exact", "swap", "typo")
     if lv["first_name"] == "differs":
-        return _NEVER  # twins, spouses, siblings, a family email: different first names are two people
-    if lv["birth_date"] == "far":
-        return _NEVER  # a parent and a child
-    strong = any(lv[c] == k for c, k in _STRONG)
+        # twins, spouses, siblings, a family email: different first names are two people, unless the
+        # birth date and a personal email or identifier say otherwise (a nickname no table knows)
+        return "the first names differ" if born and personal else _NEVER
+    strong = personal or lv["phone"] == "exact" or lv["last_name"] in ("in_email", "in_middle")
     if lv["birth_date"] == "differs":
         return "the birth dates differ"
     if lv["last_name"] == "differs" and not (strong or lv["address"] == "exact"):
@@ -663,15 +674,26 @@ def _tier_reason(lv: dict[str, str], live_both: bool) -> str:
         return "only an initial or no first name" if agree else _NEVER
     if not agree:
         return "only the name agrees"
+    if lv["middle_name"] == "differs" and not personal:
+        return "the middle names differ"
+    if lv["suffix"] == "one" and not (personal or born):
+        return "a generational suffix on one record only"
     if live_both:
         return "two live SIS records (the SIS sends both)"
     return ""
 
 
 def _conflict(lv: dict[str, str]) -> bool:
-    """Two records that cannot be one person (checked between every two members of a cluster)."""
-    return (lv["suffix"] == "differs" or lv["first_name"] == "differs"
-            or lv["birth_date"] in ("differs", "far"))
+    """Two records that cannot be one person (checked between every two members of a cluster).
+
+    Different first names or birth dates are a conflict unless the two records share a personal email
+    or an identifier themselves (then the cluster is not a chain through a weak link: a preferred
+    name, or a birth date typed wrong).
+    """
+    if lv["suffix"] == "differs" or lv["birth_date"] == "far":
+        return True
+    personal = lv["email"] == "exact" or lv["identifier"] == "exact"
+    return (lv["first_name"] == "differs" or lv["birth_date"] == "differs") and not personal
 
 
 # ---------------------------------------------------------------------------------------------
@@ -734,7 +756,7 @@ class _Scorer:
 
         linker = self.linker(None)
         linker.training.estimate_u_using_random_sampling(max_pairs=U_SAMPLE_PAIRS, seed=1)
-        for cols in (("birth_date", "ln"), ("full_name",)):
+        for cols in (("birth_date", "ln"), ("email1",)):
             rule = block_on(*cols)
             linker.training.estimate_parameters_using_expectation_maximisation(
                 rule, fix_u_probabilities=True, record_sample_proportion=1.0)
