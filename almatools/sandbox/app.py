@@ -39,7 +39,7 @@ from lxml import etree
 from lxml.builder import ElementMaker
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -316,6 +316,9 @@ class _Gate:
         if error is None:
             try:
                 await self.app(scope, receive, send_marked)
+                return
+            except ClientDisconnect:  # the client gave up (e.g. its read timeout) while the body was read
+                log.info("client went away during %s %s", scope["method"], scope["path"])
                 return
             except Exception:  # a sandbox bug: still answer as Alma would, with the headers
                 log.exception("the sandbox failed on %s %s", scope["method"], scope["path"])
