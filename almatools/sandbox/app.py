@@ -15,6 +15,37 @@ Two layers:
   rules for external users), delete, authenticate, and the code tables.
 
 Besides Alma's API there is one helper of our own, ``POST /sandbox/merge`` (see ``merge_users``).
+
+How strictly it answers, and the source of each behaviour (recorded replies are in
+``tests/fixtures/alma``, listed with their sources in its README; "ours" marks a choice where Alma's
+exact reply is not public):
+
+- **Wrong key**: HTTP 400 ``UNAUTHORIZED`` "API-key not defined or not configured to allow this API.",
+  always in XML and without a trackingId, even when JSON was asked for (recorded replies of public
+  clients' fixtures, ``error_unauthorized.xml``; reference §1).
+- **A JSON value of the wrong type** (``{"primary_id": {"a": 1}}``, an email address sent as a list,
+  a list of strings where objects belong, a date that is not a date, NaN): HTTP 400 with the *wrapped*
+  body ``{"web_service_result": {"errorsExist": true, "errorList": {"error": {…}}}}`` (``error`` an
+  object), code ``BAD_REQUEST``, and a Java reader message naming the field's reference chain
+  (recorded reply ``error_wrapped_bad_request.json``). The same fault in an XML body is 401676.
+- **A body that is not a user object** (not JSON/XML, a JSON array, the wrong root): 401676 "No valid
+  XML was given." (reference §5).
+- **A value the sandbox could not serve back** (text over 255 characters in ids and names, per
+  rest_user.xsd; over 4,000 in free text and over 1,000 list entries, ours; NUL and other characters XML
+  1.0 cannot carry, lone surrogates): 401676 naming the field (ours). Nothing is stored, so list pages
+  and the XML GET never fail on a stored record; every record is also written to XML once before it
+  is stored, as a last guard.
+- **A body over 1 MB** (ours: Alma's limit is not public): HTTP 413 ``REQUEST_TOO_LARGE``, refused from
+  ``Content-Length`` before the body is read, or while a chunked body is read.
+- **Unknown fields** are dropped (Alma's JSON reader ignores unknown properties); ``category_type`` of a
+  statistic is output-only (rest_user.xsd) and usually absent on real records (PUL's and SCR's recorded
+  users): it is neither kept nor invented.
+- **EXTERNAL users** need an ``external_id`` that is a configured SIS profile
+  (``codetables.SIS_PROFILES``; rest_user.xsd: "must match a valid SIS profile"), on POST and when a PUT
+  converts an INTERNAL user; the code (401854) and wording are ours.
+- **Slow commits** (``Knobs.commit_delay_ms``): a POST's checks, 401851 included, run at once; the
+  record is stored after the delay, so a client that timed out can look it up, find nobody, and get
+  401851 when it posts again (issue 10).
 """
 
 from __future__ import annotations
