@@ -156,7 +156,6 @@ def _never_sent(exc: requests.RequestException) -> bool:
     return False
 
 
-_ERROR_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, recover=False)
 _JAVA_CHAIN = re.compile(r'\["([^"]+)"\]|ArrayList\[(\d+)\]')
 _HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _HTML_HEADING = re.compile(r"<h1[^>]*>(.*?)</h1>", re.IGNORECASE | re.DOTALL)
@@ -185,7 +184,9 @@ def _first_error(body: Any) -> dict | None:
 def _xml_error(data: bytes) -> dict | None:
     """``errorCode``, ``errorMessage`` and ``trackingId`` of a ``web_service_result`` XML body (any namespace)."""
     try:
-        root = etree.fromstring(data, _ERROR_PARSER)
+        # a parser per call: lxml parsers must not be shared between the fetch threads
+        parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+        root = etree.fromstring(data, parser)
     except (etree.XMLSyntaxError, ValueError):
         return None
     for element in root.iter():
@@ -240,6 +241,9 @@ def alma_error_fields(status: int, content_type: str, data: bytes, reason: str |
             error = _first_error(json.loads(text))
         except ValueError:
             error = None
+        else:
+            if error is None:  # JSON, but not an Alma error body: never pass raw JSON on as the message
+                return None, f"HTTP {status} {reason or ''}".strip() + " with a JSON reply that holds no Alma error", None
     elif head.startswith("<!doctype html") or head.startswith("<html") or "html" in content_type.lower():
         return None, _gateway_page(status, reason, text), None
     elif text.startswith("<"):

@@ -73,6 +73,8 @@ def test_q_builder_refuses_unknown_fields_and_empty_values(kwargs):
      (None, "Alma's gateway answered with an error page (502 Bad Gateway) instead of an API reply", None)),
     (b"", "", (None, "HTTP 502 Bad Gateway with no body", None)),
     (b"<broken", "application/xml", (None, "<broken", None)),
+    (b'{"message": "upstream timed out"}', "application/json",
+     (None, "HTTP 400 Bad Gateway with a JSON reply that holds no Alma error", None)),
 ])
 def test_error_bodies_of_every_shape(body, content_type, expected):
     from almatools.client import alma_error_fields
