@@ -60,11 +60,22 @@ def test_a_good_form_passes_and_builds_the_right_record(policy, affiliation):
         assert record["user_statistic"][0]["statistic_category"]["value"] == group.patron_type
 
 
-@pytest.mark.parametrize("field", ["first_name", "last_name", "primary_id", "expiry_date", "email_address"])
+@pytest.mark.parametrize("field", ["first_name", "last_name", "primary_id", "email_address"])
 def test_seed_000_mandatory_fields(field):
     result = validate(good(CONSORTIUM, "community", **{field: ""}), CONSORTIUM, today=TODAY)
     assert ("MISSING_FIELD", "error", field) in rules(result)
     assert result.record is None
+
+
+@pytest.mark.parametrize("policy", [DEFAULT, CONSORTIUM, EXTERNAL_ID], ids=["default", "consortium", "seed003"])
+def test_an_empty_expiry_date_defaults_from_the_group_on_every_path(policy):
+    result = validate(good(policy, "alum", expiry_date=""), policy, today=TODAY)
+    group = policy.groups[policy.affiliations["alum"].group]
+    expiry = TODAY + timedelta(days=group.default_expiry_days)
+    assert result.ok, result.issues
+    assert ("EXPIRY_DEFAULTED", "info", "expiry_date") in rules(result)
+    assert result.record["expiry_date"] == expiry.isoformat() + "Z"
+    assert result.record["purge_date"] == (expiry + timedelta(days=policy.retention_days)).isoformat() + "Z"
 
 
 def test_seed_000_email_type_is_mandatory_too():
