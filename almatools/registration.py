@@ -540,12 +540,19 @@ def decide(checked: Validation, candidates: list[Candidate], policy: Policy, *,
         elif cand.exact_id or group == new_group:
             why = (f"An account with this identifier exists: {pid} ({name}, group {group}, {state})" if cand.exact_id
                    else f"{name} already has an {state} account in group {group}: {pid}")
-            if cand.locally_managed and (group == new_group or policy.group(group) is not None):
-                dates = renewal_dates(policy, group, today)
-                if dates and (renew_dates is None and verdict is None):
+            dates = renewal_dates(policy, group, today) if cand.locally_managed else None
+            if dates and active and cand.expiry_date is not None and cand.expiry_date >= dates[0]:
+                # Already valid as long as a renewal would make it (e.g. just renewed): only an update is left.
+                found = ("update", f"{why}, valid until {cand.expiry_date.isoformat()}. Update it instead of "
+                                   "creating a second one.")
+            elif dates:
+                if renew_dates is None and verdict is None:
                     renew_dates = dates
-                until = f" (new expiration date {dates[0].isoformat()})" if dates else ""
-                found = ("renew", f"{why}. Renew it{until} or update it instead of creating a second one.")
+                found = ("renew", f"{why}. Renew it (new expiration date {dates[0].isoformat()}) or update it "
+                                  "instead of creating a second one.")
+            elif cand.locally_managed:
+                found = ("update", f"{why}, in a group the policy does not describe. Update it instead of creating "
+                                   "a second one.")
             else:
                 found = ("update", f"{why}, managed by the SIS. Update it instead of creating a second one (the SIS "
                                    "load keeps its dates; ask the SIS office if they are wrong).")

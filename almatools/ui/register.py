@@ -407,9 +407,8 @@ class RegistrationForm(widgets.VBox):
         self.renew_button.layout.display = "" if "renew" in offers else "none"
         self.update_button.layout.display = "" if "update" in offers else "none"
         if blocked:
-            todo = {"renew": "Renew or update it below.", "update": "Update it below."}.get(decision.action, "")
             self.status.value = (f"<span class='almatools-blocked' style='color:{_AMBER}'><b>Blocked: this person "
-                                 f"already has an account.</b> {_esc(decision.reason)} {todo}</span>")
+                                 f"already has an account.</b> {_esc(decision.reason)}</span>")
         elif blocking:
             names = list(dict.fromkeys(self._field_label(i.field) if (i.field in self.fields) else i.field
                                        for i in blocking))

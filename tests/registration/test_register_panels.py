@@ -249,6 +249,7 @@ def test_an_active_patron_registered_again_is_blocked_and_renewed_in_one_click(c
     assert "RENEWED" in form.result.value and new_expiry.isoformat() in form.result.value
     assert client.find_user(patron.primary_id) is None  # still one account
     assert form.register_button.disabled and "Blocked" in form.status.value  # searched again: still the same person
+    assert form.search.decision.action == "update" and form.renew_button.layout.display == "none"  # renewed already
 
 
 def test_an_expired_account_in_the_same_group_is_renewed_not_duplicated(client):

@@ -69,11 +69,14 @@ def test_dry_run_plans_and_sends_nothing(client, dry_client):
 
 
 def test_a_taken_identifier_is_blocked_and_alma_errors_are_explained(client):
-    checked = validate(good_form(client, DEFAULT, "alum"), DEFAULT, today=TODAY)
+    checked = validate(good_form(client, DEFAULT, "alum", expiry_date=TODAY + timedelta(days=60)), DEFAULT, today=TODAY)
     assert register(client, checked).status == "created"
     again = register(client, checked)  # the same person again: no second account, the renewal is offered
     assert again.status == "blocked" and "exists" in again.message and "Renew it" in again.message
     assert again.decision.action == "renew" and again.decision.target == checked.form.primary_id
+    full = validate(good_form(client, DEFAULT, "alum"), DEFAULT, today=TODAY)  # valid as long as a renewal makes it
+    assert register(client, full).status == "created"
+    assert register(client, full).decision.action == "update"
     # With a (stale) search that saw nothing, Alma's own duplicate check refuses the POST.
     stale = ExistingSearch(candidates=[], blocked=False, advice=[], merge_from=[], calls=0)
     refused = register(client, checked, search=stale)
