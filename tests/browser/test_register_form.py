@@ -142,6 +142,8 @@ def test_register_a_patron_in_jupyterlab(client, sandbox, tmp_path):
                 expect(form.locator(".almatools-register")).to_be_enabled(timeout=WAIT)
                 form.locator(".almatools-register").click()
                 expect(form.locator(".almatools-result")).to_contain_text("CREATED", timeout=WAIT)
+                expect(form.locator(".almatools-status")).to_contain_text("Registered", timeout=WAIT)
+                expect(form.locator(".almatools-register")).to_be_disabled()
                 form.locator(".almatools-result").scroll_into_view_if_needed()
                 page.screenshot(path=str(tmp_path / "registered.png"), full_page=False)
 
