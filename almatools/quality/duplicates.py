@@ -247,6 +247,10 @@ MODEL: tuple[_Comparison, ...] = (
                _sql("(length(ln_l) >= 3 AND instr(replace(replace(email_names_r, coalesce(fn_r, '#'), ' '), ln_r, ' '), ln_l) > 0)"
                     " OR (length(ln_r) >= 3 AND "
                     "instr(replace(replace(email_names_l, coalesce(fn_l, '#'), ' '), ln_l, ' '), ln_r) > 0)"), 0.03, 0.001),
+        # a new surname (marriage) with the same first name and birth date: the surname alone says little
+        _Level("changed", "last name changed ({l}/{r})",
+               _sql("(fn_l = fn_r OR list_has_any(fn_forms_l, fn_forms_r)) AND birth_date_l = birth_date_r"),
+               0.04, 0.04, agrees=False, m_range=(0.02, 0.06), u_range=(0.02, 0.06)),
         _Level("differs", "last name differs ({l}/{r})", _else, 0.07, 0.995, agrees=False),
     )),
     _Comparison("birth_date", "birth_date", (
@@ -278,9 +282,9 @@ MODEL: tuple[_Comparison, ...] = (
     )),
     _Comparison("middle_name", "middle_name", (
         _Level("null", "", _null("mn"), 1, 1),
-        _Level("exact", "middle name equal",
-               _sql("mn_l = mn_r OR ((length(mn_l) = 1 OR length(mn_r) = 1) AND substr(mn_l, 1, 1) = substr(mn_r, 1, 1))"),
-               0.9, 0.3),
+        _Level("exact", "middle name equal", _sql("mn_l = mn_r AND length(mn_l) > 1"), 0.8, 0.1),
+        _Level("initial", "middle name initial ({l}/{r})",
+               _sql("(length(mn_l) = 1 OR length(mn_r) = 1) AND substr(mn_l, 1, 1) = substr(mn_r, 1, 1)"), 0.1, 0.2),
         _Level("differs", "middle name differs ({l}/{r})", _else, 0.1, 0.7, agrees=False),
     )),
     _Comparison("identifier", "identifier_values", (
@@ -667,7 +671,8 @@ def _tier_reason(lv: dict[str, str], live_both: bool) -> str:
     strong = personal or lv["phone"] == "exact" or lv["last_name"] in ("in_email", "in_middle")
     if lv["birth_date"] == "differs":
         return "the birth dates differ"
-    if lv["last_name"] == "differs" and not (strong or lv["address"] == "exact"):
+    if lv["last_name"] in ("differs", "changed") and not (strong or lv["address"] == "exact"
+                                                          or (lv["middle_name"] == "exact" and born)):
         return "the surname differs and nothing but the name and birth date agrees"
     agree = [c for c in ("birth_date", "email", "phone", "address", "identifier") if lv[c] not in ("null", "else")]
     if lv["first_name"] in ("null", "initial", "initials") and not strong:
@@ -683,17 +688,23 @@ def _tier_reason(lv: dict[str, str], live_both: bool) -> str:
     return ""
 
 
-def _conflict(lv: dict[str, str]) -> bool:
-    """Two records that cannot be one person (checked between every two members of a cluster).
+def _conflict(lv: dict[str, str]) -> str:
+    """Why two records cannot be one person ("" when they can), checked between every two members of a
+    cluster: ``"first"`` (first names differ), ``"birth"`` or ``"suffix"``.
 
     Different first names or birth dates are a conflict unless the two records share a personal email
     or an identifier themselves (then the cluster is not a chain through a weak link: a preferred
     name, or a birth date typed wrong).
     """
-    if lv["suffix"] == "differs" or lv["birth_date"] == "far":
-        return True
-    personal = lv["email"] == "exact" or lv["identifier"] == "exact"
-    return (lv["first_name"] == "differs" or lv["birth_date"] == "differs") and not personal
+    if lv["suffix"] == "differs":
+        return "suffix"
+    if lv["birth_date"] == "far":
+        return "birth"
+    if lv["email"] == "exact" or lv["identifier"] == "exact":
+        return ""
+    if lv["first_name"] == "differs":
+        return "first"
+    return "birth" if lv["birth_date"] == "differs" else ""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -778,8 +789,8 @@ class _Scorer:
         return predictions.as_pyarrow_table().to_pandas()
 
     def score_within(self, groups: list[list[int]], model: dict[tuple[str, str], tuple[float, float]] | None
-                     ) -> pd.DataFrame:
-        """Every pair of records within each group (by ``unique_id``), scored: the levels of all members."""
+                     ) -> tuple[pd.DataFrame, dict[int, frozenset[str]]]:
+        """Every pair of records within each group (by ``unique_id``), scored; and each member's name forms."""
         from splink import Linker, block_on
 
         rows = pa.table({"unique_id": pa.array([x for g in groups for x in g], pa.int64()),
@@ -794,8 +805,11 @@ class _Scorer:
         settings.blocking_rules_to_generate_predictions = [block_on("grp")]
         records = self.api.register(subset, table_name=f"almatools_groups_{id(subset):x}")
         linker = Linker(records, settings, log_level=None)
-        return linker.inference.predict(threshold_match_probability=0.0, warning_mode="never"
-                                        ).as_pyarrow_table().to_pandas()
+        scored = linker.inference.predict(threshold_match_probability=0.0, warning_mode="never"
+                                          ).as_pyarrow_table().to_pandas()
+        forms = {int(i): frozenset(f or ()) for i, f in zip(subset["unique_id"].to_pylist(),
+                                                             subset["fn_forms"].to_pylist())}
+        return scored, forms
 
     def candidates(self) -> pd.DataFrame:
         """Every pair the blocking rules compare (``unique_id_l``, ``unique_id_r``)."""
@@ -862,23 +876,43 @@ def _components(edges: Iterable[tuple[int, int]]) -> list[list[int]]:
     return uf.groups()
 
 
-def _consistent_clusters(edges: dict[tuple[int, int], float], conflicts: set[tuple[int, int]]
-                         ) -> tuple[list[list[int]], list[tuple[int, int]]]:
+def _consistent_clusters(edges: dict[tuple[int, int], float], conflicts: dict[tuple[int, int], str],
+                         forms: dict[int, frozenset[str]]) -> tuple[list[list[int]], list[tuple[int, int]]]:
     """Connected components of ``edges`` in which no two members conflict.
 
-    A component holding a conflicting pair loses its weakest edge until none does.
+    A component holding a conflicting pair loses its weakest edge until none does. Two members whose
+    first names differ (conflict kind ``"first"``) do not conflict when a third member's names (its
+    first and preferred names, see ``forms``) agree with both: Hương Đặng, known as Jack, links a
+    "Huong" record and a "Jack" record.
 
     Returns:
         The clusters, and the edges that were cut.
     """
+    against: dict[int, set[int]] = {}
+    for a, b in conflicts:
+        against.setdefault(a, set()).add(b)
+        against.setdefault(b, set()).add(a)
+
+    def bridged(a: int, b: int, members: set[int]) -> bool:
+        fa, fb = forms.get(a, frozenset()), forms.get(b, frozenset())
+        return any(forms.get(m, frozenset()) & fa and forms.get(m, frozenset()) & fb for m in members - {a, b})
+
+    def consistent(members: set[int]) -> bool:
+        for a in members:
+            for b in against.get(a, ()):
+                if b in members and a < b:
+                    kind = conflicts.get((a, b), "")
+                    if not (kind == "first" and bridged(a, b, members)):
+                        return False
+        return True
+
     cut: list[tuple[int, int]] = []
     clusters: list[list[int]] = []
     todo = _components(edges)
     while todo:
         group = todo.pop()
         members = set(group)
-        bad = [p for p in conflicts if p[0] in members and p[1] in members]
-        if not bad:
+        if consistent(members):
             clusters.append(group)
             continue
         inner = {e: p for e, p in edges.items() if e[0] in members}
@@ -978,7 +1012,8 @@ def find_duplicates(users: pd.DataFrame, *, backend: str = "duckdb", threshold: 
 
 
 def _tiers(users: pd.DataFrame, pred: pd.DataFrame, live: np.ndarray, threshold: float, decisions: Any,
-           score_within: Callable[[list[list[int]]], pd.DataFrame] | None) -> DuplicateResult:
+           score_within: Callable[[list[list[int]]], tuple[pd.DataFrame, dict[int, frozenset[str]]]] | None
+           ) -> DuplicateResult:
     """Sort the scored pairs into the likely and possible tiers, apply staff decisions, make clusters.
 
     ``score_within`` scores every two members of the larger clusters, so that a conflict between two
@@ -993,20 +1028,20 @@ def _tiers(users: pd.DataFrame, pred: pd.DataFrame, live: np.ndarray, threshold:
 
     likely: dict[tuple[int, int], float] = {}
     possible: dict[tuple[int, int], tuple[float, str]] = {}
-    conflicts: set[tuple[int, int]] = set()
+    conflicts: dict[tuple[int, int], str] = {}
     level_of: dict[tuple[int, int], dict[str, str]] = {}
     for a, b, p, lv in zip(left, right, prob, levels):
         key = (min(a, b), max(a, b))
         level_of[key] = lv
         verdict = decided(pid[a], pid[b])
         if verdict == "different":
-            conflicts.add(key)
+            conflicts[key] = "decided"
             continue
         if verdict == "same":
             likely[key] = max(p, threshold)
             continue
-        if _conflict(lv):
-            conflicts.add(key)
+        if kind := _conflict(lv):
+            conflicts[key] = kind
         reason = _tier_reason(lv, bool(live[a] and live[b]))
         if reason == _NEVER:
             continue
@@ -1023,17 +1058,18 @@ def _tiers(users: pd.DataFrame, pred: pd.DataFrame, live: np.ndarray, threshold:
         for a_id, b_id in decisions.different_pairs():
             a, b = index.get(a_id.casefold()), index.get(b_id.casefold())
             if a is not None and b is not None and a != b:
-                conflicts.add((min(a, b), max(a, b)))
+                conflicts[(min(a, b), max(a, b))] = "decided"
                 likely.pop((min(a, b), max(a, b)), None)
                 possible.pop((min(a, b), max(a, b)), None)
 
     groups = [g for g in _components(likely) if len(g) > 2]
+    forms: dict[int, frozenset[str]] = {}
     if groups and score_within is not None:
-        inner = score_within(groups)
+        inner, forms = score_within(groups)
         for a, b, lv in zip(inner["unique_id_l"].astype("int64"), inner["unique_id_r"].astype("int64"), _levels(inner)):
-            if _conflict(lv):
-                conflicts.add((min(a, b), max(a, b)))
-    clusters, cut = _consistent_clusters(dict(likely), conflicts)
+            if kind := _conflict(lv):
+                conflicts.setdefault((min(a, b), max(a, b)), kind)
+    clusters, cut = _consistent_clusters(dict(likely), conflicts, forms)
     for e in cut:
         possible[e] = (likely.pop(e), "split from a cluster whose members conflict")
 
