@@ -47,7 +47,8 @@ blocking rule does not fix). Learnt values are **clamped to each level's bounds*
 ``m_range``/``u_range``): EM on a population of namesakes can otherwise decide that ``jwang@`` and
 ``lwang@`` are strong evidence, or that a different first name is a usual thing for one person. The
 values used are in :attr:`DuplicateResult.model` (and the run's summary); if training fails or the
-input is small, the fixed values below are used. Name agreement is term-frequency adjusted.
+input is small, the fixed values below are used. Training always runs on DuckDB (the prepared table is
+there), so the Spark backend scores with the same model. Name agreement is term-frequency adjusted.
 
 The prior, the probability that two random records are one person, is
 ``2 * DUPLICATE_RATE / (n - 1)``. Blocking rules (:data:`BLOCKING_RULES`) are equi-joins on exploded
@@ -255,7 +256,7 @@ MODEL: tuple[_Comparison, ...] = (
                     "instr(replace(replace(email_names_l, coalesce(fn_l, '#'), ' '), ln_l, ' '), ln_r) > 0)"), 0.03, 0.001),
         # a new surname (marriage) with the same first name and birth date: the surname alone says little
         _Level("changed", "last name changed ({l}/{r})",
-               _sql("(fn_l = fn_r OR list_has_any(fn_forms_l, fn_forms_r)) AND birth_date_l = birth_date_r"),
+               _all(_any(_sql("fn_l = fn_r"), _shared("fn_forms")), _sql("birth_date_l = birth_date_r")),
                0.04, 0.04, agrees=False, m_range=(0.02, 0.06), u_range=(0.02, 0.06)),
         _Level("differs", "last name differs ({l}/{r})", _else, 0.07, 0.995, agrees=False),
     )),
@@ -1006,14 +1007,18 @@ def find_duplicates(users: pd.DataFrame, *, backend: str = "duckdb", threshold: 
             table = _prepare(con, users)
             live = con.sql(f"SELECT live_sis FROM {table} ORDER BY unique_id").fetchnumpy()["live_sis"]
         if len(users) > 1:
-            scorer = _Scorer(con, table, len(users), backend, spark)
             with timer.step("train"):
                 if train:
+                    # always on DuckDB (the table is there already), so both backends score with one model
+                    trainer = _Scorer(con, table, len(users), "duckdb", None)
                     try:
-                        model = scorer.train()
+                        model = trainer.train()
                     except Exception as err:  # noqa: BLE001 - training is an improvement, never a failure
                         logger.warning("duplicates: learning the weights failed (%s); using the fixed values", err)
                         model = None
+                    finally:
+                        trainer.close()
+            scorer = _Scorer(con, table, len(users), backend, spark)
             with timer.step("predict"):
                 pred = scorer.predict(model, possible_threshold)
             with timer.step("tiers"):
