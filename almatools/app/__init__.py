@@ -1,0 +1,128 @@
+"""The two ways a librarian opens the notebooks: JupyterLab (``almatools lab``) and app mode
+(``almatools app``: Voila, the same notebooks as pages with no code).
+
+Both serve the **workspace** folder (:func:`almatools.config.workspace`, ``work/`` in the checkout).
+The kit's notebooks appear in it as symbolic links to the checkout's copies, so a ``git pull`` updates
+them, and a kernel starts in the workspace: every output a notebook writes by default lands there, where
+Lab's file browser shows it. This module prepares the folder and builds the two command lines; the
+command line (:mod:`almatools.cli`) runs them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from almatools.errors import ConfigError
+
+__all__ = ["LAB_PORT", "APP_PORT", "SANDBOX_PORT", "LAB_SETTINGS", "APP_FILE_TYPES", "TASKS", "prepare_workspace",
+           "lab_command", "app_command", "running_as_root", "Prepared"]
+
+LAB_PORT = 8888
+"""JupyterLab's default port (Lab moves to the next free one when it is taken)."""
+APP_PORT = 8866
+"""Voila's default port."""
+SANDBOX_PORT = 8990
+"""The sandbox's default port (a free one is picked when it is taken)."""
+LAB_SETTINGS = Path(__file__).resolve().parent.parent / "jupyter" / "lab-settings"
+"""The JupyterLab settings the kit ships (the news pop-up turned off): see its README."""
+APP_FILE_TYPES = ("csv", "xlsx", "html", "json", "txt", "jsonl", "png", "svg", "pdf", "zip")
+"""Files of the workspace that app mode lets a librarian open or download (outputs, never notebooks)."""
+TASKS = {
+    "00_getting_started.ipynb": "Getting started: which Alma, today's API calls, find a patron",
+    "01_register_patron.ipynb": "Register patrons: one by one, conversion to SIS-managed, from a CSV file",
+    "02_find_duplicates_and_stale.ipynb": "Find duplicates, stale records and policy breaches",
+    "03_prepare_merge_list.ipynb": "Prepare a merge list: review pairs, exports, verify",
+    "04_data_quality_report.ipynb": "Write the data-quality report",
+}
+"""The notebooks, one page per task, with what each is for (the landing page lists them)."""
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A prepared workspace: its folder and the notebooks linked (or already there) in it."""
+
+    folder: Path
+    notebooks: tuple[Path, ...]
+
+
+def running_as_root() -> bool:
+    """True for the superuser (containers, VMs, many library servers), where Jupyter wants --allow-root."""
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def prepare_workspace(folder: Path, notebooks: Path) -> Prepared:
+    """Create the workspace and link the kit's notebooks into it.
+
+    A notebook already in the workspace (a link, or a librarian's own copy) is left alone; a link whose
+    target moved is pointed at the current one.
+
+    Raises:
+        ConfigError: the workspace cannot be created, or the notebook folder has no notebooks.
+    """
+    found = sorted(notebooks.glob("*.ipynb"))
+    if not found:
+        raise ConfigError(f"No notebooks in {notebooks}: give the kit's notebooks folder (--notebooks DIR).")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"Cannot create the workspace {folder} ({err}): choose another with --workspace DIR "
+                          "or ALMATOOLS_WORKSPACE.") from err
+    linked = []
+    for source in found:
+        target = folder / source.name
+        if target.is_symlink() and not target.exists():
+            target.unlink()  # a dangling link from a checkout that moved
+        if not target.exists():
+            try:
+                target.symlink_to(os.path.relpath(source, folder))
+            except OSError as err:
+                raise ConfigError(f"Cannot link {source.name} into the workspace {folder} ({err}).") from err
+        linked.append(target)
+    return Prepared(folder, tuple(linked))
+
+
+def _flags(extra: list[str], name: str) -> bool:
+    return any(arg == name or arg.startswith(name + "=") for arg in extra)
+
+
+def lab_command(folder: Path, *, port: int = LAB_PORT, allow_root: bool = False, open_browser: bool = True,
+                extra: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """The JupyterLab command line: on ``folder``, on 127.0.0.1, with the kit's settings.
+
+    ``allow_root`` adds ``--allow-root`` (JupyterLab exits "Running as root is not recommended" without
+    it when started by root).
+    """
+    extra = list(extra)
+    command = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={folder}", f"--LabApp.app_settings_dir={LAB_SETTINGS}",
+               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    if not _flags(extra, "--port") and not _flags(extra, "--ServerApp.port"):
+        command.append(f"--port={port}")
+    if not _flags(extra, "--ip") and not _flags(extra, "--ServerApp.ip"):
+        command.append("--ServerApp.ip=127.0.0.1")
+    if allow_root and not _flags(extra, "--allow-root"):
+        command.append("--allow-root")
+    if not open_browser and not _flags(extra, "--no-browser"):
+        command.append("--no-browser")
+    return command + extra
+
+
+def app_command(folder: Path, *, port: int = APP_PORT, open_browser: bool = True,
+                extra: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """The Voila command line: the workspace's notebooks as pages with no code, on 127.0.0.1.
+
+    Voila's own page at ``/`` lists the notebooks (the landing page); ``/voila/render/NAME.ipynb`` is one
+    task's page. Tracebacks are not shown to staff (the panels say what went wrong in words), and the
+    workspace's output files can be opened through ``/voila/files/`` (never the notebooks or code).
+    """
+    extra = list(extra)
+    allow = [fr".*\.({'|'.join(APP_FILE_TYPES)})"]
+    command = [sys.executable, "-m", "voila", str(folder), f"--port={port}", "--Voila.ip=127.0.0.1",
+               f"--VoilaConfiguration.file_allowlist={allow!r}",
+               r"--VoilaConfiguration.file_denylist=['.*\.(ipynb|py)', r'(^|.*/)\..*']",
+               "--VoilaConfiguration.show_tracebacks=False", "--theme=light"]
+    if not open_browser:
+        command.append("--no-browser")
+    return command + extra
