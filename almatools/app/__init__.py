@@ -118,10 +118,11 @@ def app_command(folder: Path, *, port: int = APP_PORT, open_browser: bool = True
     workspace's output files can be opened through ``/voila/files/`` (never the notebooks or code).
     """
     extra = list(extra)
-    allow = [fr".*\.({'|'.join(APP_FILE_TYPES)})"]
+    # A list trait takes one item per flag (the list form is deprecated in traitlets 5).
     command = [sys.executable, "-m", "voila", str(folder), f"--port={port}", "--Voila.ip=127.0.0.1",
-               f"--VoilaConfiguration.file_allowlist={allow!r}",
-               r"--VoilaConfiguration.file_denylist=['.*\.(ipynb|py)', r'(^|.*/)\..*']",
+               f"--VoilaConfiguration.file_allowlist=.*\\.({'|'.join(APP_FILE_TYPES)})",
+               "--VoilaConfiguration.file_denylist=.*\\.(ipynb|py)",
+               "--VoilaConfiguration.file_denylist=(^|.*/)\\..*",
                "--VoilaConfiguration.show_tracebacks=False", "--theme=light"]
     if not open_browser:
         command.append("--no-browser")

@@ -292,7 +292,7 @@ def build_merge_verify(worklist: Worklist, client: AlmaClient) -> widgets.VBox:
     """After the merges are done in Alma: a button that checks every approved pair (FROM gone, TO there)
     and marks it done or not done. Children: the button, then the result (HTML)."""
     button = widgets.Button(description="Verify in Alma", button_style="primary", icon="search",
-                            tooltip="look every approved FROM and TO up in Alma")
+                            tooltip="look every approved FROM and TO up in Alma", layout=widgets.Layout(width="auto"))
     result = widgets.HTML("<p>Press the button once the merges are done in Alma.</p>")
 
     def run(_=None) -> None:
@@ -311,7 +311,9 @@ def build_merge_verify(worklist: Worklist, client: AlmaClient) -> widgets.VBox:
 def build_merge_exports(worklist: Worklist, folder: Path | str | None = None) -> widgets.VBox:
     """A button that writes ``merge_list.csv``, ``merge_review.xlsx`` and ``merge_worklist.html``.
     Children: the button, then the result (HTML) naming the files."""
-    button = widgets.Button(description="Write the exports", button_style="primary", icon="download")
+    button = widgets.Button(description="Write the exports", button_style="primary", icon="download",
+                            layout=widgets.Layout(width="auto"))
+    button.add_class("almatools-write-exports")
     result = widgets.HTML()
 
     def run(_=None) -> None:
