@@ -121,6 +121,11 @@ def _serve(args: argparse.Namespace, mode: str) -> int:
         updates.update(ALMA_BASE_URL=server.base_url, ALMA_API_KEY=server.api_key)
         _say(f"The Alma sandbox is running at {server.base_url} (data in {server.data_dir}).")
     _say(f"Workspace: {folder} ({len(prepared.notebooks)} notebooks; every output lands here by default).")
+    if prepared.copied:
+        _say(f"Notebooks copied into the workspace from the kit: {', '.join(prepared.copied)}.")
+    for name in prepared.kept:
+        _say(f"Kept your changed copy of {name}; the kit's newer version is {_notebook_dir(args.notebooks) / name} "
+             "(delete the workspace copy to get it).")
     extra = list(args.jupyter_args)
     if mode == "lab":
         root = app.running_as_root() or args.allow_root

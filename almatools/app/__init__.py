@@ -2,20 +2,23 @@
 (``almatools app``: Voila, the same notebooks as pages with no code).
 
 Both serve the **workspace** folder (:func:`almatools.config.workspace`, ``work/`` in the checkout).
-The kit's notebooks appear in it as symbolic links to the checkout's copies, so a ``git pull`` updates
-them, and a kernel starts in the workspace: every output a notebook writes by default lands there, where
-Lab's file browser shows it. This module prepares the folder and builds the two command lines; the
+The kit's notebooks are copied into it (see :func:`prepare_workspace`), and a kernel starts in the
+workspace: every output a notebook writes by default lands there, where Lab's file browser shows it. This module prepares the folder and builds the two command lines; the
 command line (:mod:`almatools.cli`) runs them.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from almatools.errors import ConfigError
+from almatools.files import atomic_write
 
 __all__ = ["LAB_PORT", "APP_PORT", "SANDBOX_PORT", "LAB_SETTINGS", "APP_FILE_TYPES", "TASKS", "prepare_workspace",
            "lab_command", "app_command", "running_as_root", "Prepared"]
@@ -42,10 +45,27 @@ TASKS = {
 
 @dataclass(frozen=True)
 class Prepared:
-    """A prepared workspace: its folder and the notebooks linked (or already there) in it."""
+    """A prepared workspace: its folder, its notebooks, and what happened to each.
+
+    Attributes:
+        folder: the workspace.
+        notebooks: the kit's notebooks in it.
+        copied: those copied now (new, or updated from a newer kit version).
+        kept: those the librarian changed in the workspace, kept as they are although the kit's copy changed.
+    """
 
     folder: Path
     notebooks: tuple[Path, ...]
+    copied: tuple[str, ...] = ()
+    kept: tuple[str, ...] = ()
+
+
+MANIFEST = ".almatools-notebooks.json"
+"""In the workspace: the digest of each notebook as the kit last copied it (to tell the librarian's edits)."""
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def running_as_root() -> bool:
@@ -54,34 +74,51 @@ def running_as_root() -> bool:
 
 
 def prepare_workspace(folder: Path, notebooks: Path) -> Prepared:
-    """Create the workspace and link the kit's notebooks into it.
+    """Create the workspace and put the kit's notebooks in it.
 
-    A notebook already in the workspace (a link, or a librarian's own copy) is left alone; a link whose
-    target moved is pointed at the current one.
+    The notebooks are *copied*, so that running and saving them in Lab never writes outputs into the
+    kit's checkout. A copy the librarian has not changed follows the kit (a newer version after a
+    ``git pull`` replaces it); a copy they changed is kept, and reported in ``kept``.
 
     Raises:
-        ConfigError: the workspace cannot be created, or the notebook folder has no notebooks.
+        ConfigError: the workspace cannot be written, or the notebook folder has no notebooks.
     """
     found = sorted(notebooks.glob("*.ipynb"))
     if not found:
         raise ConfigError(f"No notebooks in {notebooks}: give the kit's notebooks folder (--notebooks DIR).")
+    manifest_path = folder / MANIFEST
     try:
         folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ConfigError(f"Cannot create the workspace {folder} ({err}): choose another with --workspace DIR "
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else {}
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"Cannot use the workspace {folder} ({err}): choose another with --workspace DIR "
                           "or ALMATOOLS_WORKSPACE.") from err
-    linked = []
-    for source in found:
-        target = folder / source.name
-        if target.is_symlink() and not target.exists():
-            target.unlink()  # a dangling link from a checkout that moved
-        if not target.exists():
-            try:
-                target.symlink_to(os.path.relpath(source, folder))
-            except OSError as err:
-                raise ConfigError(f"Cannot link {source.name} into the workspace {folder} ({err}).") from err
-        linked.append(target)
-    return Prepared(folder, tuple(linked))
+    placed, copied, kept = [], [], []
+    try:
+        for source in found:
+            target = folder / source.name
+            new = _digest(source)
+            if target.is_symlink():
+                target.unlink()  # an earlier kit linked the notebooks; copies keep the checkout clean
+            if target.exists():
+                current = _digest(target)
+                if current != new:
+                    if current == manifest.get(source.name):
+                        shutil.copyfile(source, target)
+                        copied.append(source.name)
+                    else:
+                        kept.append(source.name)
+                        placed.append(target)
+                        continue
+            else:
+                shutil.copyfile(source, target)
+                copied.append(source.name)
+            manifest[source.name] = new
+            placed.append(target)
+        atomic_write(manifest_path, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode("utf-8"))
+    except OSError as err:
+        raise ConfigError(f"Cannot put the notebooks into the workspace {folder} ({err}).") from err
+    return Prepared(folder, tuple(placed), tuple(copied), tuple(kept))
 
 
 def _flags(extra: list[str], name: str) -> bool:

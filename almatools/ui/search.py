@@ -77,7 +77,8 @@ def search_everything(client: AlmaClient, value: str, *, max_results: int = 50) 
         for user in client.search_users(max_records=max_results, email=value):
             add(user, "email")
     elif any(ch.isalpha() for ch in value):
-        for user in client.search_users(max_records=max_results, **_name_clauses(value)):
+        clauses = {k: v for k, v in _name_clauses(value).items() if v.strip()}
+        for user in client.search_users(max_records=max_results, **clauses) if clauses else ():
             add(user, "name")
     return list(found.values())
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -75,8 +76,10 @@ def start_kit(mode: str, home: Path, *, extra: tuple[str, ...] = ()) -> KitServe
                JUPYTER_RUNTIME_DIR=str(jupyter / "runtime"), JUPYTERLAB_SETTINGS_DIR=str(jupyter / "settings"),
                JUPYTERLAB_WORKSPACES_DIR=str(jupyter / "workspaces"))
     workspace = home / "work"
+    notebooks = home / "notebooks"  # a copy: nothing a test does can touch the checkout's notebooks
+    shutil.copytree(ROOT / "notebooks", notebooks, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     command = [str(KIT), mode, "--no-browser", f"--port={port}", f"--sandbox-port={free_port()}",
-               "--workspace", str(workspace), "--data", str(home / "data"), "--users", str(USERS), "--api-key", key,
+               "--workspace", str(workspace), "--notebooks", str(notebooks), "--data", str(home / "data"), "--users", str(USERS), "--api-key", key,
                *extra]
     if mode == "lab":
         command += ["--", f"--IdentityProvider.token={token}", "--ServerApp.port_retries=0"]
