@@ -82,7 +82,9 @@ def start_kit(mode: str, home: Path, *, extra: tuple[str, ...] = ()) -> KitServe
                "--workspace", str(workspace), "--notebooks", str(notebooks), "--data", str(home / "data"), "--users", str(USERS), "--api-key", key,
                *extra]
     if mode == "lab":
-        command += ["--", f"--IdentityProvider.token={token}", "--ServerApp.port_retries=0"]
+        # expose_app_in_browser: the test runs Lab's own commands (window.jupyterapp), as a menu click would
+        command += ["--", f"--IdentityProvider.token={token}", "--ServerApp.port_retries=0",
+                    "--LabApp.expose_app_in_browser=True"]
     log = home / f"{mode}.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

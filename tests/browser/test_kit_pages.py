@@ -103,11 +103,15 @@ def test_kit_lab_comes_up_as_this_user_on_the_workspace(lab):
 def run_in_lab(page, lab: KitServer, name: str) -> None:
     from playwright.sync_api import expect
 
-    page.goto(f"{lab.url}/lab/tree/{name}?token={lab.token}")
+    page.goto(f"{lab.url}/lab/tree/{name}?token={lab.token}&reset")  # reset: only this notebook open
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=WAIT)
     expect(page.locator("#jp-main-statusbar")).to_contain_text("Idle", timeout=WAIT)
-    page.locator(".lm-MenuBar-item", has_text="Run").first.click()
-    page.locator(".lm-Menu-item:visible", has_text="Run All Cells").first.click()
+    # Run > Run All Cells, through Lab's command registry (the menu can be clicked before it is wired up).
+    page.wait_for_function("window.jupyterapp && window.jupyterapp.shell.currentWidget "
+                           "&& window.jupyterapp.shell.currentWidget.context "
+                           "&& window.jupyterapp.shell.currentWidget.sessionContext.session", timeout=WAIT)
+    page.locator(".jp-Notebook .jp-Cell").first.click()  # the notebook has the focus: the command acts on it
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
     # JupyterLab renders cells out of view lazily: wait until the last widget exists, then look at it.
     done = page.locator(DONE[name]).first
     done.wait_for(state="attached", timeout=WAIT)
@@ -138,6 +142,12 @@ def test_each_page_in_lab(browser, lab, name, tmp_path):
         page.wait_for_timeout(1500)  # the news question, when it comes, comes shortly after start
         assert page.get_by_text(re.compile("Jupyter news", re.I)).count() == 0
         assert page.locator(".jp-Notification-Toast, .Toastify__toast").count() == 0
+        # the kit's settings draw every cell (no lazy "windowing"): what is scrolled to is there at once
+        assert page.evaluate("window.jupyterapp.shell.currentWidget.content.notebookConfig.windowingMode") == "none"
+        page.locator(DONE[name]).first.scroll_into_view_if_needed()
+        shot = shots_dir(tmp_path) / f"lab-{name.removesuffix('.ipynb')}-widgets.png"
+        page.screenshot(path=str(shot))
+        check_png(shot)
         page.locator(".jp-Notebook .jp-Cell").first.scroll_into_view_if_needed()
         shot = shots_dir(tmp_path) / f"lab-{name.removesuffix('.ipynb')}.png"
         page.screenshot(path=str(shot))
@@ -166,7 +176,8 @@ def test_lab_links_open_outputs_of_the_workspace(browser, lab, tmp_path):
         tab = opened.value
         tab.goto(f"{lab.url}{href}?token={lab.token}")
         expect(tab.locator(".jp-MainAreaWidget").last).to_be_visible(timeout=WAIT)
-        expect(tab.locator(".lm-TabBar-tab.lm-mod-current")).to_contain_text("report.html", timeout=WAIT)
+        expect(tab.locator(".lm-TabBar-tab.jp-mod-current[data-type='document-title']")).to_contain_text(
+            "report.html", timeout=WAIT)
         tab.close()
     finally:
         page.close()
