@@ -140,7 +140,8 @@ def _serve(args: argparse.Namespace, mode: str) -> int:
         _say(f"Starting the app (Voila) at http://127.0.0.1:{args.port}/ : one page per task, no code. "
              "Ctrl-C stops it and the sandbox.")
     try:
-        child = subprocess.Popen(command, env=child_environment(updates))
+        prepend = {"JUPYTER_PATH": str(app.APP_JUPYTER_PATH)} if mode == "app" else None
+        child = subprocess.Popen(command, env=child_environment(updates, prepend=prepend))
         try:
             return child.wait()
         except KeyboardInterrupt:

@@ -118,9 +118,14 @@ def served_root(environ: Mapping[str, str] | None = None) -> Path | None:
     return Path(root).expanduser().absolute() if root else None
 
 
-def child_environment(updates: Mapping[str, str] | None = None) -> dict[str, str]:
-    """This process's environment with ``updates``: for the servers the command line starts."""
-    return {**os.environ, **(updates or {})}
+def child_environment(updates: Mapping[str, str] | None = None, *,
+                      prepend: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's environment with ``updates``, and with ``prepend``'s folders put first on those
+    path variables (e.g. ``JUPYTER_PATH``): for the servers the command line starts."""
+    env = {**os.environ, **(updates or {})}
+    for name, folder in (prepend or {}).items():
+        env[name] = os.pathsep.join(p for p in (folder, env.get(name, "")) if p)
+    return env
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from almatools.errors import ConfigError
 from almatools.files import atomic_write
 
 __all__ = ["LAB_PORT", "APP_PORT", "SANDBOX_PORT", "LAB_SETTINGS", "APP_FILE_TYPES", "TASKS", "prepare_workspace",
-           "lab_command", "app_command", "running_as_root", "Prepared"]
+           "lab_command", "app_command", "APP_JUPYTER_PATH", "running_as_root", "Prepared"]
 
 LAB_PORT = 8888
 """JupyterLab's default port (Lab moves to the next free one when it is taken)."""
@@ -31,6 +31,9 @@ SANDBOX_PORT = 8990
 """The sandbox's default port (a free one is picked when it is taken)."""
 LAB_SETTINGS = Path(__file__).resolve().parent.parent / "jupyter" / "lab-settings"
 """The JupyterLab settings the kit ships (the news pop-up turned off): see its README."""
+APP_JUPYTER_PATH = Path(__file__).resolve().parent.parent / "jupyter"
+"""Put first on JUPYTER_PATH for Voila: it holds the ``almatools`` Voila template (``voila/templates/``),
+whose landing page lists the tasks with what each is for."""
 APP_FILE_TYPES = ("csv", "xlsx", "html", "json", "txt", "jsonl", "png", "svg", "pdf", "zip")
 """Files of the workspace that app mode lets a librarian open or download (outputs, never notebooks)."""
 TASKS = {
@@ -160,7 +163,9 @@ def app_command(folder: Path, *, port: int = APP_PORT, open_browser: bool = True
                f"--VoilaConfiguration.file_allowlist=.*\\.({'|'.join(APP_FILE_TYPES)})",
                "--VoilaConfiguration.file_denylist=.*\\.(ipynb|py)",
                "--VoilaConfiguration.file_denylist=(^|.*/)\\..*",
-               "--VoilaConfiguration.show_tracebacks=False", "--theme=light"]
+               "--VoilaConfiguration.show_tracebacks=False", "--theme=light",
+               # the kit's template (found through JUPYTER_PATH, see APP_JUPYTER_PATH): the landing page
+               "--template=almatools", "--VoilaConfiguration.classic_tree=True"]
     if not open_browser:
         command.append("--no-browser")
     return command + extra

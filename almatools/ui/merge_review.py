@@ -290,7 +290,7 @@ def _frame_html(frame) -> str:
 
 def build_merge_verify(worklist: Worklist, client: AlmaClient) -> widgets.VBox:
     """After the merges are done in Alma: a button that checks every approved pair (FROM gone, TO there)
-    and marks it done or not done. Children: the button, then the result (HTML)."""
+    and marks it done or not done. Attributes: ``button``, ``result`` (HTML)."""
     button = widgets.Button(description="Verify in Alma", button_style="primary", icon="search",
                             tooltip="look every approved FROM and TO up in Alma", layout=widgets.Layout(width="auto"))
     result = widgets.HTML("<p>Press the button once the merges are done in Alma.</p>")
@@ -305,12 +305,14 @@ def build_merge_verify(worklist: Worklist, client: AlmaClient) -> widgets.VBox:
         result.value = f"<p><b>{done} of {len(frame)} approved pairs done.</b></p>" + _frame_html(frame)
 
     button.on_click(run)
-    return widgets.VBox([button, result])
+    box = widgets.VBox([widgets.HBox([button]), result])  # in a row: the button as wide as its label
+    box.button, box.result = button, result
+    return box
 
 
 def build_merge_exports(worklist: Worklist, folder: Path | str | None = None) -> widgets.VBox:
     """A button that writes ``merge_list.csv``, ``merge_review.xlsx`` and ``merge_worklist.html``.
-    Children: the button, then the result (HTML) naming the files."""
+    Attributes: ``button``, ``result`` (HTML naming the files, as links that open in Lab or the app)."""
     button = widgets.Button(description="Write the exports", button_style="primary", icon="download",
                             layout=widgets.Layout(width="auto"))
     button.add_class("almatools-write-exports")
@@ -327,4 +329,6 @@ def build_merge_exports(worklist: Worklist, folder: Path | str | None = None) ->
         result.value = f"<p>{approved} approved pairs written to:</p><ul>{files}</ul>"
 
     button.on_click(run)
-    return widgets.VBox([button, result])
+    box = widgets.VBox([widgets.HBox([button]), result])  # in a row: the button as wide as its label
+    box.button, box.result = button, result
+    return box

@@ -192,6 +192,13 @@ def test_kit_app_comes_up_with_a_landing_page(browser, app, tmp_path):
         page.goto(app.url + "/")
         for name in NOTEBOOKS:
             page.get_by_text(name).first.wait_for(timeout=WAIT)
+        tasks = page.locator("a.almatools-task")
+        assert tasks.count() == len(NOTEBOOKS)  # one page per task
+        assert page.title() == "almatools: patron data tasks"
+        for title in ("Getting started", "Register patrons", "Find duplicates and stale records",
+                      "Prepare a merge list", "Data-quality report"):
+            assert page.get_by_text(title, exact=True).is_visible()
+        assert tasks.nth(1).get_attribute("href").endswith("/voila/render/01_register_patron.ipynb?")
         shot = shots_dir(tmp_path) / "app-landing.png"
         page.screenshot(path=str(shot), full_page=True)
         check_png(shot)
@@ -213,7 +220,8 @@ def test_each_page_in_app_mode(browser, app, name, tmp_path):
         open_in_app(page, app, name)
         body = page.locator("body").inner_text()
         assert "Traceback" not in body and "There was an error when executing" not in body
-        assert page.locator(".jp-InputArea, .jp-CodeMirrorEditor, .cm-editor").count() == 0  # no code
+        assert page.locator(".jp-CodeCell .jp-InputArea, .cm-editor").count() == 0  # no code cells
+        assert "import almatools" not in body and "# Parameters" not in body
         errors = page.locator("[data-mime-type='application/vnd.jupyter.stderr'], "
                               "[data-mime-type='application/vnd.jupyter.error']")
         assert errors.count() == 0, errors.all_inner_texts()[:3]
