@@ -40,7 +40,8 @@ def filter_findings(findings: pd.DataFrame, *, rules: tuple[str, ...] = (), grou
 
 def _table(frame: pd.DataFrame, columns: list[str]) -> str:
     head = "".join(f"<th style='text-align:left;padding:2px 8px'>{html.escape(label(c))}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td style='padding:2px 8px;vertical-align:top'>{html.escape(str(v))}</td>"
+    body = "".join("<tr>" + "".join(f"<td style='padding:2px 8px;vertical-align:top;line-height:1.35'>"
+                                    f"{html.escape(str(v))}</td>"
                                     for v in row) + "</tr>"
                    for row in frame[columns].fillna("").itertuples(index=False))
     return (f"<table class='almatools-findings-table' style='border-collapse:collapse'><thead><tr>{head}</tr>"

@@ -130,6 +130,7 @@ def test_each_page_in_lab(browser, lab, name, tmp_path):
         outputs = page.locator(".jp-OutputArea-output")
         assert outputs.count() > 0
         expect(outputs.first).to_contain_text("SANDBOX")  # the banner is the first thing the notebook shows
+        assert page.get_by_text(re.compile(r"^SANDBOX: http")).count() == 1, "one banner a notebook"
         for selector in KEY_WIDGETS[name]:
             page.locator(selector).first.scroll_into_view_if_needed()
             expect(page.locator(selector).first).to_be_visible()
@@ -240,7 +241,9 @@ def test_each_page_in_app_mode(browser, app, name, tmp_path):
         errors = page.locator("[data-mime-type='application/vnd.jupyter.stderr'], "
                               "[data-mime-type='application/vnd.jupyter.error']")
         assert errors.count() == 0, errors.all_inner_texts()[:3]
-        banner = page.get_by_text(re.compile(r"^SANDBOX: http")).first
+        banners = page.get_by_text(re.compile(r"^SANDBOX: http"))
+        assert banners.count() == 1, "one banner a page"
+        banner = banners.first
         expect(banner).to_be_visible()
         top = [box["y"] for box in (el.bounding_box() for el in page.locator(
             ".jp-RenderedHTMLCommon h1, .jp-RenderedHTMLCommon h2, .widget-button, input").all()

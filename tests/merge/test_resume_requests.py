@@ -70,3 +70,31 @@ def test_merge_list_without_users_says_not_checked(tmp_path, capsys):
     proposals = pd.read_csv(out / "proposals.csv", dtype=str, keep_default_na=False)
     assert set(proposals["hard_failures"]) == {""}
     assert all(text.startswith("Not checked: no users source") for text in proposals["not_checked"])
+
+
+@pytest.mark.slow
+def test_the_notebook_takes_in_requests_recorded_after_the_worklist(sandbox, tmp_path, monkeypatch):
+    """Notebook 03 run twice on its defaults (the workspace): a request recorded in between joins the list."""
+    import json
+    from pathlib import Path
+
+    papermill = pytest.importorskip("papermill")
+    notebook = Path(__file__).resolve().parents[2] / "notebooks" / "03_prepare_merge_list.ipynb"
+    workspace = tmp_path / "work"
+    monkeypatch.setenv("ALMATOOLS_WORKSPACE", str(workspace))  # the kernel inherits it, as under ./kit lab
+    params = {"reviewer": "tester", "check_api": False}
+    papermill.execute_notebook(str(notebook), str(tmp_path / "run1.ipynb"), parameters=params, progress_bar=False,
+                               cwd=str(tmp_path))
+    first = merge.Worklist.load(workspace / "merge_worklist")
+    assert len(first) > 0
+    some = first.pairs()[0].pair_id
+    first.reject(some, reviewer="tester")
+    record_merge_request(workspace / "merge_requests.csv", "LATE-FROM-1", "LATE-TO-1", "recorded after the list")
+    papermill.execute_notebook(str(notebook), str(tmp_path / "run2.ipynb"), parameters=params, progress_bar=False,
+                               cwd=str(tmp_path))
+    outputs = json.dumps(json.loads((tmp_path / "run2.ipynb").read_text())["cells"])
+    assert "Resuming the review" in outputs and "1 new merge requests from registration added" in outputs
+    again = merge.Worklist.load(workspace / "merge_worklist")
+    late = [p for p in again.pairs() if p.from_id == "LATE-FROM-1"]
+    assert len(late) == 1 and late[0].to_id == "LATE-TO-1" and late[0].source == "registration"
+    assert again.pair(some).decision == "rejected" and len(again) == len(first) + 1

@@ -123,3 +123,11 @@ def test_the_place_for_the_review_of_possible_pairs(result, panel):
     assert box.children == () and "almatools-possible-review" in box._dom_classes
     children = list(panel.children)
     assert children.index(panel.controls.possible) == children.index(panel.controls.cluster_view) + 1
+
+
+def test_export_defaults_to_the_workspace(result, monkeypatch, tmp_path):
+    monkeypatch.setenv("ALMATOOLS_WORKSPACE", str(tmp_path / "ws"))
+    panel = build_findings_panel(result)
+    assert panel.controls.folder.value == str(tmp_path / "ws" / "quality-output")
+    panel.controls.export.click()
+    assert (tmp_path / "ws" / "quality-output" / "findings.csv").is_file()
