@@ -119,6 +119,12 @@ def _serve(args: argparse.Namespace, mode: str) -> int:
             port = 0
         server = _start_sandbox(args, host="127.0.0.1", port=port)
         updates.update(ALMA_BASE_URL=server.base_url, ALMA_API_KEY=server.api_key)
+        data_dir = Path(server.data_dir)
+        if data_dir.name == "sandbox":  # the kernels find its SIS extract where they look: $ALMATOOLS_DATA/sandbox
+            updates["ALMATOOLS_DATA"] = str(data_dir.parent)
+        else:
+            _say(f"Note: the notebooks look for the sandbox's SIS extract in a folder named sandbox; {data_dir} is "
+                 "not one, so they will read the users through the API and have no SIS extract.")
         _say(f"The Alma sandbox is running at {server.base_url} (data in {server.data_dir}).")
     _say(f"Workspace: {folder} ({len(prepared.notebooks)} notebooks; every output lands here by default).")
     if prepared.copied:

@@ -74,14 +74,13 @@ def start_kit(mode: str, home: Path, *, extra: tuple[str, ...] = ()) -> KitServe
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ALMA_", "ALMATOOLS_", "JUPYTER"))}
     env.update(JUPYTER_CONFIG_DIR=str(jupyter / "config"), JUPYTER_DATA_DIR=str(jupyter / "data"),
                JUPYTER_RUNTIME_DIR=str(jupyter / "runtime"), JUPYTERLAB_SETTINGS_DIR=str(jupyter / "settings"),
-               JUPYTERLAB_WORKSPACES_DIR=str(jupyter / "workspaces"),
-               # the sandbox's data (its SIS extract) where the notebooks' kernels look for it, as by default
-               ALMATOOLS_DATA=str(home / "data"))
+               JUPYTERLAB_WORKSPACES_DIR=str(jupyter / "workspaces"))
     workspace = home / "work"
     notebooks = home / "notebooks"  # a copy: nothing a test does can touch the checkout's notebooks
     shutil.copytree(ROOT / "notebooks", notebooks, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     command = [str(KIT), mode, "--no-browser", f"--port={port}", f"--sandbox-port={free_port()}",
-               "--workspace", str(workspace), "--notebooks", str(notebooks), "--users", str(USERS), "--api-key", key,
+               "--workspace", str(workspace), "--notebooks", str(notebooks),
+               "--data", str(home / "data" / "sandbox"), "--users", str(USERS), "--api-key", key,
                *extra]
     if mode == "lab":
         # expose_app_in_browser: the test runs Lab's own commands (window.jupyterapp), as a menu click would

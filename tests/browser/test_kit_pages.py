@@ -137,6 +137,7 @@ def test_each_page_in_lab(browser, lab, name, tmp_path):
         errors = page.locator("[data-mime-type='application/vnd.jupyter.stderr'], "
                               "[data-mime-type='application/vnd.jupyter.error']")
         assert errors.count() == 0, errors.all_inner_texts()[:3]
+        assert cut_labels(page) == [], "button labels must fit"
         if name.startswith("02"):
             rows = page.locator(".almatools-findings table tbody tr")
             assert 0 < rows.count() <= PAGE_SIZE
@@ -222,6 +223,13 @@ def whole_page_shot(page, path: Path) -> None:
     page.set_viewport_size(size)
 
 
+def cut_labels(page) -> list[str]:
+    """The visible buttons whose label does not fit (the browser cuts it with an ellipsis)."""
+    return page.evaluate("""Array.from(document.querySelectorAll('.widget-button'))
+        .filter(b => b.offsetParent !== null && b.scrollWidth > b.clientWidth + 1)
+        .map(b => b.innerText)""")
+
+
 def open_in_app(page, app: KitServer, name: str) -> None:
     page.goto(f"{app.url}/voila/render/{name}", timeout=WAIT)
     page.locator(DONE[name]).first.wait_for(state="visible", timeout=WAIT)
@@ -252,9 +260,11 @@ def test_each_page_in_app_mode(browser, app, name, tmp_path):
             assert banner.bounding_box()["y"] < min(top), "the banner must be the first thing on the page"
         for selector in KEY_WIDGETS[name]:
             expect(page.locator(selector).first).to_be_visible()
+        assert cut_labels(page) == [], "button labels must fit"
         if name.startswith("02"):
             rows = page.locator(".almatools-findings table tbody tr")
             assert 0 < rows.count() <= PAGE_SIZE
+            assert "SIS extract: none" not in body  # the sandbox's own extract is found
             height = page_height(page)
             assert 1000 < height < 7000, f"the page is a wall ({height} px)"
         shot = shots_dir(tmp_path) / f"app-{name.removesuffix('.ipynb')}.png"
