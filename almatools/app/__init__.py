@@ -20,7 +20,7 @@ from pathlib import Path
 from almatools.errors import ConfigError
 from almatools.files import atomic_write
 
-__all__ = ["LAB_PORT", "APP_PORT", "SANDBOX_PORT", "LAB_SETTINGS", "APP_FILE_TYPES", "TASKS", "prepare_workspace",
+__all__ = ["LAB_PORT", "APP_PORT", "SANDBOX_PORT", "LAB_SETTINGS", "APP_FILE_TYPES", "prepare_workspace",
            "lab_command", "app_command", "APP_JUPYTER_PATH", "running_as_root", "Prepared"]
 
 LAB_PORT = 8888
@@ -36,14 +36,6 @@ APP_JUPYTER_PATH = Path(__file__).resolve().parent.parent / "jupyter"
 whose landing page lists the tasks with what each is for."""
 APP_FILE_TYPES = ("csv", "xlsx", "html", "json", "txt", "jsonl", "png", "svg", "pdf", "zip")
 """Files of the workspace that app mode lets a librarian open or download (outputs, never notebooks)."""
-TASKS = {
-    "00_getting_started.ipynb": "Getting started: which Alma, today's API calls, find a patron",
-    "01_register_patron.ipynb": "Register patrons: one by one, conversion to SIS-managed, from a CSV file",
-    "02_find_duplicates_and_stale.ipynb": "Find duplicates, stale records and policy breaches",
-    "03_prepare_merge_list.ipynb": "Prepare a merge list: review pairs, exports, verify",
-    "04_data_quality_report.ipynb": "Write the data-quality report",
-}
-"""The notebooks, one page per task, with what each is for (the landing page lists them)."""
 
 
 @dataclass(frozen=True)
