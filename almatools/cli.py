@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -81,43 +79,97 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 def _notebook_dir(explicit: Path | None) -> Path:
+    from almatools.config import CHECKOUT
+
     if explicit is not None:
         return explicit
-    for candidate in (Path.cwd() / "notebooks", Path(__file__).resolve().parent.parent / "notebooks"):
-        if candidate.is_dir():
+    for candidate in (Path.cwd() / "notebooks", CHECKOUT / "notebooks" if CHECKOUT else None):
+        if candidate is not None and candidate.is_dir():
             return candidate
-    return Path.cwd()
+    raise AlmaToolsError("No notebooks folder here: run from the kit's checkout, or give --notebooks DIR.")
 
 
-def cmd_lab(args: argparse.Namespace) -> int:
-    """JupyterLab on the notebooks, with the sandbox running unless ALMA_API_KEY is set."""
-    from almatools.config import Settings
+def _free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _serve(args: argparse.Namespace, mode: str) -> int:
+    """Start the sandbox (unless ALMA_API_KEY is set), prepare the workspace, run Lab or Voila until stopped."""
+    from almatools import app
+    from almatools.config import Settings, child_environment, workspace
 
     settings = Settings.from_env()
-    jupyter = shutil.which("jupyter")
-    if jupyter is None:
-        raise AlmaToolsError("JupyterLab is not installed here: run ./kit lab, or pip install 'almatools[lab]'.")
-    env = dict(os.environ)
+    folder = (args.workspace or workspace()).expanduser().absolute()
+    prepared = app.prepare_workspace(folder, _notebook_dir(args.notebooks).absolute())
+    updates = {"ALMATOOLS_WORKSPACE": str(folder), "ALMATOOLS_UI": mode, "ALMATOOLS_SERVER_ROOT": str(folder)}
     server = None
     if settings.api_key:
         _say(f"Working against Alma at {settings.base_url} (ALMA_API_KEY is set): PRODUCTION data.")
     else:
-        server = _start_sandbox(args, host="127.0.0.1", port=args.sandbox_port)
-        env.update(ALMA_BASE_URL=server.base_url, ALMA_API_KEY=server.api_key)
+        port = args.sandbox_port
+        if port and not _free(port):
+            _say(f"Port {port} is taken: the sandbox takes a free one instead.")
+            port = 0
+        server = _start_sandbox(args, host="127.0.0.1", port=port)
+        updates.update(ALMA_BASE_URL=server.base_url, ALMA_API_KEY=server.api_key)
+        data_dir = Path(server.data_dir)
+        if data_dir.name == "sandbox":  # the kernels find its SIS extract where they look: $ALMATOOLS_DATA/sandbox
+            updates["ALMATOOLS_DATA"] = str(data_dir.parent)
+        else:
+            _say(f"Note: the notebooks look for the sandbox's SIS extract in a folder named sandbox; {data_dir} is "
+                 "not one, so they will read the users through the API and have no SIS extract.")
         _say(f"The Alma sandbox is running at {server.base_url} (data in {server.data_dir}).")
-    notebooks = _notebook_dir(args.notebooks)
-    command = [jupyter, "lab", f"--notebook-dir={notebooks}", *args.jupyter_args]
-    _say("Starting JupyterLab; open the http://127.0.0.1 URL it prints below. Ctrl-C stops both.")
+    _say(f"Workspace: {folder} ({len(prepared.notebooks)} notebooks; every output lands here by default).")
+    if prepared.copied:
+        _say(f"Notebooks copied into the workspace from the kit: {', '.join(prepared.copied)}.")
+    for name in prepared.kept:
+        _say(f"Kept your changed copy of {name}; the kit's newer version is {_notebook_dir(args.notebooks) / name} "
+             "(delete the workspace copy to get it).")
+    extra = list(args.jupyter_args)
+    if mode == "lab":
+        root = app.running_as_root() or args.allow_root
+        if app.running_as_root():
+            _say("Running as root: JupyterLab is started with --allow-root.")
+        command = app.lab_command(folder, port=args.port, allow_root=root, open_browser=not args.no_browser,
+                                  extra=extra)
+        _say(f"Starting JupyterLab on port {args.port}; open the http://127.0.0.1 URL it prints below "
+             "(with its token). Ctrl-C stops it and the sandbox.")
+    else:
+        command = app.app_command(folder, port=args.port, open_browser=not args.no_browser, extra=extra)
+        _say(f"Starting the app (Voila) at http://127.0.0.1:{args.port}/ : one page per task, no code. "
+             "Ctrl-C stops it and the sandbox.")
     try:
-        child = subprocess.Popen(command, env=env)
+        prepend = {"JUPYTER_PATH": str(app.APP_JUPYTER_PATH)} if mode == "app" else None
+        child = subprocess.Popen(command, env=child_environment(updates, prepend=prepend))
         try:
             return child.wait()
         except KeyboardInterrupt:
             child.send_signal(signal.SIGINT)
-            return child.wait()
+            try:
+                return child.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                return child.wait()
     finally:
         if server is not None:
             server.stop()
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    """JupyterLab on the workspace, with the sandbox running unless ALMA_API_KEY is set."""
+    return _serve(args, "lab")
+
+
+def cmd_app(args: argparse.Namespace) -> int:
+    """The notebooks as Voila apps (no code), with the sandbox running unless ALMA_API_KEY is set."""
+    return _serve(args, "app")
 
 
 def _client(dry_run: bool = False):
@@ -225,14 +277,34 @@ def build_parser() -> argparse.ArgumentParser:
     _sandbox_args(sandbox)
     sandbox.set_defaults(func=cmd_sandbox)
 
-    lab = commands.add_parser("lab", help="JupyterLab on the notebooks, with the sandbox unless ALMA_API_KEY is set",
-                              description="Start the sandbox (unless ALMA_API_KEY is set) and JupyterLab on the "
-                              "kit's notebooks. Arguments after -- go to JupyterLab.")
-    lab.add_argument("--notebooks", type=Path, help="folder of notebooks (default: ./notebooks)")
-    lab.add_argument("--sandbox-port", type=int, default=0, help="sandbox port (default: a free one)")
-    _sandbox_args(lab)
-    lab.add_argument("jupyter_args", nargs=argparse.REMAINDER, help="arguments for JupyterLab, after --")
-    lab.set_defaults(func=cmd_lab)
+    from almatools.app import APP_PORT, LAB_PORT, SANDBOX_PORT
+
+    for name, port, what in (("lab", LAB_PORT, "JupyterLab"), ("app", APP_PORT, "Voila")):
+        if name == "lab":
+            helptext = "JupyterLab on the workspace, with the sandbox unless ALMA_API_KEY is set"
+            description = ("Start the sandbox (unless ALMA_API_KEY is set) and JupyterLab on the workspace folder "
+                           "(work/ in the checkout), where the kit's notebooks are linked and every output lands. "
+                           "Run as root, it passes --allow-root to JupyterLab itself. Arguments after -- go to "
+                           "JupyterLab.")
+        else:
+            helptext = "the notebooks as apps with no code (Voila), with the sandbox unless ALMA_API_KEY is set"
+            description = ("Start the sandbox (unless ALMA_API_KEY is set) and Voila on the workspace folder: each "
+                           "notebook is a page with its widgets and no code, and the landing page at / lists them. "
+                           "Arguments after -- go to Voila.")
+        sub = commands.add_parser(name, help=helptext, description=description)
+        sub.add_argument("--port", type=int, default=port, help=f"{what}'s port (default %(default)s)")
+        sub.add_argument("--sandbox-port", type=int, default=SANDBOX_PORT,
+                         help="the sandbox's port (default %(default)s; a free one when it is taken; 0 = any free one)")
+        sub.add_argument("--workspace", type=Path, help="the workspace folder (default: ALMATOOLS_WORKSPACE, else "
+                         "work/ in the kit's checkout)")
+        sub.add_argument("--notebooks", type=Path, help="folder of notebooks (default: the kit's notebooks/)")
+        sub.add_argument("--no-browser", action="store_true", help="do not open a web browser")
+        sub.add_argument("--allow-root", action="store_true",
+                         help="accepted for habit's sake: as root, JupyterLab gets --allow-root anyway "
+                         "(Voila needs none)")
+        _sandbox_args(sub)
+        sub.add_argument("jupyter_args", nargs=argparse.REMAINDER, help=f"arguments for {what}, after --")
+        sub.set_defaults(func=cmd_lab if name == "lab" else cmd_app)
 
     register = commands.add_parser(
         "register", help="register patrons from a CSV file (validated, journaled, resumable)",

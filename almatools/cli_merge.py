@@ -90,9 +90,11 @@ def cmd_merge_list(args: argparse.Namespace) -> int:
     except (AlmaToolsError, OSError, ValueError) as exc:
         return _fail("merge-list", str(exc))
     blocked = int((frame["hard_failures"] != "").sum())
+    unchecked = int((frame["not_checked"] != "").sum())
     _say(f"{len(frame)} merge pairs proposed from {clusters['cluster_id'].nunique()} duplicate clusters; "
          f"{len(worklist.held)} held for manual review; {blocked} fail a hard check for now"
-         f"{' (roles unknown without --users: run the API check in the review notebook)' if users is None else ''}.")
+         + (f"; {unchecked} not checked: no users source (roles unknown without --users: run the API check "
+            "in the review notebook)" if unchecked else "") + ".")
     _say(f"Worklist: {out} (proposals.csv lists the pairs). Review it in notebooks/03_prepare_merge_list.ipynb.")
     return 0
 

@@ -7,6 +7,11 @@ Variables:
     ALMA_PER_SECOND: the client's throttle in calls per second (default 25).
     ALMATOOLS_POLICY: path of the institution's policy file (TOML).
     ALMATOOLS_DATA: folder that holds the sandbox's data (default ``~/.local/share/almatools``).
+    ALMATOOLS_WORKSPACE: the workspace folder where the notebooks' outputs land by default (reports, merge
+        worklists and exports, merge requests, quality exports); default ``work/`` in the kit's checkout,
+        else ``$ALMATOOLS_DATA/work``. ``almatools lab`` and ``almatools app`` set it for their kernels.
+    ALMATOOLS_UI: ``lab`` or ``app``, set by those commands so that notebooks print links that open there.
+    ALMATOOLS_SERVER_ROOT: the folder JupyterLab or Voila serves (links are made relative to it).
 """
 
 from __future__ import annotations
@@ -19,7 +24,12 @@ from urllib.parse import urlsplit
 
 from almatools.errors import ConfigError
 
-__all__ = ["REGIONS", "Settings", "region_url", "region_of", "check_base_url", "data_home", "is_loopback_url"]
+__all__ = ["REGIONS", "Settings", "region_url", "region_of", "check_base_url", "data_home", "is_loopback_url",
+           "workspace", "served_root", "ui_mode", "child_environment", "CHECKOUT"]
+
+# The kit's checkout, when the package runs from one (an editable install): it has the notebooks.
+_PARENT = Path(__file__).resolve().parent.parent
+CHECKOUT: Path | None = _PARENT if (_PARENT / "notebooks").is_dir() and (_PARENT / "pyproject.toml").is_file() else None
 
 # Alma's API gateways, from the Users OpenAPI spec. China is on .com.cn.
 REGIONS: dict[str, str] = {
@@ -77,6 +87,45 @@ def data_home(environ: Mapping[str, str] | None = None) -> Path:
         return Path(env["ALMATOOLS_DATA"]).expanduser()
     xdg = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(xdg) / "almatools"
+
+
+def workspace(environ: Mapping[str, str] | None = None) -> Path:
+    """The workspace folder: where reports, merge worklists and exports, merge requests and quality
+    exports land unless a notebook or command is told otherwise (JupyterLab opens on it).
+
+    ``ALMATOOLS_WORKSPACE`` when set; else ``work/`` in the kit's checkout (git-ignored); else
+    ``work`` under :func:`data_home`. The folder is not created here.
+    """
+    env = os.environ if environ is None else environ
+    if env.get("ALMATOOLS_WORKSPACE"):
+        return Path(env["ALMATOOLS_WORKSPACE"]).expanduser().absolute()
+    if CHECKOUT is not None:
+        return CHECKOUT / "work"
+    return data_home(env) / "work"
+
+
+def ui_mode(environ: Mapping[str, str] | None = None) -> str | None:
+    """``lab`` or ``app`` when the kernel was started by ``almatools lab`` / ``almatools app``, else None."""
+    env = os.environ if environ is None else environ
+    mode = (env.get("ALMATOOLS_UI") or "").strip().lower()
+    return mode if mode in ("lab", "app") else None
+
+
+def served_root(environ: Mapping[str, str] | None = None) -> Path | None:
+    """The folder the JupyterLab or Voila server serves (set by ``almatools lab|app``), else None."""
+    env = os.environ if environ is None else environ
+    root = env.get("ALMATOOLS_SERVER_ROOT")
+    return Path(root).expanduser().absolute() if root else None
+
+
+def child_environment(updates: Mapping[str, str] | None = None, *,
+                      prepend: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's environment with ``updates``, and with ``prepend``'s folders put first on those
+    path variables (e.g. ``JUPYTER_PATH``): for the servers the command line starts."""
+    env = {**os.environ, **(updates or {})}
+    for name, folder in (prepend or {}).items():
+        env[name] = os.pathsep.join(p for p in (folder, env.get(name, "")) if p)
+    return env
 
 
 @dataclass(frozen=True)

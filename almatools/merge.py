@@ -78,7 +78,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Check", "Pair", "Worklist", "MergeError", "propose", "pair_checks", "survivor_rank", "choose_survivor",
-    "read_findings", "read_requests", "findings_folder", "users_from_api", "check_with_api", "verify",
+    "read_findings", "read_requests", "add_requests", "findings_folder", "users_from_api", "check_with_api", "verify",
     "segments_to_copy",
     "alma_steps", "export_merge_list", "export_review_workbook", "export_worklist_html", "export_all",
     "MERGE_LIST_COLUMNS", "DISPLAY_FIELDS", "PROPOSALS_FILE", "JOURNAL_FILE",
@@ -228,12 +228,16 @@ class Check:
         hard: a failed hard check blocks approval; a soft one is a warning to read.
         ok: whether the pair passes.
         message: what it means, and what to do, in a librarian's words.
+        checked: False when the facts to check are not at hand yet (no users source: the roles or the
+            existence of a record are unknown). Such a check is neither passed nor failed: it says "not
+            checked", and approval waits for the API check.
     """
 
     name: str
     hard: bool
     ok: bool
     message: str
+    checked: bool = True
 
 
 def pair_checks(frm: Mapping[str, Any], to: Mapping[str, Any], *,
@@ -252,9 +256,12 @@ def pair_checks(frm: Mapping[str, Any], to: Mapping[str, Any], *,
     def add(name: str, hard: bool, ok: bool, good: str, bad: str) -> None:
         checks.append(Check(name, hard, ok, good if ok else bad))
 
+    def unchecked(name: str, message: str) -> None:
+        checks.append(Check(name, True, False, message, checked=False))
+
     add("not_self", True, _key(f) != _key(t), "FROM and TO are two different records.",
         f"FROM and TO are the same record ({f}): a record cannot be merged into itself. Reject this pair.")
-    missing = []
+    missing, unknown = [], []
     for role, rec in (("FROM", frm), ("TO", to)):
         if rec.get("api_error"):
             missing.append(f"Alma could not give {role} {rec['primary_id']} ({rec['api_error']}): look it up in Alma "
@@ -262,13 +269,17 @@ def pair_checks(frm: Mapping[str, Any], to: Mapping[str, Any], *,
         elif rec.get("exists") is False:
             missing.append(f"{role} {rec['primary_id']} is no longer in Alma (merged or deleted already?)")
         elif rec.get("exists") is None:
-            missing.append(f"{role} {rec['primary_id']} is not in the users data: run the API check to confirm "
-                           "it exists")
-    add("both_exist", True, not missing, "Both records exist.", "; ".join(missing) + ".")
+            unknown.append(f"{role} {rec['primary_id']} is not in the users data")
+    if missing or not unknown:
+        add("both_exist", True, not missing, "Both records exist.", "; ".join(missing + unknown) + ".")
+    else:
+        unchecked("both_exist", f"Not checked: no users source ({'; '.join(unknown)}). Run the API check to "
+                  "confirm the records exist before approving.")
     others = [r for r in _roles(frm) if r != PATRON_ROLE]
     if not frm.get("roles_known"):
-        add("from_patron_only", True, False, "", f"The roles of FROM {f} are not known: run the API check. Alma "
-            "refuses to merge away a record with any role but Patron.")
+        unchecked("from_patron_only", f"Not checked: no users source, so the roles of FROM {f} are not known; "
+                  "run the API check before approving. Alma refuses to merge away a record with any role but "
+                  "Patron.")
     else:
         fix = ("give TO the same roles in Alma (staff keep one account with both roles), remove them from FROM, and "
                "run the API check again" if _sis_current(to) or _staff(to) else
@@ -348,7 +359,12 @@ class Pair:
     @property
     def hard_failures(self) -> list[Check]:
         """The failed hard checks (approval is refused while there are any)."""
-        return [c for c in self.checks if c.hard and not c.ok]
+        return [c for c in self.checks if c.hard and not c.ok and c.checked]
+
+    @property
+    def not_checked(self) -> list[Check]:
+        """The hard checks that could not be made yet (no users source): approval waits for the API check."""
+        return [c for c in self.checks if not c.checked]
 
     @property
     def warnings(self) -> list[Check]:
@@ -357,7 +373,7 @@ class Pair:
 
     @property
     def approvable(self) -> bool:
-        return not self.hard_failures
+        return not self.hard_failures and not self.not_checked
 
     @property
     def status(self) -> str:
@@ -615,12 +631,13 @@ class Worklist:
                 "match_probability": p.match_probability, "reason": p.reason,
                 "hard_failures": "; ".join(c.message for c in p.hard_failures),
                 "warnings": "; ".join(c.message for c in p.warnings), "evidence": p.evidence,
+                "not_checked": "; ".join(c.message for c in p.not_checked),
                 "note": " | ".join(p.notes), "reviewer": p.reviewer, "decided_at": p.decided_at,
                 "verified": p.verify_message,
             })
         columns = ["pair_id", "cluster_id", "status", "source", "from_primary_id", "from_name", "to_primary_id",
                    "to_name", "match_probability", "reason", "hard_failures", "warnings", "evidence", "note",
-                   "reviewer", "decided_at", "verified"]
+                   "reviewer", "decided_at", "verified", "not_checked"]
         return pd.DataFrame(rows, columns=columns)
 
     # -- decisions -------------------------------------------------------------------------------
@@ -639,9 +656,9 @@ class Worklist:
         """
         self._need(pair_id, reviewer)
         pair = self.pair(pair_id)
-        if pair.hard_failures:
+        if not pair.approvable:
             raise MergeError(f"Pair {pair_id} ({pair.from_id} → {pair.to_id}) cannot be approved: "
-                             + " ".join(c.message for c in pair.hard_failures))
+                             + " ".join(c.message for c in pair.hard_failures + pair.not_checked))
         events = [{"op": "approve", "pair_id": pair_id, "reviewer": reviewer, "from": pair.from_id, "to": pair.to_id}]
         if note:
             events.append({"op": "note", "pair_id": pair_id, "reviewer": reviewer, "text": note})
@@ -880,6 +897,69 @@ def propose(clusters: pd.DataFrame, users: pd.DataFrame | None = None, sis_ids: 
     if folder is not None:
         worklist.save(folder)
     return worklist
+
+
+def add_requests(worklist: Worklist, requests: Path | str | pd.DataFrame | None,
+                 users: pd.DataFrame | None = None) -> list[str]:
+    """Bring merge requests recorded since the worklist was made into it (a resumed review).
+
+    Registration (notebook 01) keeps appending requests to its file while a worklist is under review.
+    Each request whose two records are not already paired, and not already held, becomes a new
+    ``registration`` pair at the end of the list (``P00NN`` numbering goes on); every decision made so far
+    is kept. A request for two records of one duplicate cluster is already covered by that cluster's
+    pairs. The worklist's folder (when it has one) is updated at once.
+
+    Args:
+        worklist: the resumed worklist.
+        requests: the merge-request CSV (or a DataFrame); a missing file means none.
+        users: the patron table, for the new records (else they are read by the API check).
+
+    Returns:
+        The ids of the pairs added (empty when there was nothing new).
+    """
+    frame = read_requests(requests)
+    if frame.empty:
+        return []
+    paired = {frozenset((_key(p["from_id"]), _key(p["to_id"]))) for p in worklist._proposals.values()}
+    cluster_of: dict[str, str] = {}
+    for proposal in worklist._proposals.values():
+        if proposal.get("cluster_id"):
+            for pid in (proposal["from_id"], proposal["to_id"]):
+                cluster_of[_key(pid)] = str(proposal["cluster_id"])
+    held = {frozenset(_key(v) for v in h.get("primary_ids", [])) for h in worklist.held}
+    keys = {_key(v) for v in frame["from_primary_id"]} | {_key(v) for v in frame["to_primary_id"]}
+    user_rows = _rows_by_key(users, keys - {""})
+    roles_known = users is not None and "roles" in users.columns
+    number = max((int(pid[1:]) for pid in worklist._proposals if pid[1:].isdigit()), default=0)
+    added: list[str] = []
+    for row in frame.to_dict("records"):
+        f, t = _text(row["from_primary_id"]), _text(row["to_primary_id"])
+        fk, tk = _key(f), _key(t)
+        pair_key = frozenset((fk, tk))
+        if not fk or not tk or fk == tk or pair_key in paired or pair_key in held:
+            continue
+        if fk in cluster_of and cluster_of[fk] == cluster_of.get(tk):
+            continue
+        for key, pid in ((fk, f), (tk, t)):
+            if key not in worklist._records:
+                worklist._records[key] = (_record(user_rows[key], source="users", in_extract=None,
+                                                  roles_known=roles_known) if key in user_rows else _missing(pid))
+        when = _text(row.get("requested_at"))
+        said = f"Merge request from registration{f' ({when})' if when else ''}: {_text(row.get('reason'))}".rstrip(": ")
+        number += 1
+        pair_id = f"P{number:04d}"
+        worklist._proposals[pair_id] = {"pair_id": pair_id, "cluster_id": "", "source": "registration",
+                                        "from_id": f, "to_id": t, "reason": said + ".", "match_probability": None,
+                                        "evidence": ""}
+        worklist._state[pair_id] = _State(f, t)
+        paired.add(pair_key)
+        added.append(pair_id)
+    if added and worklist.folder is not None:
+        body = {"version": 1, "created_at": worklist.created_at, "pairs": list(worklist._proposals.values()),
+                "records": worklist._records, "held": worklist.held}
+        # Only the proposals change: the journal keeps every decision, and new pair ids never clash with it.
+        _atomic_write(worklist.folder / PROPOSALS_FILE, json.dumps(body, ensure_ascii=False, indent=1).encode("utf-8"))
+    return added
 
 
 def findings_folder(findings_dir: Path | str | None, *, out_dir: Path | str, client: AlmaClient) -> Path | None:

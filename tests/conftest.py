@@ -46,7 +46,9 @@ def shared_sandbox():
         server = start_sandbox(root / "sandbox", users=SANDBOX_USERS, seed=SANDBOX_SEED, per_second=0, daily_limit=0)
         _state.update(server=server, root=root)
         # ALMATOOLS_DATA/sandbox is where the kit looks for the sandbox's files (SIS extract, ground truth)
-        os.environ.update(ALMA_BASE_URL=server.base_url, ALMA_API_KEY=server.api_key, ALMATOOLS_DATA=str(root))
+        # ALMATOOLS_WORKSPACE: the notebooks' default outputs go to the run's folder, not the checkout's work/
+        os.environ.update(ALMA_BASE_URL=server.base_url, ALMA_API_KEY=server.api_key, ALMATOOLS_DATA=str(root),
+                          ALMATOOLS_WORKSPACE=str(root / "work"))
     return _state["server"]
 
 

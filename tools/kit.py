@@ -1,6 +1,9 @@
 """Set up almatools on first use, then run it.  Standard library only.
 
-    ./kit lab            the sandbox (unless ALMA_API_KEY is set) and JupyterLab on the notebooks
+    ./kit lab [ARGS]     the sandbox (unless ALMA_API_KEY is set) and JupyterLab on the workspace work/
+                         (port 8888, sandbox 8990; as root it passes --allow-root to JupyterLab itself;
+                         ARGS: --port N, --sandbox-port N, --no-browser, ...: see ./kit lab --help)
+    ./kit app [ARGS]     the same notebooks as apps with no code (Voila, port 8866), landing page at /
     ./kit test [ARGS]    the whole test suite (ARGS go to pytest)
     ./kit setup          only the setup: .venv, the pip packages, Debian's Chromium
 
@@ -95,7 +98,7 @@ def main(argv: list[str]) -> int:
     if command in ("help", "-h", "--help"):
         print(__doc__)
         return 0
-    if command not in ("lab", "test", "setup"):
+    if command not in ("lab", "app", "test", "setup"):
         print(__doc__)
         return 2
     ensure_venv()
@@ -107,8 +110,8 @@ def main(argv: list[str]) -> int:
     if command == "setup":
         say("ready")
         return 0
-    if command == "lab":
-        args = [str(bindir / "almatools"), "lab", *rest]
+    if command in ("lab", "app"):
+        args = [str(venv_python()), "-m", "almatools", command, *rest]
     else:
         args = [str(venv_python()), "-m", "pytest", *rest]
     os.execve(args[0], args, env)

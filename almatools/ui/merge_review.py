@@ -28,17 +28,12 @@ import ipywidgets as widgets
 from almatools.client import AlmaClient
 from almatools.errors import AlmaToolsError
 from almatools.merge import DISPLAY_FIELDS, Pair, Worklist, export_all, verify
+from almatools.ui.labels import FIELD_LABELS
+from almatools.ui.links import link_html
 
 __all__ = ["MergeReviewPanel", "build_merge_review", "build_merge_verify", "build_merge_exports"]
 
-_LABELS = {"primary_id": "Primary id", "first_name": "First name", "middle_name": "Middle name",
-           "last_name": "Last name", "birth_date": "Birth date", "user_group": "User group",
-           "account_type": "Account type", "external_id": "SIS profile", "record_type": "Record type",
-           "status": "Status", "expiry_date": "Expiry date", "purge_date": "Purge date", "email": "Preferred email",
-           "emails": "All emails", "phone": "Phone", "identifiers": "Identifiers", "line1": "Address",
-           "city": "City", "postal_code": "Postal code", "patron_type": "Patron type", "statistics": "Statistics",
-           "roles": "Roles (200 = Patron)", "loans": "Loans", "requests": "Requests", "fees": "Fees",
-           "last_patron_activity_date": "Last activity"}
+_LABELS = FIELD_LABELS
 _ROW = "padding:2px 8px;border-bottom:1px solid #ddd;vertical-align:top"
 _DIFF = "background:#fff2a8"
 
@@ -88,8 +83,10 @@ def _origin(rec: dict[str, Any]) -> str:
 def checks_html(pair: Pair) -> str:
     """The pair's reason, evidence and checks as HTML (failed hard checks first)."""
     items = []
-    for check in sorted(pair.checks, key=lambda c: (c.ok, not c.hard)):
-        if check.ok:
+    for check in sorted(pair.checks, key=lambda c: (c.ok or not c.checked, not c.hard)):
+        if not check.checked:
+            mark, colour = "&#10067; not checked yet:", "#8a4b00"
+        elif check.ok:
             mark, colour = "&#10004;", "#2e7d32"
         elif check.hard:
             mark, colour = "&#10006; cannot approve:", "#b00020"
@@ -293,9 +290,9 @@ def _frame_html(frame) -> str:
 
 def build_merge_verify(worklist: Worklist, client: AlmaClient) -> widgets.VBox:
     """After the merges are done in Alma: a button that checks every approved pair (FROM gone, TO there)
-    and marks it done or not done. Children: the button, then the result (HTML)."""
+    and marks it done or not done. Attributes: ``button``, ``result`` (HTML)."""
     button = widgets.Button(description="Verify in Alma", button_style="primary", icon="search",
-                            tooltip="look every approved FROM and TO up in Alma")
+                            tooltip="look every approved FROM and TO up in Alma", layout=widgets.Layout(width="auto"))
     result = widgets.HTML("<p>Press the button once the merges are done in Alma.</p>")
 
     def run(_=None) -> None:
@@ -308,13 +305,17 @@ def build_merge_verify(worklist: Worklist, client: AlmaClient) -> widgets.VBox:
         result.value = f"<p><b>{done} of {len(frame)} approved pairs done.</b></p>" + _frame_html(frame)
 
     button.on_click(run)
-    return widgets.VBox([button, result])
+    box = widgets.VBox([widgets.HBox([button]), result])  # in a row: the button as wide as its label
+    box.button, box.result = button, result
+    return box
 
 
 def build_merge_exports(worklist: Worklist, folder: Path | str | None = None) -> widgets.VBox:
     """A button that writes ``merge_list.csv``, ``merge_review.xlsx`` and ``merge_worklist.html``.
-    Children: the button, then the result (HTML) naming the files."""
-    button = widgets.Button(description="Write the exports", button_style="primary", icon="download")
+    Attributes: ``button``, ``result`` (HTML naming the files, as links that open in Lab or the app)."""
+    button = widgets.Button(description="Write the exports", button_style="primary", icon="download",
+                            layout=widgets.Layout(width="auto"))
+    button.add_class("almatools-write-exports")
     result = widgets.HTML()
 
     def run(_=None) -> None:
@@ -324,8 +325,10 @@ def build_merge_exports(worklist: Worklist, folder: Path | str | None = None) ->
             result.value = f"<span style='color:#b00020'>{html.escape(str(exc))}</span>"
             return
         approved = len([p for p in worklist.pairs() if p.decision == "approved" and p.approvable])
-        files = "".join(f"<li>{html.escape(str(p))}</li>" for p in paths.values())
+        files = "".join(f"<li>{link_html(p)}</li>" for p in paths.values())
         result.value = f"<p>{approved} approved pairs written to:</p><ul>{files}</ul>"
 
     button.on_click(run)
-    return widgets.VBox([button, result])
+    box = widgets.VBox([widgets.HBox([button]), result])  # in a row: the button as wide as its label
+    box.button, box.result = button, result
+    return box

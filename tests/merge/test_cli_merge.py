@@ -45,6 +45,7 @@ def test_merge_list_writes_the_proposals(findings, tmp_path, capsys):
     assert run(["merge-list", "--findings", str(findings), "--out", str(out)]) == 0
     said = capsys.readouterr().out
     assert "2 merge pairs proposed from 2 duplicate clusters" in said and "roles unknown" in said
+    assert "0 fail a hard check" in said and "2 not checked: no users source" in said
     worklist = merge.Worklist.load(out)
     assert {(p.from_id, p.to_id) for p in worklist.pairs()} == {("OLD", "NEW"), ("L1", "S1")}
     assert {p.status for p in worklist.pairs()} == {"proposed"}

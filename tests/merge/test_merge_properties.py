@@ -151,12 +151,20 @@ def test_registration_requests_join_the_list():
     assert {tuple(h["primary_ids"]) for h in worklist.held} == {("S1", "S2"), ("Q",)}
 
 
-def test_without_users_data_roles_are_unknown_and_block_approval():
+def test_without_users_data_roles_are_not_checked_and_approval_waits():
     clusters = pd.DataFrame({"cluster_id": ["c", "c"], "primary_id": ["A", "B"], "account_type": ["INTERNAL"] * 2,
                              "first_name": ["Al", "Al"], "last_name": ["Ma", "Ma"]})
-    pair = merge.propose(clusters).pairs()[0]
-    assert [c.name for c in pair.hard_failures] == ["from_patron_only"]
-    assert "run the API check" in pair.hard_failures[0].message
+    worklist = merge.propose(clusters)
+    pair = worklist.pairs()[0]
+    assert pair.hard_failures == []  # nothing failed: it could not be checked
+    assert [c.name for c in pair.not_checked] == ["from_patron_only"]
+    assert pair.not_checked[0].message.startswith("Not checked: no users source")
+    assert "run the API check" in pair.not_checked[0].message
+    assert not pair.approvable and pair.status == "proposed"
+    with pytest.raises(merge.MergeError, match="Not checked: no users source"):
+        worklist.approve(pair.pair_id, reviewer="kim")
+    row = worklist.to_frame().iloc[0]
+    assert row["hard_failures"] == "" and row["not_checked"].startswith("Not checked")
 
 
 def test_soft_checks_flag_linked_accounts_moving_fees_and_an_unusable_survivor():

@@ -99,7 +99,7 @@ def test_needs_a_reviewer_and_copes_with_an_empty_worklist(standard_worklist):
 def test_the_export_button_writes_the_three_files(standard_worklist):
     standard_worklist.approve("P0002", reviewer="kim")
     panel = build_merge_exports(standard_worklist)
-    panel.children[0].click()
-    assert "1 approved pairs" in panel.children[1].value
+    panel.button.click()
+    assert "1 approved pairs" in panel.result.value
     for name in ("merge_list.csv", "merge_review.xlsx", "merge_worklist.html"):
         assert (standard_worklist.folder / name).is_file()

@@ -63,7 +63,7 @@ def test_api_check_fills_in_unknown_roles(client, tag):
     ((f, t),) = create(client, tag, 1)
     worklist = merge.propose(pd.DataFrame({"cluster_id": ["a", "a"], "primary_id": [f, t],
                                            "account_type": ["INTERNAL"] * 2}))
-    assert worklist.pairs()[0].hard_failures  # roles unknown without users data
+    assert worklist.pairs()[0].not_checked and not worklist.pairs()[0].approvable  # roles unknown
     merge.check_with_api(worklist, client)
     assert worklist.pairs()[0].approvable
 
@@ -92,7 +92,7 @@ def test_verify_marks_pairs_done_or_not(client, sandbox, tag, tmp_path):
     # Once the last merge is done, verifying again marks it done.
     sandbox.store.merge(f3, t3)
     panel = build_merge_verify(worklist, client)
-    panel.children[0].click()
-    assert "2 of 4 approved pairs done" not in panel.children[1].value
-    assert "3 of 4 approved pairs done" in panel.children[1].value
+    panel.button.click()
+    assert "2 of 4 approved pairs done" not in panel.result.value
+    assert "3 of 4 approved pairs done" in panel.result.value
     assert worklist.pair("P0003").status == "done"

@@ -95,5 +95,5 @@ def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     quick = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
     commands = re.findall(r"^\s*(\./kit \w+)\s*$", quick, flags=re.M)
-    assert commands == ["./kit lab", "./kit test"]
+    assert commands == ["./kit lab", "./kit app", "./kit test"]
     assert "./kit test" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")

@@ -9,7 +9,7 @@ from _quality_data import institution
 from almatools.policy import load_policy
 from almatools.quality import analyse
 from almatools.sources import load_sis, load_users
-from almatools.ui.quality import build_findings_panel, filter_findings
+from almatools.ui.quality import PAGE_SIZE, build_findings_panel, build_possible_review, filter_findings
 
 
 @pytest.fixture(scope="module")
@@ -21,14 +21,15 @@ def result(sandbox_dir):
 
 @pytest.fixture
 def panel(result, tmp_path):
-    return build_findings_panel(result, export_dir=tmp_path / "export", max_rows=50)
+    return build_findings_panel(result, export_dir=tmp_path / "export")
 
 
 def test_filters_narrow_the_table(result, panel):
     c = panel.controls
     total = len(result.findings)
-    assert f"<b>{total:,}</b> findings" in c.count.value and "(the first 50 below)" in c.count.value
-    assert c.table.value.count("<tr>") == 51
+    assert total > 2 * PAGE_SIZE
+    assert f"<b>{total:,}</b> findings" in c.count.value
+    assert c.table.value.count("<tr>") == PAGE_SIZE + 1  # the header and one page
     c.rule.value = ("EXPIRED_ACTIVE", "NO_PURGE_DATE")
     chosen = result.findings[result.findings["rule_id"].isin(c.rule.value)]
     assert f"<b>{len(chosen):,}</b> findings" in c.count.value
@@ -82,3 +83,51 @@ def test_export_to_a_folder_that_cannot_be_made(panel, tmp_path):
     panel.controls.folder.value = str(blocker / "sub")
     panel.controls.export.click()
     assert "Export failed" in panel.controls.status.value
+
+
+def test_the_table_is_paged_with_what_to_do_and_human_labels(result, panel):
+    c = panel.controls
+    total = len(result.findings)
+    pages = -(-total // PAGE_SIZE)
+    assert f"page 1 of {pages}" in c.page.value and c.previous.disabled and not c.next.disabled
+    for label in ("Rule", "Severity", "Primary id", "Problem", "What to do"):
+        assert f">{label}</th>" in c.table.value
+    assert ">rule_id<" not in c.table.value and ">action<" not in c.table.value
+    first_page = c.table.value
+    c.next.click()
+    assert f"page 2 of {pages}" in c.page.value and not c.previous.disabled and c.table.value != first_page
+    second = result.findings.iloc[PAGE_SIZE:2 * PAGE_SIZE]
+    assert all(str(pid) in c.table.value for pid in second["primary_id"])
+    for _ in range(pages + 3):  # past the end stays on the last page
+        c.next.click()
+    assert f"page {pages} of {pages}" in c.page.value and c.next.disabled
+    assert c.table.value.count("<tr>") == 1 + (total - (pages - 1) * PAGE_SIZE)
+    c.rule.value = ("EXPIRED_ACTIVE",)  # a new filter starts again at page 1
+    assert "page 1 of" in c.page.value
+    import html as _html
+
+    action = result.findings.loc[result.findings["rule_id"] == "EXPIRED_ACTIVE", "action"].iloc[0]
+    assert _html.escape(action) in c.table.value
+
+
+def test_cluster_records_use_human_labels(result, panel):
+    pytest.importorskip("almatools.quality.duplicates")
+    c = panel.controls
+    c.cluster.value = result.clusters["cluster_id"].iloc[0]
+    assert ">line1<" not in c.cluster_view.value and ">primary_id<" not in c.cluster_view.value
+    assert ">Primary id</th>" in c.cluster_view.value
+
+
+def test_the_place_for_the_review_of_possible_pairs(result, panel):
+    box = build_possible_review(result)
+    assert box.children == () and "almatools-possible-review" in box._dom_classes
+    children = list(panel.children)
+    assert children.index(panel.controls.possible) == children.index(panel.controls.cluster_view) + 1
+
+
+def test_export_defaults_to_the_workspace(result, monkeypatch, tmp_path):
+    monkeypatch.setenv("ALMATOOLS_WORKSPACE", str(tmp_path / "ws"))
+    panel = build_findings_panel(result)
+    assert panel.controls.folder.value == str(tmp_path / "ws" / "quality-output")
+    panel.controls.export.click()
+    assert (tmp_path / "ws" / "quality-output" / "findings.csv").is_file()

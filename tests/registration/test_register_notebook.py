@@ -20,9 +20,10 @@ def test_the_notebook_runs_with_parameters(sandbox, sandbox_dir, tmp_path):
     nb = nbformat.read(out, as_version=4)
     shown = [o.get("data", {}).get("text/plain", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
-    banner_cell = next(c for c in nb.cells if c.source.rstrip().endswith("build_banner(alma)"))
-    first = state[banner_cell.outputs[0]["data"]["application/vnd.jupyter.widget-view+json"]["model_id"]]
-    assert "SANDBOX" in first["state"]["value"] and "DRY RUN" in first["state"]["value"]  # the banner comes first
+    # One banner: the form's own (it follows the dry-run switch); the notebook no longer shows a second one.
+    assert not any("build_banner" in c.source for c in nb.cells if c.cell_type == "code")
+    banners = [m["state"]["value"] for m in state.values() if "almatools-banner" in m["state"].get("_dom_classes", [])]
+    assert banners and all("SANDBOX" in b and "DRY RUN" in b for b in banners)
     assert any("Checkbox(value=True, description='Dry run" in text for text in shown)  # dry_run reached the panels
     assert [kind for kind in ("RegistrationForm", "ConvertPanel", "BulkPanel") if any(kind in t for t in shown)] == [
         "RegistrationForm", "ConvertPanel", "BulkPanel"]
