@@ -289,10 +289,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return func(args)
     except AlmaToolsError as exc:
-        print(f"almatools {args.command}: {exc}", file=sys.stderr)
-        return 1
+        return _fail(args.command, str(exc))
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:  # a folder that is a file, a full disk, a permission: say which file and why
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        what = exc.strerror or exc.__class__.__name__
+        hint = " (--out must be a folder, or a path whose parents are folders)" if isinstance(
+            exc, (NotADirectoryError, FileExistsError)) else ""
+        return _fail(args.command, f"{where}{what}{hint}")
+    except MemoryError:
+        return _fail(args.command, "ran out of memory; give it a smaller source or a machine with more memory")
+    except Exception as exc:  # the last line of defence: one line, the traceback only with -v
+        if args.verbose:
+            log.error("where it happened", exc_info=True)
+        return _fail(args.command, f"unexpected {exc.__class__.__name__}: {_one_line(str(exc))} "
+                     "(run with -v to see where; please report it)")
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    """A message on one line, cut to ``limit`` characters (a hostile value can be megabytes long)."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _fail(command: str, message: str) -> int:
+    print(f"almatools {command}: {_one_line(message, 2000)}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":  # pragma: no cover
