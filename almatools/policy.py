@@ -34,6 +34,9 @@ PASSWORD_MODES = ("temporary", "none", "optional")
 ID_CASES = ("keep", "upper", "lower")
 MANAGED = ("sis", "local")
 RECORD_TYPES = ("PUBLIC", "STAFF")
+DEFAULT_PLACEHOLDERS = ("N/A", "NA", "NONE", "NULL", "TBD", "UNKNOWN", "0", "00", "000", "0000", "000000", "9999",
+                        "999999", "-", "X", "XXX", "noemail@none.com", "none@none.com")
+"""Values staff type when the real one is unknown (the ``placeholders`` key of ``[institution]``)."""
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,12 @@ class Affiliation:
 
 @dataclass(frozen=True)
 class Policy:
-    """An institution's policy file, checked and typed."""
+    """An institution's policy file, checked and typed.
+
+    ``placeholders``: identifier, email and phone values staff type when the real one is unknown (``N/A``,
+    ``0000``, ``TBD``…), compared ignoring case, spaces and punctuation; records sharing one are reported
+    once, with their count, never pair by pair.
+    """
 
     name: str
     source: Path
@@ -88,6 +96,7 @@ class Policy:
     patron_type_category_type: str
     groups: dict[str, GroupPolicy] = field(default_factory=dict)
     affiliations: dict[str, Affiliation] = field(default_factory=dict)
+    placeholders: tuple[str, ...] = DEFAULT_PLACEHOLDERS
 
     @property
     def sis_groups(self) -> frozenset[str]:
@@ -101,7 +110,7 @@ class Policy:
 
 _TOP = {"institution", "groups", "affiliations"}
 _INSTITUTION = {"name": str, "sis_profiles": list, "retention_days": int, "mandatory": list, "move_wait_days": int,
-                "patron_type_category_type": str}
+                "patron_type_category_type": str, "placeholders": list}
 _GROUP = {"description": str, "sis_loaded": bool, "id_pattern": str, "id_hint": str, "id_case": str,
           "default_expiry_days": int, "password": str, "patron_type": str, "record_type": str}
 _AFFILIATION = {"label": str, "group": str, "managed": str}
@@ -146,6 +155,13 @@ class _Reader:
 
 def _default_path() -> Path:
     return Path(str(resources.files("almatools") / "policies" / "default.toml"))
+
+
+def _placeholders(read: _Reader, inst: dict[str, Any]) -> tuple[str, ...]:
+    values = inst.get("placeholders", list(DEFAULT_PLACEHOLDERS))
+    if not all(isinstance(v, str) and v.strip() for v in values):
+        raise read.fail("institution.placeholders", 'must list values as text, e.g. ["N/A", "0000", "TBD"]')
+    return tuple(v.strip() for v in values)
 
 
 def load_policy(path: str | Path | None = None) -> Policy:
@@ -214,4 +230,4 @@ def load_policy(path: str | Path | None = None) -> Policy:
                   mandatory=mandatory,
                   move_wait_days=read.days(inst.get("move_wait_days", 365), "institution.move_wait_days"),
                   patron_type_category_type=inst.get("patron_type_category_type", "PATRON_TYPE"),
-                  groups=groups, affiliations=affiliations)
+                  groups=groups, affiliations=affiliations, placeholders=_placeholders(read, inst))
