@@ -16,7 +16,9 @@ import argparse
 import datetime as dt
 import json
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +85,10 @@ def _notebook_error(err: Exception) -> str:
     return f"{name}: {value}{where}" if name else str(err)
 
 
+def _terminated(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     """Run the report notebook into a temporary folder, and move it into place when it is complete."""
     from almatools import reports as report
@@ -110,6 +116,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     except (AlmaToolsError, OSError) as exc:
         return _fail(f"cannot write into {root}: {exc}")
     output = run.folder / "report.ipynb"
+    # SIGTERM (a scheduler's timeout, `kill`) ends the run like Ctrl-C: the temporary folder is removed.
+    previous = signal.signal(signal.SIGTERM, _terminated) if threading.current_thread() is threading.main_thread() \
+        else None
     try:
         try:
             # The kernel logs at ERROR only: its start-up chatter would end up in every cron mail.
@@ -134,6 +143,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     except AlmaToolsError as exc:
         report.abandon_run(run)
         return _fail(f"{exc}\nNothing was written to {root}.")
+    except BaseException:
+        report.abandon_run(run)
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     entry = json.loads((final / report.RUN_FILE).read_text(encoding="utf-8"))
     severities = ", ".join(f"{k} {v:,}" for k, v in entry["by_severity"].items())
     since = (f"{entry['new']:,} new and {entry['resolved']:,} resolved since {entry['previous_run']}"

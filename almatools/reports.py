@@ -97,6 +97,7 @@ RUN_FILE = "run.json"  # written last into a run's folder: the run is complete
 KEYS_FILE = "finding_keys.json"
 _TMP_PREFIX = ".tmp-"
 _STALE_TMP_SECONDS = 24 * 3600
+_LOCK_NAME = ".owner.lock"
 
 SECTIONS = (
     ("summary", "Summary"),
@@ -249,6 +250,7 @@ class ReportRun:
     folder: Path
     started: datetime
     external: bool = False
+    lock: Any = field(default=None, repr=False, compare=False)  # held while the run lives (see _hold)
 
 
 def start_run(root: str | os.PathLike[str] | None = None, *, run_dir: str | os.PathLike[str] | None = None
@@ -270,14 +272,56 @@ def start_run(root: str | os.PathLike[str] | None = None, *, run_dir: str | os.P
     _remove_stale_temporaries(folder_root)
     started = _now()
     folder = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{started:%Y-%m-%dT%H%M}-", dir=folder_root))
-    return ReportRun(folder_root, folder, started)
+    return ReportRun(folder_root, folder, started, lock=_hold(folder))
+
+
+def _hold(folder: Path) -> Any:
+    """Lock ``folder/.owner.lock`` for as long as this process lives: the operating system releases the lock
+    when the process ends, however it ends (kill -9 included), so the next run can tell a live run's
+    temporary folder from one a dead run left behind. None where locks are not available."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: stale folders go by age alone
+        return None
+    handle = open(folder / _LOCK_NAME, "w")  # noqa: SIM115 - held open on purpose
+    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return handle
+
+
+def _release(run: ReportRun) -> None:
+    if run.lock is not None:
+        run.lock.close()
+        run.lock = None
+
+
+def _abandoned(folder: Path) -> bool:
+    """Whether a temporary run folder belongs to no live run: its lock is free (its run died), it has no
+    lock and is over a minute old (a run that died before taking it), or it is over a day old."""
+    age = time.time() - folder.stat().st_mtime
+    if age > _STALE_TMP_SECONDS:
+        return True
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return False
+    try:
+        handle = open(folder / _LOCK_NAME, "a")  # noqa: SIM115
+    except FileNotFoundError:
+        return age > 60
+    with handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False  # a live run holds it
+        return True
 
 
 def _remove_stale_temporaries(root: Path) -> None:
-    """Temporary folders a killed run left behind (older than a day: no run takes that long)."""
+    """Remove the temporary folders killed runs left behind (with whatever unmasked data they held)."""
     for tmp in root.glob(f"{_TMP_PREFIX}*"):
         try:
-            if tmp.is_dir() and time.time() - tmp.stat().st_mtime > _STALE_TMP_SECONDS:
+            if tmp.is_dir() and _abandoned(tmp):
+                log.info("removing %s, left behind by a run that did not finish", tmp.name)
                 shutil.rmtree(tmp, ignore_errors=True)
         except OSError:  # pragma: no cover - vanished meanwhile
             pass
@@ -289,6 +333,7 @@ def abandon_run(run: ReportRun) -> None:
         shutil.rmtree(run.folder, ignore_errors=True)
     elif run.folder.exists() and not run.external:
         shutil.rmtree(run.folder, ignore_errors=True)
+    _release(run)
 
 
 def _run_name(root: Path, started: datetime) -> str:
@@ -330,6 +375,8 @@ def finish_run(run: ReportRun) -> Path:
     entry["run"] = name
     try:
         _atomic_write(marker, _json_bytes(entry))
+        (run.folder / _LOCK_NAME).unlink(missing_ok=True)
+        _release(run)
         os.replace(run.folder, final)
     except OSError as err:
         abandon_run(run)
