@@ -36,7 +36,7 @@ def _say(message: str) -> None:
 
 
 def _fail(message: str) -> int:
-    sys.stderr.write(f"almatools report: {message}\n")
+    sys.stderr.write(f"almatools report: {' '.join(message.split())}\n")  # one line, for cron mail and logs
     sys.stderr.flush()
     return 1
 

@@ -811,7 +811,9 @@ def _tasks(path: Path, kind: str, workers: int | None) -> list[_Task]:
                 fh.seek(max(k * _JSONL_PART, bounds[-1]))
                 while (piece := fh.readline(1 << 20)) and not piece.endswith(b"\n"):
                     pass
-                if fh.tell() > bounds[-1] and fh.tell() < size:
+                if fh.tell() >= size:
+                    break  # the last line runs to the end: no later cut can be found
+                if fh.tell() > bounds[-1]:
                     bounds.append(fh.tell())
         bounds.append(size)
         return [_Task("jsonl", str(path), start=a, end=b, size=b - a) for a, b in zip(bounds, bounds[1:])]
