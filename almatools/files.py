@@ -170,6 +170,10 @@ def csv_records(path: Path, *, unescape: bool = False) -> Iterator[tuple[int, di
         UnicodeDecodeError: The file is not UTF-8 (the caller names the file).
         OSError: The file cannot be read.
     """
+    # csv's own cell limit (131,072 by default) would stop a cell before ours names it; a cell spanning
+    # lines inside quotes still stops at this one. (The limit is process-wide; it is only ever raised.)
+    if csv.field_size_limit() < CSV_MAX_LINE_CHARS:
+        csv.field_size_limit(CSV_MAX_LINE_CHARS)
     with open(path, encoding="utf-8-sig", newline="") as handle:
         lines = _CappedLines(handle, CSV_MAX_LINE_CHARS)
         reader = csv.reader(lines)
