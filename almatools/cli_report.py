@@ -111,14 +111,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     except (AlmaToolsError, ImportError) as exc:
         return _fail(str(exc))
     root = Path(args.out).expanduser().resolve()
+    # SIGTERM (a scheduler's timeout, `kill`) ends the run like Ctrl-C: the temporary folder is removed.
+    previous = signal.signal(signal.SIGTERM, _terminated) if threading.current_thread() is threading.main_thread() \
+        else None
     try:
         run = report.start_run(root)
     except (AlmaToolsError, OSError) as exc:
         return _fail(f"cannot write into {root}: {exc}")
     output = run.folder / "report.ipynb"
-    # SIGTERM (a scheduler's timeout, `kill`) ends the run like Ctrl-C: the temporary folder is removed.
-    previous = signal.signal(signal.SIGTERM, _terminated) if threading.current_thread() is threading.main_thread() \
-        else None
     try:
         try:
             # The kernel logs at ERROR only: its start-up chatter would end up in every cron mail.
@@ -139,7 +139,13 @@ def cmd_report(args: argparse.Namespace) -> int:
         final = report.finish_run(run)
     except KeyboardInterrupt:
         report.abandon_run(run)
-        raise
+        # The kernel's shutdown may signal once more; this process is done and must end with 130, as stopped.
+        if previous is not None:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, signal.SIG_IGN)
+            previous = None
+        _fail(f"stopped; nothing was written to {root} (the run's temporary folder was removed).")
+        return 130
     except AlmaToolsError as exc:
         report.abandon_run(run)
         return _fail(f"{exc}\nNothing was written to {root}.")
