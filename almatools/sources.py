@@ -423,7 +423,10 @@ def _xml_rows(src: IO[bytes], name: str, ptype: str, tick: Callable[[int], None]
     try:
         for n, el in _user_elements(src):
             try:
-                rows.append(element_row(el, ptype))
+                row = element_row(el, ptype)
+                if not row[0]:  # Alma has no user without a primary id: an empty one would match nothing
+                    raise RecordError("no primary id", field="primary_id")
+                rows.append(row)
             except RecordError as err:
                 errors.append(_error_tuple(err.located(file=name, record=n, line=el.sourceline)))
             if tick is not None and n % 5000 == 0:

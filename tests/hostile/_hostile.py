@@ -14,10 +14,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-MEMORY_CAP = 1536 << 20  # 1.5 GiB of address space for the command's process
+MEMORY_CAP = 1536 << 20
+"""1.5 GiB of data memory (heap and private anonymous mappings: ``RLIMIT_DATA``) for the command's process.
+Not ``RLIMIT_AS``: DuckDB (the duplicate linkage) reserves over 2 GiB of address space it never touches,
+so an address-space cap stops even a 20-user run; the data cap still stops any reader that holds a file."""
 _PRELUDE = (
     "import resource, sys\n"
-    f"resource.setrlimit(resource.RLIMIT_AS, ({MEMORY_CAP}, {MEMORY_CAP}))\n"
+    f"resource.setrlimit(resource.RLIMIT_DATA, ({MEMORY_CAP}, {MEMORY_CAP}))\n"
     "from almatools.cli import main\n"
     "sys.exit(main(sys.argv[1:]))\n"
 )
@@ -41,7 +44,7 @@ class Outcome:
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict[str, str] | None = None) -> Outcome:
-    """Run ``almatools ARGS`` in a fresh interpreter whose address space is capped at 1.5 GiB; the peak
+    """Run ``almatools ARGS`` in a fresh interpreter whose data memory is capped at 1.5 GiB; the peak
     resident memory is the process's own (``wait4``), as ``/usr/bin/time -v`` reports it."""
     started = time.monotonic()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
