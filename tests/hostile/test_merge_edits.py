@@ -106,6 +106,15 @@ DAMAGE = {
 
 
 @pytest.mark.parametrize("damage", DAMAGE, ids=DAMAGE.keys())
+def test_a_damaged_worklist_is_refused_with_a_merge_error_naming_the_file(tmp_path, damage):
+    saved_worklist(tmp_path / "wl")
+    DAMAGE[damage](tmp_path / "wl")
+    with pytest.raises(merge.MergeError) as err:
+        merge.Worklist.load(tmp_path / "wl")
+    assert str(tmp_path / "wl") in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("damage", ["not-json", "pair-without-from", "journal-list", "deep"])
 def test_merge_verify_answers_a_damaged_worklist_with_one_line(tmp_path, damage, sandbox):
     saved_worklist(tmp_path / "wl")
     DAMAGE[damage](tmp_path / "wl")
