@@ -53,6 +53,7 @@ import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -661,7 +662,11 @@ def _run(tasks: list[_Task], ptype: str, report: LoadReport, bad: Callable[[Reco
                     while pending:
                         done, pending = wait(pending, return_when=FIRST_COMPLETED)
                         for fut in done:
-                            results[futures[fut]] = fut.result()
+                            try:
+                                results[futures[fut]] = fut.result()
+                            except BrokenProcessPool:
+                                raise SourceError(f"{tasks[futures[fut]].path}: a reader process died while reading "
+                                                  "it (out of memory?)") from None
                             if bar is not None:
                                 bar.update(tasks[futures[fut]].size)
                 finally:
@@ -1046,6 +1051,11 @@ def _analytics_frame(client: AlmaClient | None, path: str, ptype: str,
         if n == 1 and "Primary Identifier" not in cells:
             raise SourceError(f"the Analytics report {path} has no 'Primary Identifier' column; its columns are "
                               f"{', '.join(cells) or 'none'} (the kit reads {', '.join(ANALYTICS_HEADINGS)})")
+        long = next((h for h, v in cells.items() if not isinstance(v, str) or len(v) > MAX_FIELD_CHARS), None)
+        if long is not None:
+            bad(RecordError(f"more than {MAX_FIELD_CHARS:,} characters (or not text)", file=path, record=n,
+                            field=str(long)[:80]))
+            continue
         fields = {ANALYTICS_HEADINGS[h]: v.strip() for h, v in cells.items() if h in ANALYTICS_HEADINGS and v.strip()}
         if not fields.get("primary_id"):
             bad(RecordError("the row has no primary identifier", file=path, record=n, field="Primary Identifier"))
@@ -1075,12 +1085,12 @@ def _written_ids(path: Path) -> set[str]:
         return done
     good = 0
     with open(path, "rb+") as fh:
-        for line in fh:
+        while line := fh.readline(MAX_RECORD_BYTES + 1):  # capped: a damaged file may hold one huge line
             if not line.endswith(b"\n"):
                 break
             try:
                 done.add(str(json.loads(line)["primary_id"]).casefold())
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, RecursionError):
                 break
             good += len(line)
         if good != fh.seek(0, os.SEEK_END):
