@@ -192,7 +192,11 @@ def cmd_quality(args: argparse.Namespace) -> int:
             client.close()
     sis = None if args.sis.strip().lower() == "none" else load_sis(args.sis, on_error=bad, progress=not args.quiet,
                                                                    policy=policy)
-    result = analyse(users, sis, policy, today=today, duplicates=not args.no_duplicates, progress=not args.quiet)
+    from almatools.quality.review import DECISIONS_FILE
+
+    decisions = args.decisions or (args.out / DECISIONS_FILE)
+    result = analyse(users, sis, policy, today=today, duplicates=not args.no_duplicates, progress=not args.quiet,
+                     decisions=decisions)
     # Patron data in the CSV files is escaped so that no spreadsheet runs it as a formula.
     files = write_outputs(dataclasses.replace(result, findings=safe_frame(result.findings),
                                               clusters=safe_frame(result.clusters)), args.out)
@@ -259,8 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     quality = commands.add_parser(
         "quality", help="findings (stale, policy, SIS mismatch) and duplicate clusters",
         description="Check a users source against the SIS extract and the policy, and link duplicate records. "
-        "Writes findings.csv, duplicates.csv, summary.json and summary.txt to --out (and load_errors.csv when bad "
-        "records were skipped). A source is an Alma user .xml, a .zip of them, .jsonl, .csv or api:. Exit status: "
+        "Writes findings.csv, duplicates.csv (likely duplicates), possible_duplicates.csv (pairs to review), "
+        "summary.json and summary.txt to --out (and load_errors.csv when bad records were skipped). Staff decisions "
+        "on pairs (same person / different people) are read from --decisions. A source is an Alma user .xml, a .zip of them, .jsonl, .csv or api:. Exit status: "
         "0 done (findings or not), 1 a source could not be read (or, with --strict, had bad records).")
     quality.add_argument("--users", required=True, metavar="SRC", help="the Alma users: file or api:")
     quality.add_argument("--sis", required=True, metavar="SRC", help="the SIS extract (file), or none")
@@ -268,6 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
     quality.add_argument("--today", help="the day the analysis is as of, YYYY-MM-DD (default: today)")
     quality.add_argument("--out", type=Path, required=True, help="folder for the output files")
     quality.add_argument("--no-duplicates", action="store_true", help="skip the duplicate linkage")
+    quality.add_argument("--decisions", type=Path, help="staff decisions on duplicate pairs, kept between runs "
+                         "(default: OUT/pair_decisions.jsonl, which notebook 02's review writes)")
     quality.add_argument("--strict", action="store_true", help="exit 1 when a source had bad records")
     quality.add_argument("--quiet", action="store_true", help="no progress bars")
     quality.set_defaults(func=cmd_quality)

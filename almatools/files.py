@@ -18,8 +18,8 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["atomic_path", "atomic_write", "fsync_dir", "safe_cell", "safe_frame", "text_cells", "unsafe_cell",
-           "unsafe_frame", "write_csv", "csv_records", "CSV_MAX_FIELD_CHARS", "CSV_MAX_LINE_CHARS"]
+__all__ = ["AppendLog", "atomic_path", "atomic_write", "fsync_dir", "safe_cell", "safe_frame", "text_cells",
+           "unsafe_cell", "unsafe_frame", "write_csv", "csv_records", "CSV_MAX_FIELD_CHARS", "CSV_MAX_LINE_CHARS"]
 
 
 def fsync_dir(folder: Path) -> None:
@@ -58,6 +58,60 @@ def atomic_write(path: Path, data: bytes) -> None:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
+
+
+class AppendLog:
+    """An append-only journal of JSON objects, one per line, each write flushed and fsynced.
+
+    The one torn-tail policy of the kit: a machine that dies in the middle of a write leaves at most
+    one incomplete last line (no newline at its end, or not JSON). Reading drops it; the next append
+    first cuts it off, so the file stays one object per line. Any other line that is not a JSON object
+    is damage, not a crash: reading raises ``ValueError`` naming the file and line.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def read(self) -> list[dict]:
+        """Every complete entry, in the order written ([] when the file does not exist)."""
+        import json
+
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return []
+        lines = data.split(b"\n")
+        complete, tail = lines[:-1], lines[-1]
+        out: list[dict] = []
+        for number, raw in enumerate(complete, start=1):
+            if not raw.strip():
+                continue
+            try:
+                entry = json.loads(raw)
+            except (ValueError, RecursionError):  # RecursionError: a hand-made line nested too deep
+                entry = None
+            if not isinstance(entry, dict):
+                raise ValueError(f"{self.path}: line {number} is not a JSON object; fix or remove that line")
+            out.append(entry)
+        return out
+
+    def append(self, entry: dict) -> None:
+        """Add one entry durably (a torn last line from a crash is cut off first)."""
+        import json
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = json.dumps(entry, ensure_ascii=False, sort_keys=True).encode("utf-8") + b"\n"
+        with open(self.path, "ab+") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            if size:
+                handle.seek(size - 1)
+                if handle.read(1) != b"\n":  # a torn last line: keep everything up to the last newline
+                    handle.seek(0)
+                    handle.truncate(handle.read().rfind(b"\n") + 1)
+            handle.seek(0, os.SEEK_END)
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
 
 
 # ---------------------------------------------------------------------------------------------

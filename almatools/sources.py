@@ -65,7 +65,8 @@ from lxml import etree
 from almatools.errors import AlmaError, ConfigError, SourceError
 from almatools.files import atomic_path, csv_records
 from almatools.models import NotAUserFile, RecordError, user_from_xml, user_to_xml_bytes, write_users_xml
-from almatools.quality.frame import USER_COLUMNS, _date, _text, normalise_identifier, rows_frame, user_row
+from almatools.quality.frame import (USER_COLUMNS, _date, _text, address_entry, digits, joined, normalise_identifier,
+                                     rows_frame, user_row)
 
 if TYPE_CHECKING:
     from almatools.client import AlmaClient
@@ -327,6 +328,8 @@ def _fast_row(user: Any, ptype: str) -> tuple[Any, ...]:
         sum(1 for e in emails if e[0]), _digits(_best(phones) or ""), ";".join(sorted(identifiers)),
         ";".join(sorted(id_values)), *best_address, ";".join(roles), any(r != "200" for r in roles), patron_type or "",
         ";".join(sorted(stats - {""})), _num(g("loans")), _num(g("requests")), _num(g("fees")),
+        _txt(g("pref_first_name")), joined(_digits(p) for _pref_, p in phones),
+        joined(address_entry(a[0], a[2]) for _pref_, a in addresses),
     )
 
 
@@ -755,6 +758,10 @@ def _csv_row(rec: dict[str, str]) -> tuple[Any, ...]:
     out["emails"] = ";".join(sorted(set(emails) | ({out["email"]} - {""})))
     out["email_types"] = ";".join(sorted(set(_split(get("email_types")))))
     out["phone"] = _digits(get("phone"))
+    out["pref_first_name"] = _text(get("pref_first_name"))
+    out["phones"] = joined([*(digits(p) for p in _split(get("phones"))), out["phone"]])
+    entries = [address_entry(*a.partition("|")[::2]) for a in _split(get("addresses"))]
+    out["addresses"] = joined([*entries, address_entry(out["line1"], out["postal_code"])])
     idents = _split(get("identifiers"))
     out["identifiers"] = ";".join(sorted(idents))
     values = {normalise_identifier(out["primary_id"])} | {normalise_identifier(i.partition("=")[2]) for i in idents}
@@ -1033,7 +1040,7 @@ ANALYTICS_HEADINGS = {
     "Last Name": "last_name", "User Group Code": "user_group", "Account Type": "account_type",
     "External Id": "external_id", "Status": "status", "User Record Type": "record_type",
     "Expiry Date": "expiry_date", "Purge Date": "purge_date", "Birth Date": "birth_date",
-    "Preferred Email": "email", "Preferred Phone": "phone",
+    "Preferred Email": "email", "Preferred Phone": "phone", "Preferred First Name": "pref_first_name",
 }
 """Analytics column headings (Users subject area) the ``analytics:PATH`` source reads; only
 ``Primary Identifier`` is required, other columns are ignored."""

@@ -82,7 +82,10 @@ def main() -> int:
         if args.only and args.only not in name:
             return
         code, err, peak, seconds = timed([str(a) for a in command], env)
-        shown = note() if note is not None else last_line(err)
+        try:
+            shown = note() if note is not None and code in (0, 3) else last_line(err)
+        except (OSError, KeyError, ValueError) as exc:
+            shown = f"{last_line(err)} [figure unavailable: {exc}]"
         clean = code in (0, 1, 3) and "Traceback" not in err and peak < LIMIT_MIB
         rows.append((name, "almatools " + " ".join(str(c).replace(str(work) + "/", "") for c in command[:1]), code,
                      (shown[:150] + ("" if clean else "  **NOT CLEAN**")).replace("|", "/"), peak, seconds))

@@ -2,45 +2,59 @@
 
 For librarians
 --------------
-Two records are compared only when they share something that a person's records usually share: an
-email address, an identifier, a phone number, the local part of an email (``jane.doe`` at two
-providers), or the birth date together with the first name, the last name, or the two names in
-either order. Each compared pair is then scored field by field: first and last name (equal, a
-nickname such as Bill for William, a one-letter typo, first and last swapped, or different), birth
-date, email, phone, address, middle name and identifiers. Every field that agrees adds evidence,
-every field that disagrees takes some away, and a field that one record lacks counts for nothing.
-A rare agreement counts more than a common one (two records sharing an email address is strong
-evidence; sharing a postcode is weak), and disagreements that happen to the records of one person
-(a new surname after marriage, a new address) cost less than those that do not (another birth
-date, a first name that is not a nickname or a typo). The result is a match probability; pairs
-above the threshold (default 0.9) are linked, and linked records form a cluster, one per person.
-Identifiers and emails are the exact evidence: they are compared first and weigh the most, but a
-shared identifier does not link two records whose names and birth dates disagree, because an
-identifier typed in another case or with a stray space can belong to someone else (the
-``ID_COLLISION`` finding), and a family may share one email address.
+Two records are compared when they share something a person's records usually share: any email
+address, any phone number, any identifier, an email user name (``jane.doe`` at two providers), an
+address together with the surname or the first name, the birth date together with a first name or
+a part of the surname, a name that sounds the same (Double-Metaphone-like keys) born the same year,
+or the same full name when few people have it. Each compared pair is then scored field by field:
+
+* **first name**: equal; a nickname or the preferred name (Bill and William, "Jack" for Hương); the
+  names swapped with the surname; a one-letter typo; a middle name used as the first name; an
+  initial (J. and John); alike; or different, which is strong evidence of two people;
+* **surname**: equal; one part of a double surname (García López and Lopez); a typo; the old surname
+  still in an email address (a married name); or different (allowed only with strong other evidence);
+* **birth date**: equal; day and month swapped; one digit off; or different, and far apart (a parent
+  and a child) counts heavily against;
+* **email**, **phone**, **address**, **identifier**: any shared value; the **middle name** and a
+  **generational suffix** (Jr/Sr, different ones are two people).
+
+A rare agreement counts more than a common one: agreeing on "Smith" is weaker evidence than on
+"Quackenbush", and the kit learns how common each name is from the data. A household (an address,
+a phone or a family email shared by twins, spouses, a parent and a child) never links people whose
+first names differ or whose birth dates disagree.
+
+Two tiers come out. **Likely** pairs (match probability at or above :data:`DEFAULT_THRESHOLD`, and
+no conflict) go to ``duplicates.csv`` and the merge proposals. **Possible** pairs (probability at or
+above :data:`POSSIBLE_THRESHOLD`, or a likely score held back by a conflict that a person should look
+at: a changed surname with only name and birth date, birth dates that disagree, two live SIS records)
+go to ``possible_duplicates.csv`` for review. Staff decisions on pairs (:mod:`almatools.quality.review`)
+are kept between runs: "different people" is never proposed again, "same person" joins the likely tier.
+
+Linked records form clusters, one per person. A cluster is accepted only if every two members are
+consistent (no conflicting first names or birth dates, no two live SIS identities, no pair marked
+different); otherwise it is split at its weakest link, and the links cut go to the possible tier.
 
 Technical detail
 ----------------
-The model is a Fellegi-Sunter model run by splink (DuckDB by default; ``backend="spark"`` runs the
-same settings through splink's ``SparkAPI``). Its parameters are fixed, not trained per run: each
-comparison level has an m probability (how often the records of one person fall in the level) and
-a u probability (how often the records of two people do), see :data:`MODEL`. The u values were
-measured once on random pairs of Sandbox University records and rounded; the m values were read
-from its planted duplicates and then widened for errors the sandbox does not plant (birth-date
-typos, changed phones). Three u values are raised on purpose because the fields are not
-independent for the people who are easiest to confuse (twins and parents with their children share
-a surname and an address, and often a middle name): address and middle-name agreement are weak
-evidence here. The prior, the probability that two random records are one person, is
-``2 * DUPLICATE_RATE / (n - 1)`` for ``n`` records: about one record in a hundred has a duplicate,
-so a coincidence of name and birth date counts for less in a million records than in five
-thousand. Blocking rules (:data:`BLOCKING_RULES`) are equi-joins, so candidate pairs grow about
-linearly with the number of records; keys that more than :data:`MAX_KEY_RECORDS` records share
-(``none@none.com``, a dormitory address, a switchboard number) are placeholders, not identities, and
-are dropped before blocking and scoring. Names are compared after folding accents and case and
-dropping everything but letters; emails lower case; phones as their last ten digits; identifiers
-as letters and digits only, case folded (so ``CB-1234`` and ``cb1234`` agree). Clusters are the
-connected components of the linked pairs (union-find); a cluster's id is ``"C-"`` and a hash of
-its sorted member ids, so it is the same in every run that finds the same members.
+A Fellegi-Sunter model run by splink (DuckDB by default; ``backend="spark"`` runs the same settings
+through splink's ``SparkAPI``). Each comparison level has an m probability (how often the records of
+one person fall in the level) and a u probability (how often two people's do), see :data:`MODEL`.
+
+Weights are learnt from the data being analysed when it is large enough (:data:`MIN_TRAIN_RECORDS`):
+u by random sampling of record pairs, m by expectation-maximisation over the pairs that share a birth
+date and surname, then over those that share the full name (each pass learns the comparisons its
+blocking rule does not fix). Learnt values are **clamped to each level's bounds** (:class:`_Level`
+``m_range``/``u_range``): EM on a population of namesakes can otherwise decide that ``jwang@`` and
+``lwang@`` are strong evidence, or that a different first name is a usual thing for one person. The
+values used are in :attr:`DuplicateResult.model` (and the run's summary); if training fails or the
+input is small, the fixed values below are used. Name agreement is term-frequency adjusted.
+
+The prior, the probability that two random records are one person, is
+``2 * DUPLICATE_RATE / (n - 1)``. Blocking rules (:data:`BLOCKING_RULES`) are equi-joins on exploded
+keys, so candidate pairs grow about linearly; a key that more than :data:`MAX_KEY_RECORDS` records
+share (``none@none.com``, a switchboard, ``N/A``) is a placeholder and is dropped first. Every value is
+normalised by :mod:`almatools.normalise`, the kit's one definition. A cluster's id is ``"C-"`` and a
+hash of its sorted member ids, the same in every run that finds the same members.
 """
 
 from __future__ import annotations
@@ -49,23 +63,33 @@ import hashlib
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
+import jellyfish
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+
+import pyarrow.compute as pc
+
+from almatools.normalise import (address_key_column, email_key_column, email_user_column, given_name,
+                                 identifier_loose_column, is_email_column, name_forms, name_suffix, name_tokens,
+                                 phone_key_column, surname_key, surname_parts)
 
 __all__ = [
     "BLOCKING_RULES",
     "DEFAULT_THRESHOLD",
     "DUPLICATE_RATE",
     "MAX_KEY_RECORDS",
+    "MIN_TRAIN_RECORDS",
     "MODEL",
-    "NICKNAMES",
+    "POSSIBLE_THRESHOLD",
     "DuplicateResult",
+    "candidate_pairs",
     "find_duplicates",
     "linkage_settings",
     "prepare_records",
@@ -74,62 +98,19 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_THRESHOLD = 0.9
-"""Match probability at and above which a pair is linked."""
-DUPLICATE_RATE = 0.01
+DEFAULT_THRESHOLD = 0.95
+"""Match probability at and above which a consistent pair is *likely* the same person."""
+POSSIBLE_THRESHOLD = 0.5
+"""Match probability at and above which a pair is shown for review as *possible*."""
+DUPLICATE_RATE = 0.02
 """The share of records assumed to have a duplicate; sets the model's prior."""
 MAX_KEY_RECORDS = 20
-"""An email, phone, identifier or address held by more records than this is ignored as a placeholder."""
+"""A key (email, phone, identifier, address, full name) held by more records than this is a placeholder."""
+MIN_TRAIN_RECORDS = 5000
+"""Below this many records the fixed m/u values are used instead of learning them from the data."""
+U_SAMPLE_PAIRS = 300_000
+"""Random record pairs sampled to learn the u probabilities (levels seen fewer than 100 times keep theirs)."""
 DISPLAY_COLUMNS = ("first_name", "last_name", "user_group", "account_type", "birth_date", "email")
-
-# Nicknames and short forms of given names: "formal: nickname nickname ...". A name may be the
-# short form of several (Alex: Alexander, Alexandra); a formal name is also a form of itself.
-_NICKNAME_TEXT = """
-abigail: abby abbie; abraham: abe bram; adam: ad; adrian: adi; albert: al bert bertie;
-alexander: alex alec al xander sandy sasha lex; alexandra: alex sasha lexi alexa sandy;
-alfred: al alf alfie fred; alice: allie ally; allison: ally allie; amanda: mandy manda;
-andrew: andy drew; angela: angie; anthony: tony ant; antonio: tono tony; arthur: art artie;
-barbara: barb babs barbie; benjamin: ben benny benji; bernard: bernie; beverly: bev;
-bradley: brad; brian: bri; calvin: cal; cameron: cam; caroline: carol carrie caro; catherine: cathy kate
-katie cat; charles: charlie chuck chas chaz; charlotte: lottie charlie; christina: chris tina christy;
-christine: chris tina chrissy; christopher: chris kit topher; cynthia: cindy; daniel: dan danny;
-david: dave davey; deborah: deb debbie debra; dennis: denny; dominic: dom; donald: don donny;
-dorothy: dot dottie; douglas: doug; edward: ed eddie ted ned; eleanor: ellie nell;
-elizabeth: liz beth betty eliza libby lizzie bess; emily: em emmy; eugene: gene;
-frances: fran frannie; francis: frank fran; francisco: paco pancho frank cisco; frederick: fred freddie;
-gabriel: gabe; gabriela: gaby gabi; gerald: gerry jerry; gregory: greg; guillermo: memo willy;
-harold: harry hal; henry: hank harry hal; isabel: izzy bel isa; jacob: jake; james: jim jimmy
-jamie; janet: jan; jeffrey: jeff; jennifer: jen jenny jenn; jessica: jess jessie; joanna: jo
-joanne: jo; johann: hans jo; johannes: hans jo; john: jack johnny jon; jonathan: jon jonny;
-jose: pepe chepe; joseph: joe joey jo; joshua: josh; judith: judy jude; katherine: kate katie kathy
-kat kay kitty; kathleen: kathy kate kay; kenneth: ken kenny; kimberly: kim kimmy; lawrence: larry
-laurie; leonard: leo len lenny; louis: lou lewis; lucas: luke; luis: lucho; margaret: maggie meg
-peggy marge maisie; matthew: matt matty; melissa: mel missy; michael: mike mikey mick
-mickey; nathaniel: nate nat; nicholas: nick nicky nico; nicole: nikki nicky; olivia: liv
-livvy; pamela: pam; patricia: pat patty trish tricia; patrick: pat paddy rick; peter: pete;
-philip: phil pip; rebecca: becky becca; richard: rick rich dick ricky; robert: bob rob bobby robbie
-bert; ronald: ron ronnie; samantha: sam sammy; samuel: sam sammy; sandra: sandy; stephanie: steph
-stevie; stephen: steve stevie; steven: steve stevie; susan: sue susie suzy; terence: terry;
-theodore: ted teddy theo; thomas: tom tommy; timothy: tim timmy; valerie: val; victoria: vicky tori
-vic; vincent: vince vinny; walter: walt wally; william: bill will billy willy; zachary: zach zack
-"""
-
-
-def _nicknames() -> dict[str, frozenset[str]]:
-    forms: dict[str, set[str]] = {}
-    for entry in _NICKNAME_TEXT.replace("\n", " ").split(";"):
-        if ":" not in entry:
-            continue
-        formal, _, short = entry.partition(":")
-        formal = formal.strip()
-        forms.setdefault(formal, set()).add(formal)
-        for name in short.split():
-            forms.setdefault(name, set()).add(formal)
-    return {name: frozenset(v) for name, v in forms.items()}
-
-
-NICKNAMES: dict[str, frozenset[str]] = _nicknames()
-"""Folded given name -> the formal names it is a form of (``"bill" -> {"william"}``)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -138,14 +119,26 @@ NICKNAMES: dict[str, frozenset[str]] = _nicknames()
 
 @dataclass(frozen=True)
 class _Level:
-    """One comparison level: the evidence phrase, the SQL (a splink level creator) and m, u."""
+    """One comparison level: its key, the evidence phrase, the SQL (a splink level creator), m and u.
 
+    ``m_range``/``u_range`` bound what training may learn (default: m within a factor 3, u within a
+    factor 10 of the fixed values, and never above 1).
+    """
+
+    key: str
     phrase: str  # "" for null levels; "{l}" / "{r}" are replaced by the two records' values
     make: Callable[[], Any]
     m: float
     u: float
     agrees: bool = True  # listed as agreement (else as a difference) in the evidence
     tf: str | None = None  # term-frequency adjusted on this column: common values count less
+    m_range: tuple[float, float] | None = None
+    u_range: tuple[float, float] | None = None
+
+    def bounds(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        m = self.m_range or (self.m / 3, min(1.0, self.m * 3))
+        u = self.u_range or (self.u / 10, min(1.0, self.u * 10))
+        return m, u
 
 
 @dataclass(frozen=True)
@@ -153,6 +146,10 @@ class _Comparison:
     name: str  # output column name, e.g. "first_name"
     shown: str  # the frame column whose values fill "{l}" / "{r}"
     levels: tuple[_Level, ...]
+
+    def level(self, gamma: int) -> _Level:
+        """The level of a splink gamma value (-1 null, 0 the last level, …)."""
+        return self.levels[0] if gamma < 0 else self.levels[len(self.levels) - 1 - gamma]
 
 
 def _cl() -> Any:
@@ -177,121 +174,152 @@ def _exact(col: str) -> Callable[[], Any]:
     return lambda: _cl().ExactMatchLevel(col)
 
 
-def _typo(col: str, short: bool = False) -> Callable[[], Any]:
-    """A typo: one edit (Damerau-Levenshtein <= 1); ``short``: in a name of 3 letters or fewer,
-    which is weak evidence (Yan and Yang, Li and Lai are other people)."""
-    def make() -> Any:
-        cl = _cl()
-        size = "<= 3" if short else ">= 4"
-        return cl.And(cl.CustomLevel(f"least(length({col}_l), length({col}_r)) {size}"),
-                      cl.DamerauLevenshteinLevel(col, 1))
-
-    return make
-
-
-def _similar(col: str) -> Callable[[], Any]:
-    """Jaro-Winkler >= 0.9: alike, but not a one-letter typo (Michael and Michelle)."""
-    return lambda: _cl().JaroWinklerLevel(col, 0.9)
-
-
-def _intersect(col: str) -> Callable[[], Any]:
+def _shared(col: str) -> Callable[[], Any]:
+    """The two records' lists share a value (splink writes the SQL of each backend's dialect)."""
     return lambda: _cl().ArrayIntersectLevel(col, 1)
+
+
+def _all(*makers: Callable[[], Any]) -> Callable[[], Any]:
+    return lambda: _cl().And(*(m() for m in makers))
+
+
+def _any(*makers: Callable[[], Any]) -> Callable[[], Any]:
+    return lambda: _cl().Or(*(m() for m in makers))
+
+
+def _dl1(col: str) -> Callable[[], Any]:
+    return lambda: _cl().DamerauLevenshteinLevel(col, 1)
+
+
+def _jw(col: str, at: float) -> Callable[[], Any]:
+    return lambda: _cl().JaroWinklerLevel(col, at)
 
 
 def _else() -> Any:
     return _cl().ElseLevel()
 
 
-_SWAPPED = "fn_l = ln_r AND ln_l = fn_r"
+_FULL = "length(fn_l) > 1 AND length(fn_r) > 1"
+_SWAPPED = "fn_key_l = ln_r AND ln_l = fn_key_r"
+_LONG = "least(length({c}_l), length({c}_r)) >= 4"
+_SWAP_DM = ("substr(birth_date_l, 1, 4) = substr(birth_date_r, 1, 4) AND "
+            "substr(birth_date_l, 6, 2) = substr(birth_date_r, 9, 2) AND "
+            "substr(birth_date_l, 9, 2) = substr(birth_date_r, 6, 2)")
+_YEARS_APART = "abs(CAST(substr(birth_date_l, 1, 4) AS INTEGER) - CAST(substr(birth_date_r, 1, 4) AS INTEGER))"
 
 MODEL: tuple[_Comparison, ...] = (
     _Comparison("first_name", "first_name", (
-        _Level("", _null("fn"), 1, 1),
-        _Level("first name equal", _exact("fn"), 0.65, 0.003, tf="fn"),
-        _Level("first and last name swapped ({l}/{r})", _sql(_SWAPPED), 0.03, 2e-7),
-        _Level("first name nickname ({l}/{r})", _intersect("fn_forms"), 0.15, 0.0006),
-        _Level("first name typo ({l}/{r})", _typo("fn"), 0.14, 0.0008),
-        _Level("first name typo ({l}/{r})", _typo("fn", short=True), 0.015, 0.002),
-        _Level("first name similar ({l}/{r})", _similar("fn"), 0.01, 0.0008),
-        _Level("first name initial ({l}/{r})", _sql("substr(fn_l, 1, 1) = substr(fn_r, 1, 1)"), 0.02, 0.06),
-        _Level("first name differs ({l}/{r})", _else, 0.003, 0.93, agrees=False),
+        _Level("null", "", _null("fn"), 1, 1),
+        _Level("initials", "first name initial ({l}/{r})", _sql("fn_l = fn_r AND length(fn_l) = 1"), 0.01, 0.004),
+        _Level("exact", "first name equal", _exact("fn"), 0.70, 0.004, tf="fn"),
+        _Level("forms", "first name nickname or preferred name ({l}/{r})", _all(_sql(_FULL), _shared("fn_forms")),
+               0.12, 0.0008),
+        _Level("swap", "first and last name swapped ({l}/{r})", _sql(_SWAPPED), 0.02, 2e-7),
+        # a typo in the name or in one of its forms (Eliaabeth for Betty): forms one letter apart share a
+        # one-letter deletion (fn_near)
+        _Level("typo", "first name typo ({l}/{r})",
+               _any(_all(_sql(_LONG.format(c="fn")), _dl1("fn")), _all(_sql(_FULL), _shared("fn_near"))),
+               0.06, 0.0008),
+        _Level("typo_short", "first name typo ({l}/{r})",
+               _all(_sql("least(length(fn_l), length(fn_r)) = 3 AND substr(fn_l, 1, 1) = substr(fn_r, 1, 1)"),
+                    _dl1("fn")), 0.01, 0.002),
+        _Level("moved", "middle name used as the first name ({l}/{r})", _shared("given_all"), 0.03, 0.002),
+        _Level("initial", "first name initial ({l}/{r})",
+               _sql("(length(fn_l) = 1 OR length(fn_r) = 1) AND substr(fn_l, 1, 1) = substr(fn_r, 1, 1)"),
+               0.04, 0.004),
+        _Level("similar", "first name similar ({l}/{r})", _all(_sql(_FULL), _jw("fn", 0.92)), 0.01, 0.001),
+        _Level("differs", "first name differs ({l}/{r})", _else, 0.02, 0.98, agrees=False,
+               m_range=(0.005, 0.03)),
     )),
     _Comparison("last_name", "last_name", (
-        _Level("", _null("ln"), 1, 1),
-        _Level("last name equal", _exact("ln"), 0.72, 0.002, tf="ln"),
-        # a swap is scored once, on the first name: here it weighs nothing
-        _Level("", _sql(_SWAPPED), 1e-5, 1e-5),
-        _Level("last name typo ({l}/{r})", _typo("ln"), 0.15, 0.0004),
-        _Level("last name typo ({l}/{r})", _typo("ln", short=True), 0.013, 0.002),
-        _Level("last name similar ({l}/{r})", _similar("ln"), 0.01, 0.0004),
-        _Level("last name part of the other ({l}/{r})",
-               _sql("length(ln_l) > 2 AND length(ln_r) > 2 AND "
-                    "(instr(ln_l, ln_r) > 0 OR instr(ln_r, ln_l) > 0)"), 0.01, 0.0005),
-        _Level("last name changed, the old one in an email ({l}/{r})",
-               _sql("(length(ln_l) >= 3 AND instr(email_names_r, ln_l) > 0) OR "
-                    "(length(ln_r) >= 3 AND instr(email_names_l, ln_r) > 0)"), 0.04, 0.001),
-        _Level("last name differs ({l}/{r})", _else, 0.06, 0.997, agrees=False),
+        _Level("null", "", _null("ln"), 1, 1),
+        _Level("exact", "last name equal", _exact("ln"), 0.75, 0.002, tf="ln"),
+        _Level("swap", "", _sql(_SWAPPED), 1e-5, 1e-5),  # scored once, on the first name
+        _Level("part", "last name part of the other ({l}/{r})", _shared("ln_parts"), 0.05, 0.0005),
+        _Level("typo", "last name typo ({l}/{r})", _all(_sql(_LONG.format(c="ln")), _dl1("ln")), 0.06, 0.0004),
+        _Level("similar", "last name similar ({l}/{r})", _jw("ln", 0.92), 0.01, 0.0008),
+        _Level("in_email", "last name changed, the old one in an email ({l}/{r})",
+               # the record's own names are taken out first: Tao Li's taoli@… does not name Tao Tao
+               _sql("(length(ln_l) >= 3 AND instr(replace(replace(email_names_r, coalesce(fn_r, '#'), ' '), ln_r, ' '), ln_l) > 0)"
+                    " OR (length(ln_r) >= 3 AND "
+                    "instr(replace(replace(email_names_l, coalesce(fn_l, '#'), ' '), ln_l, ' '), ln_r) > 0)"), 0.03, 0.001),
+        _Level("differs", "last name differs ({l}/{r})", _else, 0.07, 0.995, agrees=False),
     )),
     _Comparison("birth_date", "birth_date", (
-        _Level("", _null("birth_date"), 1, 1),
-        _Level("same birth date", _exact("birth_date"), 0.96, 0.00013),
-        _Level("birth date typo ({l}/{r})",
-               _sql("damerau_levenshtein(birth_date_l, birth_date_r) <= 1 OR ("
-                    "substr(birth_date_l, 1, 4) = substr(birth_date_r, 1, 4) AND "
-                    "substr(birth_date_l, 6, 2) = substr(birth_date_r, 9, 2) AND "
-                    "substr(birth_date_l, 9, 2) = substr(birth_date_r, 6, 2))"), 0.02, 0.003),
-        _Level("birth date differs ({l}/{r})", _else, 0.02, 0.997, agrees=False),
+        _Level("null", "", _null("birth_date"), 1, 1),
+        _Level("exact", "same birth date", _exact("birth_date"), 0.93, 0.00015),
+        _Level("swap", "birth date day and month swapped ({l}/{r})", _sql(_SWAP_DM), 0.01, 2e-6),
+        _Level("typo", "birth date one digit off ({l}/{r})", _dl1("birth_date"), 0.03, 0.002),
+        _Level("far", "birth dates far apart ({l}/{r})", _sql(f"{_YEARS_APART} >= 12"), 0.002, 0.6,
+               agrees=False, m_range=(0.0005, 0.004)),
+        _Level("differs", "birth date differs ({l}/{r})", _else, 0.03, 0.4, agrees=False,
+               m_range=(0.01, 0.05)),
     )),
     _Comparison("email", "email", (
-        _Level("", _null("emails"), 1, 1),
-        _Level("email equal", _intersect("emails"), 0.60, 1e-5),
-        _Level("email user name equal", _intersect("email_users"), 0.15, 2e-5),
-        _Level("", _else, 0.25, 1.0),
+        _Level("null", "", _null("emails"), 1, 1),
+        _Level("exact", "email equal", _shared("emails"), 0.55, 1e-5),
+        _Level("user", "email user name equal", _shared("email_users"), 0.10, 3e-5, m_range=(0.03, 0.2),
+               u_range=(1e-5, 1e-3)),
+        _Level("else", "", _else, 0.35, 1.0),
     )),
     _Comparison("phone", "phone", (
-        _Level("", _null("phone10"), 1, 1),
-        _Level("phone equal", _exact("phone10"), 0.85, 1e-5),
-        _Level("phone differs", _else, 0.15, 1.0, agrees=False),
+        _Level("null", "", _null("phones"), 1, 1),
+        _Level("exact", "phone equal", _shared("phones"), 0.6, 2e-5),
+        _Level("else", "", _else, 0.4, 1.0),
     )),
     _Comparison("address", "line1", (
-        _Level("", _null("address"), 1, 1),
-        _Level("address equal", _exact("address"), 0.60, 0.03),
-        _Level("", _else, 0.40, 0.97),
+        _Level("null", "", _null("addresses"), 1, 1),
+        _Level("exact", "address equal", _shared("addresses"), 0.5, 0.002),
+        _Level("else", "", _else, 0.5, 1.0),
     )),
     _Comparison("middle_name", "middle_name", (
-        _Level("", _null("mn"), 1, 1),
-        _Level("middle name equal", _sql("mn_l = mn_r OR ((length(mn_l) = 1 OR length(mn_r) = 1) "
-                                         "AND substr(mn_l, 1, 1) = substr(mn_r, 1, 1))"), 0.9, 0.5),
-        _Level("middle name differs ({l}/{r})", _else, 0.1, 0.5, agrees=False),
+        _Level("null", "", _null("mn"), 1, 1),
+        _Level("exact", "middle name equal",
+               _sql("mn_l = mn_r OR ((length(mn_l) = 1 OR length(mn_r) = 1) AND substr(mn_l, 1, 1) = substr(mn_r, 1, 1))"),
+               0.9, 0.3),
+        _Level("differs", "middle name differs ({l}/{r})", _else, 0.1, 0.7, agrees=False),
     )),
     _Comparison("identifier", "identifier_values", (
-        _Level("", _null("ids"), 1, 1),
-        _Level("identifier equal", _intersect("ids"), 0.06, 2e-7),
-        _Level("", _else, 0.94, 1.0),
+        _Level("null", "", _null("ids"), 1, 1),
+        _Level("exact", "identifier equal", _shared("ids"), 0.08, 2e-7),
+        _Level("else", "", _else, 0.92, 1.0),
+    )),
+    _Comparison("suffix", "last_name", (
+        _Level("null", "", _null("suffix"), 1, 1),
+        _Level("exact", "", _exact("suffix"), 0.95, 0.5),
+        _Level("differs", "generational suffixes differ", _else, 0.001, 0.5, agrees=False,
+               m_range=(0.0001, 0.002)),
     )),
     # Most duplicates in Alma are a record made by hand for someone the SIS also loads; two
     # SIS-loaded records of one person are rarer (the SIS keeps its own people apart).
     _Comparison("account_type", "account_type", (
-        _Level("", _null("sis"), 1, 1),
-        _Level("", _sql("sis_l AND sis_r"), 0.15, 0.75),
-        _Level("", _else, 0.85, 0.25),
+        _Level("null", "", _null("sis"), 1, 1),
+        _Level("both_sis", "", _sql("sis_l AND sis_r"), 0.2, 0.7),
+        _Level("else", "", _else, 0.8, 0.3),
     )),
 )
 """The comparisons, their levels in order (the first that holds applies) and m/u probabilities."""
+_BY_NAME = {c.name: c for c in MODEL}
 
 BLOCKING_RULES: tuple[tuple[str, ...], ...] = (
-    ("emails",), ("ids",), ("phone10",), ("email_users",),
-    ("birth_date", "ln"), ("birth_date", "fn"), ("birth_date", "name_key"),
+    ("emails",), ("ids",), ("phones",), ("email_users",),
+    ("addresses", "ln_parts"), ("addresses", "fn"), ("addresses", "birth_date"),
+    ("birth_date", "fn"), ("birth_date", "ln_parts"), ("birth_date", "name_key"),
+    ("fn_sound", "ln_sound", "birth_year"), ("full_name",),
 )
 """Candidate pairs: records equal on all columns of a rule (list columns: share an element)."""
-_ARRAYS = frozenset({"emails", "ids", "email_users"})
+_ARRAYS = frozenset({"emails", "ids", "phones", "email_users", "addresses", "ln_parts", "ln_sound"})
+_CAPPED = ("emails", "ids", "phones", "email_users", "addresses")
 
 
-def linkage_settings(n_records: int) -> Any:
+def linkage_settings(n_records: int, model: dict[tuple[str, str], tuple[float, float]] | None = None,
+                     blocking: Iterable[tuple[str, ...]] = BLOCKING_RULES) -> Any:
     """The splink settings of the model for a table of ``n_records`` records.
 
     Args:
         n_records: Number of records; sets the prior (see the module docstring).
+        model: Learnt ``(comparison, level) -> (m, u)`` to use instead of the fixed values.
+        blocking: The blocking rules (default :data:`BLOCKING_RULES`).
 
     Returns:
         A ``splink.SettingsCreator`` usable with any splink backend.
@@ -307,13 +335,13 @@ def linkage_settings(n_records: int) -> Any:
             if i == 0:
                 creator = creator.configure(is_null_level=True)
             else:
-                creator = creator.configure(m_probability=level.m, u_probability=level.u)
+                m, u = (model or {}).get((comp.name, level.key), (level.m, level.u))
+                creator = creator.configure(m_probability=m, u_probability=u)
                 if level.tf:
                     creator = creator.configure(tf_adjustment_column=level.tf, tf_adjustment_weight=1.0)
             levels.append(creator)
         comparisons.append(cll.CustomComparison(levels, output_column_name=comp.name))
-    rules = [block_on(*cols, arrays_to_explode=[c for c in cols if c in _ARRAYS] or None)
-             for cols in BLOCKING_RULES]
+    rules = [block_on(*cols, arrays_to_explode=[c for c in cols if c in _ARRAYS] or None) for cols in blocking]
     prior = min(0.5, 2 * DUPLICATE_RATE / max(1, n_records - 1))
     return SettingsCreator(
         link_type="dedupe_only", unique_id_column_name="unique_id", comparisons=comparisons,
@@ -327,90 +355,182 @@ def linkage_settings(n_records: int) -> Any:
 
 _INPUT_COLUMNS = ("primary_id", "first_name", "middle_name", "last_name", "birth_date", "emails", "phone",
                   "identifier_values", "line1", "postal_code", "account_type")
+_OPTIONAL_COLUMNS = {"pref_first_name": "", "phones": "", "addresses": ""}
 _RECORDS = "almatools_dup_records"
 
 
+def _flat(values: pd.Series) -> tuple[pa.Array, pa.Array]:
+    """The ``;``-joined values of a column as (row position, value), empty values left out."""
+    arr = pa.array(values.astype("string").fillna(""))
+    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    lists = pc.split_pattern(arr, ";")
+    flat, rows = pc.list_flatten(lists), pc.list_parent_indices(lists)
+    keep = pc.not_equal(flat, "")
+    return rows.filter(keep).cast(pa.int64()), flat.filter(keep)
+
+
+def _sound(word: str) -> str:
+    """A phonetic key of a folded name word (Metaphone: Thompson and Tomson agree)."""
+    return jellyfish.metaphone(word) if word else ""
+
+
+def _near(forms: Iterable[str]) -> set[str]:
+    """Each form of 4 letters or more with one letter deleted: two forms one edit apart share one."""
+    return {f[:i] + f[i + 1:] for f in forms if len(f) >= 4 for i in range(len(f))} | {f for f in forms if len(f) >= 4}
+
+
+def _name_table(values: pd.Series, kind: str) -> tuple[np.ndarray, pa.Table]:
+    """Codes of a name column (one per row) and a table of what each distinct name becomes."""
+    codes, uniques = pd.factorize(values.astype("string").fillna(""), sort=False)
+    names = [str(u) for u in uniques]
+    if kind == "last":
+        parts = [list(surname_parts(n)) for n in names]
+        table = pa.table({
+            "code": pa.array(range(len(names)), pa.int64()),
+            "ln": [surname_key(n) or None for n in names],
+            "ln_parts": pa.array([p or None for p in parts], pa.list_(pa.string())),
+            "ln_sound": pa.array([sorted({_sound(w) for w in p} - {""}) or None for p in parts],
+                                 pa.list_(pa.string())),
+            "suffix": [name_suffix(n) or None for n in names],
+        })
+    else:
+        given = [given_name(n) for n in names]
+        table = pa.table({
+            "code": pa.array(range(len(names)), pa.int64()),
+            "g": [g or None for g in given],
+            "key": [surname_key(n) or None for n in names],  # every word: for first and last name swapped
+            "forms": pa.array([sorted(name_forms(g)) or None if len(g) > 1 else None for g in given],
+                              pa.list_(pa.string())),
+            # words of the name that can be a given name: the first name's later words, every middle name
+            "words": pa.array([[w for w in name_tokens(n)[1 if kind == "first" else 0:] if len(w) > 1] or None
+                               for n in names], pa.list_(pa.string())),
+            "sound": [_sound(g) if len(g) > 1 else None for g in given],
+            "near": pa.array([sorted(_near(name_forms(g))) or None if len(g) > 1 else None for g in given],
+                             pa.list_(pa.string())),
+            "suffix": [name_suffix(n) or None for n in names],
+        })
+    return codes.astype("int64"), table
+
+
 def _prepare(con: duckdb.DuckDBPyConnection, users: pd.DataFrame) -> str:
-    """Create the linkage table in ``con`` (see :func:`prepare_records`); return its name."""
-    src = users.loc[:, list(_INPUT_COLUMNS)].reset_index(drop=True)
-    src.insert(0, "unique_id", np.arange(len(src), dtype="int64"))
-    nick = pd.DataFrame([(k, sorted(v)) for k, v in NICKNAMES.items()], columns=["name", "forms"])
-    con.register("__almatools_users", src)
-    con.register("__almatools_nick", nick)
+    """Create the linkage table in ``con`` (see :func:`prepare_records`); return its name.
+
+    Every value is normalised by :mod:`almatools.normalise` (names once per distinct spelling, contact
+    values by its column forms); DuckDB then gathers each record's lists and drops placeholder keys.
+    """
+    n = len(users)
+    col = {c: users[c] if c in users.columns else pd.Series([d] * n, dtype="string")
+           for c, d in {**{c: "" for c in _INPUT_COLUMNS}, **_OPTIONAL_COLUMNS}.items()}
+    rows: dict[str, Any] = {"unique_id": np.arange(n, dtype="int64")}
+    names = {}
+    for column, kind in (("first_name", "first"), ("pref_first_name", "first"), ("middle_name", "middle"),
+                         ("last_name", "last")):
+        rows[column], names[column] = _name_table(col[column], kind)
+    birth = col["birth_date"].astype("string").fillna("")
+    is_date = birth.str.fullmatch(r"\d{4}-\d{2}-\d{2}").fillna(False).to_numpy(dtype=bool)
+    rows["birth_date"] = pa.array(birth.to_numpy(dtype=object), pa.string(), mask=~is_date)
+    account = col["account_type"].astype("string").fillna("").str.strip().str.upper().to_numpy(dtype=object)
+    external, internal = account == "EXTERNAL", account == "INTERNAL"
+    rows["sis"] = pa.array(external, pa.bool_(), mask=~(external | internal))
+    in_extract = (users["in_sis_extract"].fillna(False).astype(bool).to_numpy() if "in_sis_extract" in users.columns
+                  else np.zeros(n, dtype=bool))
+    # A live SIS identity: a record the SIS still sends (known only when the extract was given).
+    rows["live_sis"] = in_extract & external
+    row_table = pa.table(rows)
+
+    flat: dict[str, tuple[pa.Array, pa.Array]] = {}
+    r, v = _flat(col["emails"])
+    valid = is_email_column(v)
+    r, v = r.filter(valid), email_key_column(v.filter(valid))
+    flat["emails"] = (r, v)
+    users_ = email_user_column(v)
+    letters = pc.replace_substring_regex(users_, "[^a-z]", "")
+    long_enough = pc.greater_equal(pc.utf8_length(users_), 5)
+    flat["email_users"] = (r.filter(long_enough), users_.filter(long_enough))
+    flat["email_names"] = (r, letters)
+    r, v = _flat(col["phones"] + ";" + col["phone"].astype("string").fillna(""))
+    v = phone_key_column(v)
+    flat["phones"] = (r, v)
+    r, v = _flat(col["identifier_values"])
+    v = identifier_loose_column(v)
+    keep = pc.greater_equal(pc.utf8_length(v), 4)
+    flat["ids"] = (r.filter(keep), v.filter(keep))
+    r, v = _flat(col["addresses"])
+    parts = pc.split_pattern(v, "|", max_splits=1)
+    keys = address_key_column(pc.list_element(parts, 0),
+                              pc.fill_null(pc.list_element(parts, 1) if len(v) else v, ""))
+    own = address_key_column(col["line1"], col["postal_code"])
+    flat["addresses"] = (pa.concat_arrays([r, pa.array(np.arange(n, dtype="int64"))]), pa.concat_arrays([keys, own]))
+
+    registered = ["__dup_rows"]
+    con.register("__dup_rows", row_table)
+    for column, table in names.items():
+        con.register(f"__dup_{column}", table)
+        registered.append(f"__dup_{column}")
+    for name, (r, v) in flat.items():
+        con.register(f"__dup_flat_{name}", pa.table({"r": r, "v": v}))
+        registered.append(f"__dup_flat_{name}")
+    cap = int(MAX_KEY_RECORDS)
+
+    def gathered(name: str, *, capped: bool = True, agg: str = "list_sort(list_distinct(list(v)))") -> str:
+        crowded = (f" AND v NOT IN (SELECT v FROM __dup_flat_{name} GROUP BY v HAVING count(DISTINCT r) > {cap})"
+                   if capped else "")
+        return f"(SELECT r, {agg} AS {name} FROM __dup_flat_{name} WHERE v <> ''{crowded} GROUP BY r)"
+
     try:
-        # Everything per row (no regrouping): names are folded once per distinct spelling.
-        con.execute("""
-        CREATE OR REPLACE TEMP TABLE __almatools_base AS
-        WITH spellings AS (
-            SELECT n, nullif(regexp_replace(lower(strip_accents(n)), '[^a-z]', '', 'g'), '') AS folded
-            FROM (SELECT first_name AS n FROM __almatools_users UNION SELECT last_name FROM __almatools_users
-                  UNION SELECT middle_name FROM __almatools_users)
-            WHERE n IS NOT NULL
-        )
-        SELECT s.unique_id, f.folded AS fn, l.folded AS ln, m.folded AS mn,
-               CASE upper(trim(s.account_type)) WHEN 'EXTERNAL' THEN true WHEN 'INTERNAL' THEN false END AS sis,
-               CASE WHEN regexp_full_match(s.birth_date, '\\d{4}-\\d{2}-\\d{2}') THEN s.birth_date END AS birth_date,
-               list_distinct(list_filter(string_split(lower(s.emails), ';'), lambda e: e LIKE '%_@_%.%')) AS emails,
-               nullif(right(regexp_replace(coalesce(s.phone, ''), '[^0-9]', '', 'g'), 10), '') AS phone10,
-               list_distinct(list_filter(list_transform(string_split(s.identifier_values, ';'),
-                                                        lambda i: regexp_replace(lower(i), '[^a-z0-9]', '', 'g')),
-                                         lambda i: length(i) >= 4)) AS ids,
-               CASE WHEN trim(coalesce(s.line1, '')) <> '' THEN
-                   regexp_replace(lower(s.line1 || '|' || coalesce(s.postal_code, '')), '[^a-z0-9|]', '', 'g')
-               END AS address
-        FROM __almatools_users s
-        LEFT JOIN spellings f ON f.n = s.first_name
-        LEFT JOIN spellings l ON l.n = s.last_name
-        LEFT JOIN spellings m ON m.n = s.middle_name
-        """)
-        # A key that many records hold is a placeholder (none@none.com, a dormitory), not an identity.
-        cap = int(MAX_KEY_RECORDS)
-        placeholders = dict(con.execute(f"""
-            WITH keys AS (
-                SELECT 'emails' AS col, unnest(emails) AS k FROM __almatools_base
-                UNION ALL SELECT 'ids', unnest(ids) FROM __almatools_base
-                UNION ALL SELECT 'phone10', phone10 FROM __almatools_base WHERE length(phone10) >= 7
-                UNION ALL SELECT 'address', address FROM __almatools_base WHERE address IS NOT NULL
-            ), crowded AS (SELECT col, k FROM keys GROUP BY col, k HAVING count(*) > {cap})
-            SELECT c.col, coalesce(list(k) FILTER (WHERE k IS NOT NULL), [])
-            FROM (VALUES ('emails'), ('ids'), ('phone10'), ('address')) c(col)
-            LEFT JOIN crowded USING (col) GROUP BY c.col
-        """).fetchall())
-        emails = "emails" if not placeholders.get("emails") else "list_filter(emails, lambda e: NOT list_contains($emails, e))"
-        ids = "ids" if not placeholders.get("ids") else "list_filter(ids, lambda i: NOT list_contains($ids, i))"
         con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {_RECORDS} AS
-        WITH kept AS (
-            SELECT b.* REPLACE (
-                       nullif({emails}, []) AS emails,
-                       nullif({ids}, []) AS ids,
-                       CASE WHEN length(phone10) >= 7 AND NOT list_contains($phone10, phone10) THEN phone10 END
-                           AS phone10,
-                       CASE WHEN NOT list_contains($address, address) THEN address END AS address),
-                   n.forms
-            FROM __almatools_base b LEFT JOIN __almatools_nick n ON n.name = b.fn
+        WITH named AS (
+            SELECT w.unique_id, f.g AS fn, f.key AS fn_key, l.ln, m.g AS mn, coalesce(l.suffix, f.suffix, m.suffix) AS suffix,
+                   CASE WHEN f.forms IS NOT NULL OR p.forms IS NOT NULL THEN
+                       list_sort(list_distinct(list_concat(coalesce(f.forms, []), coalesce(p.forms, [])))) END
+                       AS fn_forms,
+                   nullif(list_sort(list_distinct(list_concat(
+                       coalesce(f.words, []), coalesce(m.words, []),
+                       CASE WHEN length(f.g) > 1 THEN [f.g] ELSE [] END))), []) AS given_all,
+                   CASE WHEN f.near IS NOT NULL OR p.near IS NOT NULL THEN
+                       list_distinct(list_concat(coalesce(f.near, []), coalesce(p.near, []))) END AS fn_near,
+                   l.ln_parts, f.sound AS fn_sound, l.ln_sound,
+                   CASE WHEN f.g IS NOT NULL AND l.ln IS NOT NULL THEN least(f.g, l.ln) || '|' || greatest(f.g, l.ln)
+                   END AS name_key,
+                   CASE WHEN length(f.g) > 1 AND l.ln IS NOT NULL THEN f.g || '|' || l.ln END AS full_name,
+                   w.birth_date, substr(w.birth_date, 1, 4) AS birth_year, w.sis, w.live_sis
+            FROM __dup_rows w
+            LEFT JOIN __dup_first_name f ON f.code = w.first_name
+            LEFT JOIN __dup_pref_first_name p ON p.code = w.pref_first_name
+            LEFT JOIN __dup_middle_name m ON m.code = w.middle_name
+            LEFT JOIN __dup_last_name l ON l.code = w.last_name
+        ), crowded_names AS (
+            SELECT full_name FROM named WHERE full_name IS NOT NULL GROUP BY full_name HAVING count(*) > {cap}
         )
-        SELECT unique_id, fn, ln, mn, sis,
-               CASE WHEN fn IS NOT NULL THEN list_distinct(list_append(coalesce(forms, []), fn)) END AS fn_forms,
-               CASE WHEN fn IS NOT NULL AND ln IS NOT NULL THEN least(fn, ln) || '|' || greatest(fn, ln) END
-                   AS name_key,
-               birth_date, emails,
-               nullif(list_distinct(list_transform(
-                   list_filter(emails, lambda e: length(split_part(e, '@', 1)) >= 5),
-                   lambda e: regexp_replace(split_part(split_part(e, '@', 1), '+', 1), '[^a-z0-9]', '', 'g'))), [])
+        SELECT n.* REPLACE (CASE WHEN n.full_name IN (SELECT full_name FROM crowded_names) THEN NULL
+                                 ELSE n.full_name END AS full_name),
+               e.emails,
+               -- a user name that is only the person's name (fangli@, lifang@, fli@) says no more than the name
+               nullif(list_filter(u.email_users, lambda x: x NOT IN (
+                   coalesce(n.fn || n.ln, ''), coalesce(n.ln || n.fn, ''), coalesce(substr(n.fn, 1, 1) || n.ln, ''),
+                   coalesce(n.fn || substr(n.ln, 1, 1), ''), coalesce(n.fn, ''), coalesce(n.ln, ''))), [])
                    AS email_users,
-               array_to_string(list_transform(emails, lambda e: regexp_replace(split_part(e, '@', 1), '[^a-z]', '', 'g')),
-                               ' ') AS email_names,
-               phone10, ids, address
-        FROM kept
-        """, {name: placeholders.get(name, []) for name in ("phone10", "address")}
-            | ({"emails": placeholders["emails"]} if placeholders.get("emails") else {})
-            | ({"ids": placeholders["ids"]} if placeholders.get("ids") else {}))
-        con.execute("DROP TABLE __almatools_base")
+               coalesce(en.email_names, '') AS email_names, ph.phones, a.addresses, i.ids
+        FROM named n
+        LEFT JOIN {gathered("emails")} e ON e.r = n.unique_id
+        LEFT JOIN {gathered("email_users")} u ON u.r = n.unique_id
+        LEFT JOIN {gathered("email_names", capped=False, agg="string_agg(v, ' ')")} en ON en.r = n.unique_id
+        LEFT JOIN {gathered("phones")} ph ON ph.r = n.unique_id
+        LEFT JOIN {gathered("addresses")} a ON a.r = n.unique_id
+        LEFT JOIN {gathered("ids")} i ON i.r = n.unique_id
+        ORDER BY n.unique_id
+        """)
     finally:
-        con.unregister("__almatools_users")
-        con.unregister("__almatools_nick")
+        for name in registered:
+            con.unregister(name)
     return _RECORDS
+
+
+def _check_columns(users: pd.DataFrame) -> None:
+    missing = {*_INPUT_COLUMNS, *DISPLAY_COLUMNS} - set(users.columns)
+    if missing:
+        raise ValueError(f"the patron table lacks the columns {sorted(missing)}")
 
 
 def prepare_records(users: pd.DataFrame) -> pd.DataFrame:
@@ -420,14 +540,16 @@ def prepare_records(users: pd.DataFrame) -> pd.DataFrame:
         users: The patron table (:func:`almatools.quality.frame.users_frame`).
 
     Returns:
-        One row per record, in the order of ``users``, with ``unique_id`` (the row position) and
-        ``fn``, ``ln``, ``mn`` (folded names), ``sis`` (SIS-managed), ``fn_forms`` (the first name
-        and the formal names it is a nickname of), ``name_key`` (the two names in sorted order),
-        ``birth_date``, ``emails``, ``email_users`` (user names without punctuation),
-        ``email_names`` (their letters), ``phone10``, ``ids`` and ``address``.
+        One row per record, in the order of ``users``: ``unique_id`` (the row position), ``fn`` (the
+        folded given name), ``ln`` (surname key), ``mn``, ``suffix``, ``fn_forms`` (given and preferred
+        names with the formal names they are nicknames of), ``given_all``, ``ln_parts``,
+        ``fn_sound``/``ln_sound`` (phonetic keys), ``name_key``, ``full_name``, ``birth_date``,
+        ``birth_year``, ``emails``, ``email_users``, ``email_names``, ``phones``, ``addresses``,
+        ``ids``, ``sis`` and ``live_sis`` (in the current SIS extract, and SIS-managed).
     """
+    _check_columns(users)
     with duckdb.connect() as con:
-        return con.sql(f"SELECT * FROM {_prepare(con, users)} ORDER BY unique_id").df()
+        return con.sql(f"SELECT * FROM {_prepare(con, users.reset_index(drop=True))} ORDER BY unique_id").df()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -439,20 +561,25 @@ class DuplicateResult:
     """What :func:`find_duplicates` found.
 
     Attributes:
-        pairs: One row per linked pair: ``primary_id_l``, ``primary_id_r``, ``match_probability``,
+        pairs: The *likely* pairs: ``primary_id_l``, ``primary_id_r``, ``match_probability``,
             ``evidence`` (what agreed, then what differed, in words) and ``cluster_id``; sorted by
             cluster and descending probability.
         clusters: One row per record in a cluster of two or more: ``cluster_id``, ``primary_id``
             and the display columns ``first_name``, ``last_name``, ``user_group``,
             ``account_type``, ``birth_date``, ``email``.
-        timings: Seconds per step (``prepare``, ``predict``, ``evidence``, ``cluster``, ``total``).
-        threshold: The match probability threshold used.
+        possible: The *possible* pairs for review: ``primary_id_l``, ``primary_id_r``,
+            ``match_probability``, ``evidence`` and ``reason`` (why it is not likely).
+        timings: Seconds per step.
+        threshold: The likely tier's threshold.
+        model: The m/u values used, ``{"comparison/level": [m, u]}``, and ``"trained"`` (bool).
     """
 
     pairs: pd.DataFrame
     clusters: pd.DataFrame
+    possible: pd.DataFrame = field(default_factory=lambda: _pairs_frame([], "reason"))
     timings: dict[str, float] = field(default_factory=dict)
     threshold: float = DEFAULT_THRESHOLD
+    model: dict[str, Any] = field(default_factory=dict)
 
     def linked_pairs(self) -> set[frozenset[str]]:
         """Every pair of records that share a cluster (the transitive closure of :attr:`pairs`)."""
@@ -463,6 +590,12 @@ class DuplicateResult:
         return out
 
 
+def _pairs_frame(rows: list[tuple[Any, ...]], extra: str) -> pd.DataFrame:
+    cols = ["primary_id_l", "primary_id_r", "match_probability", "evidence", extra]
+    frame = pd.DataFrame(rows, columns=cols)
+    return frame.astype({c: "string" for c in cols if c != "match_probability"} | {"match_probability": "float64"})
+
+
 class _Timer:
     def __init__(self, progress: bool) -> None:
         self.timings: dict[str, float] = {}
@@ -470,7 +603,7 @@ class _Timer:
         if progress:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=4, desc="Duplicates", unit="step")
+            self.bar = tqdm(total=5, desc="Duplicates", unit="step")
         self.start = time.perf_counter()
 
     @contextmanager
@@ -491,61 +624,58 @@ class _Timer:
         return self.timings
 
 
-def _cluster_ids(n: int, left: list[int], right: list[int]) -> dict[int, int]:
-    """Union-find over record positions; returns position -> root for linked records."""
-    parent = list(range(n))
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b in zip(left, right):
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    return {x: find(x) for x in set(left) | set(right)}
-
-
-def _evidence(row: dict[str, Any], left: dict[str, str], right: dict[str, str]) -> str:
+def _evidence(levels: dict[str, _Level], left: dict[str, str], right: dict[str, str]) -> str:
     """The evidence of a scored pair in words: what agreed, then what differed."""
     agreed, differed = [], []
     for comp in MODEL:
-        gamma = int(row[f"gamma_{comp.name}"])
-        level = comp.levels[len(comp.levels) - 1 - gamma] if gamma >= 0 else comp.levels[0]
+        level = levels[comp.name]
         if level.phrase:
             text = level.phrase.replace("{l}", left[comp.shown]).replace("{r}", right[comp.shown])
             (agreed if level.agrees else differed).append(text)
     return "; ".join(agreed + differed)
 
 
-def _clusters(users: pd.DataFrame, left: list[int], right: list[int], probability: pd.Series,
-              evidence: list[str], record: dict[int, dict[str, str]]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The pairs and clusters tables: connected components of the linked pairs, with stable ids."""
-    roots = _cluster_ids(len(users), left, right)
-    members: dict[int, list[int]] = {}
-    for pos, root in roots.items():
-        members.setdefault(root, []).append(pos)
-    cluster_of: dict[int, str] = {}
-    for group in members.values():
-        key = "\x1f".join(sorted(record[p]["primary_id"] for p in group))
-        cid = "C-" + hashlib.sha1(key.encode("utf-8")).hexdigest()[:10]
-        cluster_of.update((p, cid) for p in group)
-    ids = [sorted((record[a]["primary_id"], record[b]["primary_id"])) for a, b in zip(left, right)]
-    pairs = pd.DataFrame({
-        "primary_id_l": pd.array([x[0] for x in ids], dtype="string"),
-        "primary_id_r": pd.array([x[1] for x in ids], dtype="string"),
-        "match_probability": probability.astype("float64").round(6).to_numpy(),
-        "evidence": pd.array(evidence, dtype="string"),
-        "cluster_id": pd.array([cluster_of[a] for a in left], dtype="string"),
-    }).sort_values(["cluster_id", "match_probability", "primary_id_l", "primary_id_r"],
-                   ascending=[True, False, True, True], ignore_index=True)
-    positions = sorted(cluster_of)
-    clusters = pd.DataFrame({"cluster_id": [cluster_of[p] for p in positions]}, dtype="string")
-    for c in ("primary_id", *DISPLAY_COLUMNS):
-        clusters[c] = pd.array([record[p][c] for p in positions], dtype="string")
-    return pairs, clusters.sort_values(["cluster_id", "primary_id"], ignore_index=True)
+# ---------------------------------------------------------------------------------------------
+# Tiers: what keeps a scored pair out of the likely tier
+
+_STRONG = ("email", "exact"), ("identifier", "exact"), ("phone", "exact"), ("last_name", "in_email")
+_NEVER = "never"
+
+
+def _tier_reason(lv: dict[str, str], live_both: bool) -> str:
+    """Why a pair cannot be *likely* ("" when nothing stops it; :data:`_NEVER` when it is not even possible).
+
+    ``lv``: comparison name -> level key of the pair.
+    """
+    if lv["suffix"] == "differs":
+        return _NEVER
+    if lv["first_name"] == "differs":
+        return _NEVER  # twins, spouses, siblings, a family email: different first names are two people
+    if lv["birth_date"] == "far":
+        return _NEVER  # a parent and a child
+    strong = any(lv[c] == k for c, k in _STRONG)
+    if lv["birth_date"] == "differs":
+        return "the birth dates differ"
+    if lv["last_name"] == "differs" and not (strong or lv["address"] == "exact"):
+        return "the surname differs and nothing but the name and birth date agrees"
+    agree = [c for c in ("birth_date", "email", "phone", "address", "identifier") if lv[c] not in ("null", "else")]
+    if lv["first_name"] in ("null", "initial", "initials") and not strong:
+        return "only an initial or no first name" if agree else _NEVER
+    if not agree:
+        return "only the name agrees"
+    if live_both:
+        return "two live SIS records (the SIS sends both)"
+    return ""
+
+
+def _conflict(lv: dict[str, str]) -> bool:
+    """Two records that cannot be one person (checked between every two members of a cluster)."""
+    return (lv["suffix"] == "differs" or lv["first_name"] == "differs"
+            or lv["birth_date"] in ("differs", "far"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Scoring with splink
 
 
 def spark_session(master: str | None = None, **conf: str) -> Any:
@@ -571,83 +701,352 @@ def spark_session(master: str | None = None, **conf: str) -> Any:
     return builder.getOrCreate()
 
 
-def _predict(con: duckdb.DuckDBPyConnection, table: str, n: int, threshold: float, backend: str,
-             spark: Any) -> pd.DataFrame:
-    """Score the candidate pairs of the prepared ``table`` with splink; the pairs at or above ``threshold``."""
-    from splink import Linker
+class _Scorer:
+    """One splink database API over the prepared table; scores candidate pairs, learns weights."""
 
-    if backend == "duckdb":
-        from splink import DuckDBAPI
+    def __init__(self, con: duckdb.DuckDBPyConnection, table: str, n: int, backend: str, spark: Any) -> None:
+        self.n, self.con, self.table = n, con, table
+        if backend == "duckdb":
+            from splink import DuckDBAPI
 
-        db_api = DuckDBAPI(connection=con)
-        records = db_api.register(table)
-    else:
-        from splink import SparkAPI
+            self.api = DuckDBAPI(connection=con)
+            self.records = self.api.register(table)
+        else:
+            from splink import SparkAPI
 
-        spark = spark if spark is not None else spark_session()
-        # splink breaks long lineages with checkpoints when it can, else it keeps tables in memory
-        lineage = None if spark.sparkContext.getCheckpointDir() else "persist"
-        db_api = SparkAPI(spark_session=spark, break_lineage_method=lineage)
-        # Arrow both ways: PySpark's pandas conversion does not support pandas 3 yet
-        arrow = con.sql(f"SELECT * FROM {table} ORDER BY unique_id").to_arrow_table()
-        records = db_api.register(arrow, table_name=f"almatools_records_{id(arrow):x}")
-    linker = Linker(records, linkage_settings(n), log_level=None)
-    predictions = linker.inference.predict(threshold_match_probability=threshold, warning_mode="never")
-    out = predictions.as_pyarrow_table().to_pandas()
-    db_api.delete_tables_created_by_splink_from_db()
-    return out
+            spark = spark if spark is not None else spark_session()
+            # splink breaks long lineages with checkpoints when it can, else it keeps tables in memory
+            lineage = None if spark.sparkContext.getCheckpointDir() else "persist"
+            self.api = SparkAPI(spark_session=spark, break_lineage_method=lineage)
+            # Arrow both ways: PySpark's pandas conversion does not support pandas 3 yet
+            arrow = con.sql(f"SELECT * FROM {table} ORDER BY unique_id").to_arrow_table()
+            self.records = self.api.register(arrow, table_name=f"almatools_records_{id(arrow):x}")
+
+    def linker(self, model: dict[tuple[str, str], tuple[float, float]] | None,
+               blocking: Iterable[tuple[str, ...]] = BLOCKING_RULES) -> Any:
+        from splink import Linker
+
+        return Linker(self.records, linkage_settings(self.n, model, blocking), log_level=None)
+
+    def train(self) -> dict[tuple[str, str], tuple[float, float]]:
+        """u by random sampling, m by EM on two blocking passes; each value clamped to its level's bounds."""
+        from splink import block_on
+
+        linker = self.linker(None)
+        linker.training.estimate_u_using_random_sampling(max_pairs=U_SAMPLE_PAIRS, seed=1)
+        for cols in (("birth_date", "ln"), ("full_name",)):
+            rule = block_on(*cols)
+            linker.training.estimate_parameters_using_expectation_maximisation(
+                rule, fix_u_probabilities=True, record_sample_proportion=1.0)
+        learnt: dict[tuple[str, str], tuple[float, float]] = {}
+        settings = linker._settings_obj  # noqa: SLF001 - splink keeps trained values here
+        for comp, trained in zip(MODEL, settings.comparisons):
+            levels = [lv for lv in trained.comparison_levels if not lv.is_null_level]
+            for level, got in zip(comp.levels[1:], levels):
+                (m_lo, m_hi), (u_lo, u_hi) = level.bounds()
+                m = got.m_probability if _finite(got.m_probability) else level.m
+                u = got.u_probability if _finite(got.u_probability) else level.u
+                learnt[(comp.name, level.key)] = (min(max(m, m_lo), m_hi), min(max(u, u_lo), u_hi))
+        return learnt
+
+    def predict(self, model: dict[tuple[str, str], tuple[float, float]] | None, threshold: float,
+                blocking: Iterable[tuple[str, ...]] = BLOCKING_RULES) -> pd.DataFrame:
+        linker = self.linker(model, blocking)
+        predictions = linker.inference.predict(threshold_match_probability=threshold, warning_mode="never")
+        return predictions.as_pyarrow_table().to_pandas()
+
+    def score_within(self, groups: list[list[int]], model: dict[tuple[str, str], tuple[float, float]] | None
+                     ) -> pd.DataFrame:
+        """Every pair of records within each group (by ``unique_id``), scored: the levels of all members."""
+        from splink import Linker, block_on
+
+        rows = pa.table({"unique_id": pa.array([x for g in groups for x in g], pa.int64()),
+                         "grp": pa.array([i for i, g in enumerate(groups) for _ in g], pa.int64())})
+        self.con.register("__almatools_groups", rows)
+        try:
+            subset = self.con.sql(f"SELECT r.*, g.grp FROM {self.table} r JOIN __almatools_groups g USING (unique_id)"
+                                  ).to_arrow_table()
+        finally:
+            self.con.unregister("__almatools_groups")
+        settings = linkage_settings(self.n, model, ())
+        settings.blocking_rules_to_generate_predictions = [block_on("grp")]
+        records = self.api.register(subset, table_name=f"almatools_groups_{id(subset):x}")
+        linker = Linker(records, settings, log_level=None)
+        return linker.inference.predict(threshold_match_probability=0.0, warning_mode="never"
+                                        ).as_pyarrow_table().to_pandas()
+
+    def candidates(self) -> pd.DataFrame:
+        """Every pair the blocking rules compare (``unique_id_l``, ``unique_id_r``)."""
+        return self.predict(None, 0.0)[["unique_id_l", "unique_id_r"]]
+
+    def close(self) -> None:
+        self.api.delete_tables_created_by_splink_from_db()
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, float) and math.isfinite(x) and 0 < x < 1
+
+
+def candidate_pairs(users: pd.DataFrame) -> pd.DataFrame:
+    """Every pair of records the blocking rules bring together (``primary_id_l``, ``primary_id_r``).
+
+    For measuring blocking recall: a pair not here is never scored.
+    """
+    _check_columns(users)
+    users = users.reset_index(drop=True)
+    with duckdb.connect() as con:
+        scorer = _Scorer(con, _prepare(con, users), len(users), "duckdb", None)
+        pairs = scorer.candidates() if len(users) > 1 else pd.DataFrame({"unique_id_l": [], "unique_id_r": []})
+        scorer.close()
+    pid = users["primary_id"].astype(str).to_numpy()
+    return pd.DataFrame({"primary_id_l": pid[pairs["unique_id_l"].astype("int64")],
+                         "primary_id_r": pid[pairs["unique_id_r"].astype("int64")]})
+
+
+# ---------------------------------------------------------------------------------------------
+# Clusters
+
+
+class _Components:
+    """Union-find over record positions."""
+
+    def __init__(self) -> None:
+        self.parent: dict[int, int] = {}
+
+    def find(self, x: int) -> int:
+        parent = self.parent
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+    def groups(self) -> list[list[int]]:
+        out: dict[int, list[int]] = {}
+        for x in list(self.parent):
+            out.setdefault(self.find(x), []).append(x)
+        return list(out.values())
+
+
+def _components(edges: Iterable[tuple[int, int]]) -> list[list[int]]:
+    uf = _Components()
+    for a, b in edges:
+        uf.union(a, b)
+    return uf.groups()
+
+
+def _consistent_clusters(edges: dict[tuple[int, int], float], conflicts: set[tuple[int, int]]
+                         ) -> tuple[list[list[int]], list[tuple[int, int]]]:
+    """Connected components of ``edges`` in which no two members conflict.
+
+    A component holding a conflicting pair loses its weakest edge until none does.
+
+    Returns:
+        The clusters, and the edges that were cut.
+    """
+    cut: list[tuple[int, int]] = []
+    clusters: list[list[int]] = []
+    todo = _components(edges)
+    while todo:
+        group = todo.pop()
+        members = set(group)
+        bad = [p for p in conflicts if p[0] in members and p[1] in members]
+        if not bad:
+            clusters.append(group)
+            continue
+        inner = {e: p for e, p in edges.items() if e[0] in members}
+        weakest = min(inner, key=lambda e: (inner[e], e))
+        del edges[weakest]
+        cut.append(weakest)
+        del inner[weakest]
+        todo.extend(_components(inner) + [[m] for m in members - {x for e in inner for x in e}])
+    return [c for c in clusters if len(c) > 1], cut
+
+
+def _cluster_id(ids: Iterable[str]) -> str:
+    key = "\x1f".join(sorted(ids))
+    return "C-" + hashlib.sha1(key.encode("utf-8")).hexdigest()[:10]
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+
+
+def _levels(pred: pd.DataFrame) -> list[dict[str, str]]:
+    """Each scored pair's level key per comparison."""
+    gammas = {c.name: pred[f"gamma_{c.name}"].astype("int64").tolist() for c in MODEL}
+    return [{c.name: c.level(gammas[c.name][i]).key for c in MODEL} for i in range(len(pred))]
 
 
 def find_duplicates(users: pd.DataFrame, *, backend: str = "duckdb", threshold: float = DEFAULT_THRESHOLD,
-                    progress: bool = False, spark: Any = None) -> DuplicateResult:
+                    possible_threshold: float = POSSIBLE_THRESHOLD, progress: bool = False, spark: Any = None,
+                    train: bool | None = None, decisions: Any = None) -> DuplicateResult:
     """Find the records that belong to one person.
 
     Args:
         users: The patron table (:func:`almatools.quality.frame.users_frame`): one row per record,
             with at least ``primary_id``, the name parts, ``birth_date``, ``emails``, ``phone``,
-            ``identifier_values``, ``line1``, ``postal_code`` and the display columns.
+            ``identifier_values``, ``line1``, ``postal_code``, ``account_type`` and the display
+            columns (``pref_first_name``, ``phones``, ``addresses`` and ``in_sis_extract``, a bool
+            telling which records the current SIS extract holds, are used when present).
         backend: ``"duckdb"`` (embedded, the default) or ``"spark"`` (needs the ``spark`` extra,
             ``pip install almatools[spark]``, and Java 17).
-        threshold: Link pairs whose match probability is at least this (0 < threshold < 1).
+        threshold: The likely tier: pairs whose match probability is at least this (0 < threshold < 1).
+        possible_threshold: The possible tier's lower bound (at most ``threshold``).
         progress: Show a progress bar over the steps.
         spark: A ``pyspark.sql.SparkSession`` for ``backend="spark"`` (default: the active or a
             new local session).
+        train: Learn the weights from ``users`` (default: when there are at least
+            :data:`MIN_TRAIN_RECORDS` records); else the fixed values.
+        decisions: Staff decisions on pairs (:class:`almatools.quality.review.PairDecisions`).
 
     Returns:
-        The linked pairs with their probability and evidence, and the clusters.
+        The likely pairs with their probability and evidence, the clusters, and the possible pairs.
 
     Raises:
-        ValueError: ``backend`` is unknown, ``threshold`` is out of range, or ``users`` lacks a column.
+        ValueError: ``backend`` is unknown, a threshold is out of range, or ``users`` lacks a column.
     """
     if not 0 < threshold < 1:
         raise ValueError(f"threshold must be between 0 and 1, not {threshold}")
+    if not 0 < possible_threshold <= threshold:
+        raise ValueError(f"possible_threshold must be between 0 and threshold, not {possible_threshold}")
     if backend not in ("duckdb", "spark"):
         raise ValueError(f"backend must be 'duckdb' or 'spark', not {backend!r}")
-    missing = {*_INPUT_COLUMNS, *DISPLAY_COLUMNS} - set(users.columns)
-    if missing:
-        raise ValueError(f"the patron table lacks the columns {sorted(missing)}")
+    _check_columns(users)
     timer = _Timer(progress)
     users = users.reset_index(drop=True)
+    train = len(users) >= MIN_TRAIN_RECORDS if train is None else train
+    model: dict[tuple[str, str], tuple[float, float]] | None = None
     with duckdb.connect() as con:
         with timer.step("prepare"):
             table = _prepare(con, users)
-        with timer.step("predict"):
-            pred = (_predict(con, table, len(users), threshold, backend, spark) if len(users) > 1 else
-                    pd.DataFrame({"unique_id_l": [], "unique_id_r": [], "match_probability": []}))
-    with timer.step("evidence"):
-        pred = pred[pred["match_probability"] >= threshold]
-        left = pred["unique_id_l"].astype("int64").tolist()
-        right = pred["unique_id_r"].astype("int64").tolist()
-        involved = sorted(set(left) | set(right))
-        shown_cols = sorted({comp.shown for comp in MODEL} | {"primary_id", *DISPLAY_COLUMNS})
-        rows = users.loc[involved, shown_cols].astype(object).fillna("").astype(str)
-        record = dict(zip(involved, rows.to_dict("records")))
-        # show values in the order of the output columns (primary_id_l < primary_id_r)
-        evidence = [_evidence(row, *sorted((record[a], record[b]), key=lambda r: r["primary_id"]))
-                    for row, a, b in zip(pred.to_dict("records"), left, right)]
-    with timer.step("cluster"):
-        pairs, clusters = _clusters(users, left, right, pred["match_probability"], evidence, record)
-    timings = timer.close()
-    logger.info("duplicates: %d records, %d linked pairs, %d clusters in %.1f s", len(users), len(pairs),
-                clusters["cluster_id"].nunique(), timings["total"])
-    return DuplicateResult(pairs, clusters, timings, threshold)
+            live = con.sql(f"SELECT live_sis FROM {table} ORDER BY unique_id").fetchnumpy()["live_sis"]
+        if len(users) > 1:
+            scorer = _Scorer(con, table, len(users), backend, spark)
+            with timer.step("train"):
+                if train:
+                    try:
+                        model = scorer.train()
+                    except Exception as err:  # noqa: BLE001 - training is an improvement, never a failure
+                        logger.warning("duplicates: learning the weights failed (%s); using the fixed values", err)
+                        model = None
+            with timer.step("predict"):
+                pred = scorer.predict(model, possible_threshold)
+            with timer.step("tiers"):
+                result = _tiers(users, pred, live, threshold, decisions, lambda g: scorer.score_within(g, model))
+            scorer.close()
+        else:
+            pred = pd.DataFrame({"unique_id_l": [], "unique_id_r": [], "match_probability": [],
+                                 **{f"gamma_{c.name}": [] for c in MODEL}})
+            with timer.step("tiers"):
+                result = _tiers(users, pred, live, threshold, decisions, None)
+    result.timings = timer.close()
+    result.model = {"trained": model is not None,
+                    **{f"{c}/{k}": [round(m, 6), round(u, 8)] for (c, k), (m, u) in (model or {
+                        (comp.name, lv.key): (lv.m, lv.u) for comp in MODEL for lv in comp.levels[1:]}).items()}}
+    logger.info("duplicates: %d records, %d likely pairs, %d clusters, %d possible pairs in %.1f s", len(users),
+                len(result.pairs), result.clusters["cluster_id"].nunique(), len(result.possible),
+                result.timings["total"])
+    return result
+
+
+def _tiers(users: pd.DataFrame, pred: pd.DataFrame, live: np.ndarray, threshold: float, decisions: Any,
+           score_within: Callable[[list[list[int]]], pd.DataFrame] | None) -> DuplicateResult:
+    """Sort the scored pairs into the likely and possible tiers, apply staff decisions, make clusters.
+
+    ``score_within`` scores every two members of the larger clusters, so that a conflict between two
+    records that were never a candidate pair (linked only through a third) is seen.
+    """
+    left = pred["unique_id_l"].astype("int64").tolist()
+    right = pred["unique_id_r"].astype("int64").tolist()
+    prob = pred["match_probability"].astype("float64").tolist()
+    levels = _levels(pred)
+    pid = users["primary_id"].astype(str).tolist()
+    decided = decisions.lookup if decisions is not None else (lambda a, b: None)
+
+    likely: dict[tuple[int, int], float] = {}
+    possible: dict[tuple[int, int], tuple[float, str]] = {}
+    conflicts: set[tuple[int, int]] = set()
+    level_of: dict[tuple[int, int], dict[str, str]] = {}
+    for a, b, p, lv in zip(left, right, prob, levels):
+        key = (min(a, b), max(a, b))
+        level_of[key] = lv
+        verdict = decided(pid[a], pid[b])
+        if verdict == "different":
+            conflicts.add(key)
+            continue
+        if verdict == "same":
+            likely[key] = max(p, threshold)
+            continue
+        if _conflict(lv):
+            conflicts.add(key)
+        reason = _tier_reason(lv, bool(live[a] and live[b]))
+        if reason == _NEVER:
+            continue
+        if not reason and p >= threshold:
+            likely[key] = p
+        else:
+            possible[key] = (p, reason or "the evidence is not strong enough to be sure")
+    if decisions is not None:
+        index = {p.casefold(): i for i, p in enumerate(pid)}
+        for a_id, b_id in decisions.same_pairs():
+            a, b = index.get(a_id.casefold()), index.get(b_id.casefold())
+            if a is not None and b is not None and a != b:
+                likely.setdefault((min(a, b), max(a, b)), 1.0)
+        for a_id, b_id in decisions.different_pairs():
+            a, b = index.get(a_id.casefold()), index.get(b_id.casefold())
+            if a is not None and b is not None and a != b:
+                conflicts.add((min(a, b), max(a, b)))
+                likely.pop((min(a, b), max(a, b)), None)
+                possible.pop((min(a, b), max(a, b)), None)
+
+    groups = [g for g in _components(likely) if len(g) > 2]
+    if groups and score_within is not None:
+        inner = score_within(groups)
+        for a, b, lv in zip(inner["unique_id_l"].astype("int64"), inner["unique_id_r"].astype("int64"), _levels(inner)):
+            if _conflict(lv):
+                conflicts.add((min(a, b), max(a, b)))
+    clusters, cut = _consistent_clusters(dict(likely), conflicts)
+    for e in cut:
+        possible[e] = (likely.pop(e), "split from a cluster whose members conflict")
+
+    involved = sorted({x for e in (*likely, *possible) for x in e})
+    shown_cols = sorted({comp.shown for comp in MODEL} | {"primary_id", *DISPLAY_COLUMNS})
+    rows = users.loc[involved, shown_cols].astype(object).fillna("").astype(str)
+    record = dict(zip(involved, rows.to_dict("records")))
+
+    def described(e: tuple[int, int]) -> tuple[str, str, str]:
+        a, b = sorted(e, key=lambda x: record[x]["primary_id"])
+        lv = level_of.get(e)
+        words = (_evidence({c.name: _level(c, lv[c.name]) for c in MODEL}, record[a], record[b]) if lv
+                 else "marked the same person by staff")
+        if lv and decided(pid[a], pid[b]) == "same":
+            words = "marked the same person by staff; " + words
+        return record[a]["primary_id"], record[b]["primary_id"], words
+
+    cluster_of = {}
+    for group in clusters:
+        cid = _cluster_id(pid[p] for p in group)
+        cluster_of.update((p, cid) for p in group)
+    pair_rows = [(*described(e)[:2], round(p, 6), described(e)[2], cluster_of[e[0]]) for e, p in likely.items()]
+    pairs = _pairs_frame(pair_rows, "cluster_id").sort_values(
+        ["cluster_id", "match_probability", "primary_id_l", "primary_id_r"], ascending=[True, False, True, True],
+        ignore_index=True)
+    poss_rows = [(*described(e)[:2], round(p, 6), described(e)[2], why) for e, (p, why) in possible.items()]
+    poss = _pairs_frame(poss_rows, "reason").sort_values(
+        ["match_probability", "primary_id_l", "primary_id_r"], ascending=[False, True, True], ignore_index=True)
+    positions = sorted(cluster_of)
+    table = pd.DataFrame({"cluster_id": [cluster_of[p] for p in positions]}, dtype="string")
+    for c in ("primary_id", *DISPLAY_COLUMNS):
+        table[c] = pd.array([record[p][c] for p in positions], dtype="string")
+    table = table.sort_values(["cluster_id", "primary_id"], ignore_index=True)
+    return DuplicateResult(pairs, table, poss, threshold=threshold)
+
+
+def _level(comp: _Comparison, key: str) -> _Level:
+    return next(lv for lv in comp.levels if lv.key == key)

@@ -34,6 +34,10 @@ staff_role                 bool: a role other than Patron
 patron_type                the statistic category whose category_type is PATRON_TYPE (the policy's)
 statistics                 every statistic category (``;``-joined)
 loans, requests, fees      float: fulfillment counts where the source has them (else 0)
+pref_first_name            Alma's preferred first name (``Jack`` for Hương), "" when unset
+phones                     every phone number, digits only (``;``-joined)
+addresses                  every address as ``line1|postal_code`` (``;``-joined; ``;`` and ``|`` in
+                           a line become ``,``)
 =========================  =====================================================================
 """
 
@@ -46,22 +50,41 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["USER_COLUMNS", "user_row", "users_frame", "rows_frame", "empty_frame", "normalise_identifier"]
+from almatools.normalise import identifier_key
+
+__all__ = ["USER_COLUMNS", "address_entry", "digits", "empty_frame", "joined", "normalise_identifier", "rows_frame",
+           "user_row", "users_frame"]
 
 USER_COLUMNS = (
     "primary_id", "first_name", "middle_name", "last_name", "user_group", "account_type", "external_id", "status",
     "record_type", "expiry_date", "purge_date", "birth_date", "bad_dates", "email", "emails", "email_types",
     "email_count", "preferred_emails", "phone", "identifiers", "identifier_values", "line1", "city", "postal_code",
-    "roles", "staff_role", "patron_type", "statistics", "loans", "requests", "fees",
+    "roles", "staff_role", "patron_type", "statistics", "loans", "requests", "fees", "pref_first_name", "phones",
+    "addresses",
 )
 _INT_COLUMNS = ("email_count", "preferred_emails")
 _FLOAT_COLUMNS = ("loans", "requests", "fees")
 _DATE = re.compile(r"(\d{4}-\d{2}-\d{2})(?:Z|[+-]\d{2}:\d{2})?")
 
 
-def normalise_identifier(value: Any) -> str:
-    """An identifier as Alma compares it: case folded, all whitespace removed."""
-    return "".join(str(value or "").split()).casefold()
+normalise_identifier = identifier_key
+"""An identifier as Alma compares it (:func:`almatools.normalise.identifier_key`)."""
+
+
+def digits(text: Any) -> str:
+    """The digits of a phone number as written."""
+    return "".join(ch for ch in str(text or "") if ch.isdigit())
+
+
+def address_entry(line1: Any, postal_code: Any) -> str:
+    """One address of the ``addresses`` column: ``line1|postal_code`` ("" without a street line)."""
+    line = _text(line1).replace(";", ",").replace("|", ",")
+    return f"{line}|{_text(postal_code).replace(';', ',').replace('|', ',')}" if line else ""
+
+
+def joined(values: Iterable[str]) -> str:
+    """Distinct non-empty values, sorted, ``;``-joined."""
+    return ";".join(sorted(set(values) - {""}))
 
 
 def _code(value: Any) -> str:
@@ -142,7 +165,7 @@ def user_row(user: Mapping[str, Any], *, patron_type_category_type: str = "PATRO
         "email_types": ";".join(sorted({_code(t) for t in (best_email or {}).get("email_type") or []} - {""})),
         "email_count": len(emails),
         "preferred_emails": sum(1 for e in emails if e.get("preferred") is True),
-        "phone": "".join(ch for ch in str((best_phone or {}).get("phone_number") or "") if ch.isdigit()),
+        "phone": digits((best_phone or {}).get("phone_number")),
         "identifiers": ";".join(sorted(f"{_code(i.get('id_type'))}={_text(i.get('value'))}" for i in identifiers)),
         "identifier_values": ";".join(sorted(id_values)),
         "line1": _text((best_address or {}).get("line1")),
@@ -156,6 +179,9 @@ def user_row(user: Mapping[str, Any], *, patron_type_category_type: str = "PATRO
         "loans": _number(user.get("loans")),
         "requests": _number(user.get("requests")),
         "fees": _number(user.get("fees")),
+        "pref_first_name": _text(user.get("pref_first_name")),
+        "phones": joined(digits(p.get("phone_number")) for p in phones),
+        "addresses": joined(address_entry(a.get("line1"), a.get("postal_code")) for a in addresses),
     }
 
 

@@ -9,12 +9,9 @@ How each rule reads the records (ids compared as Alma does: case-insensitively):
 
 * ``STALE_SIS_MISSING``: EXTERNAL, and the SIS extract has no record with its primary id.
 * ``SIS_LOCAL_SAME_ID``: INTERNAL, and the SIS extract has its primary id.
-* ``SIS_LOCAL_OTHER_ID``: INTERNAL, not in the extract by primary id, and the extract has the same
-  person under another id. Only exact evidence counts: a shared email address; the same birth date
-  and last name with the same first name (or a nickname of it, or a one-letter typo); the same birth
-  date and first name with a one-letter typo in the last name; or the same birth date and first
-  name with the same phone or the same street address, or with the other record's last name in one
-  of its email addresses (a new surname after marriage).
+* ``SIS_LOCAL_OTHER_ID`` is not checked here: the duplicate linkage finds it, with the same engine and
+  evidence as the duplicates (:func:`almatools.quality.run.analyse`): INTERNAL, not in the extract by
+  primary id, and linked (likely tier) to a record the SIS sends under another id.
 * ``EXPIRED_ACTIVE``: ACTIVE (Alma's default when empty) and expired before today.
 * ``NO_PURGE_DATE``: no purge date (it is not also reported as a ``MISSING_FIELD``).
 * ``PURGE_PASSED``: purge date before today. ``PURGE_TOO_SOON``: purge date today or later but before
@@ -35,7 +32,6 @@ How each rule reads the records (ids compared as Alma does: case-insensitively):
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -46,22 +42,20 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from almatools.normalise import EMAIL_PATTERN
 from almatools.policy import Policy
 from almatools.quality.catalog import RULES
 
-try:  # the given-name forms the duplicate linkage uses (Bill for William); optional here
-    from almatools.quality.duplicates import NICKNAMES
-except ImportError:  # pragma: no cover - only while the linkage module is missing
-    NICKNAMES: dict[str, frozenset[str]] = {}
-
-__all__ = ["FINDING_COLUMNS", "RECORD_RULES", "evaluate"]
+__all__ = ["FINDING_COLUMNS", "LINKAGE_RULES", "RECORD_RULES", "evaluate"]
 
 FINDING_COLUMNS = ("rule_id", "severity", "family", "primary_id", "other_primary_id", "user_group",
                    "account_type", "field", "message", "action")
-RECORD_RULES = tuple(r for r in RULES if r != "DUPLICATE")
-"""The rule ids :func:`evaluate` checks (every rule of the catalogue but the duplicate linkage)."""
+LINKAGE_RULES = ("SIS_LOCAL_OTHER_ID", "DUPLICATE")
+"""The rules the duplicate linkage finds (:func:`almatools.quality.run.analyse`), not :func:`evaluate`."""
+RECORD_RULES = tuple(r for r in RULES if r not in LINKAGE_RULES)
+"""The rule ids :func:`evaluate` checks (every rule of the catalogue but the linkage's)."""
 
-_EMAIL = r"[^@\s]+@(?:[^@\s.,;]+\.)+[a-z]{2,}"
+_EMAIL = EMAIL_PATTERN
 _MANDATORY_EMPTY = {  # mandatory field -> (column that must not be empty, message when it is)
     "first_name": ("first_name", "First name is empty"),
     "last_name": ("last_name", "Last name is empty"),
@@ -188,126 +182,6 @@ def _texts(a: pa.Array) -> pd.api.extensions.ExtensionArray:
     return pd.arrays.ArrowStringArray(a)
 
 
-def _name_key(s: pd.Series) -> pd.api.extensions.ExtensionArray:
-    """Names compared: accents and case folded, everything but letters dropped."""
-    folded = pc.utf8_lower(pc.utf8_normalize(_arrow(s), "NFKD"))
-    return _texts(pc.replace_substring_regex(folded, "[^a-z]", ""))
-
-
-def _people(t: pd.DataFrame) -> pd.DataFrame:
-    """The person keys of a patron table, for exact matching ("" where the record lacks the field)."""
-    phone = _arrow(t["phone"])
-    empty = pa.scalar("", phone.type)
-    phone = pc.if_else(pc.greater_equal(pc.utf8_length(phone), 7), pc.utf8_slice_codeunits(phone, -10), empty)
-    street = pc.replace_substring_regex(pc.utf8_lower(_arrow(t["line1"])), "[^0-9a-z]", "")
-    postal = pc.replace_substring(_arrow(t["postal_code"]), " ", "")
-    both = pc.and_(pc.not_equal(street, empty), pc.not_equal(postal, empty))
-    address = pc.binary_join_element_wise(street, postal, pa.scalar("|", street.type))
-    return pd.DataFrame({
-        "first": _name_key(t["first_name"]), "last": _name_key(t["last_name"]),
-        "birth": _texts(_arrow(t["birth_date"])), "phone": _texts(phone),
-        "address": _texts(pc.if_else(both, address, empty)),
-    })
-
-
-def _email_names(s: pd.Series) -> np.ndarray:
-    """The letters of each record's email user names (``jennifer.ramirez7@…`` -> ``jenniferramirez``), space-joined."""
-    return np.array([" ".join(re.sub("[^a-z]", "", e.split("@")[0]) for e in v.split(";")) if v else ""
-                     for v in s.astype(object).fillna("")], dtype=object)
-
-
-def _one_edit(a: str, b: str) -> bool:
-    """Same initial and at most one letter substituted, dropped, added, or two neighbours swapped."""
-    if not a or not b or a[0] != b[0] or abs(len(a) - len(b)) > 1:
-        return False
-    if len(a) == len(b):
-        diff = [i for i, (x, y) in enumerate(zip(a, b)) if x != y]
-        return len(diff) <= 1 or (len(diff) == 2 and diff[1] == diff[0] + 1
-                                  and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
-    short, long_ = (a, b) if len(a) < len(b) else (b, a)
-    i = next((k for k, (x, y) in enumerate(zip(short, long_)) if x != y), len(short))
-    return short[i:] == long_[i + 1:]
-
-
-def _first_names_agree(a: str, b: str) -> bool:
-    if a == b:
-        return bool(a)
-    if NICKNAMES.get(a, frozenset({a})) & NICKNAMES.get(b, frozenset({b})):
-        return True
-    return _one_edit(a, b)
-
-
-def _join(lp: pd.DataFrame, sp: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    left = lp[lp[keys].ne("").all(axis=1)]
-    right = sp[sp[keys].ne("").all(axis=1)]
-    return left.merge(right, on=keys, suffixes=("_l", "_s"))
-
-
-def _sis_local_other_id(c: _Ctx) -> pd.DataFrame | None:
-    if c.sis is None or not len(c.sis):
-        return None
-    local = np.flatnonzero(c.is_("account_type", "INTERNAL") & ~c.in_sis)
-    if not len(local):
-        return None
-    lp = _people(c.users.iloc[local]).assign(i=local)
-    sp = _people(c.sis).assign(s=np.arange(len(c.sis)))
-    found: list[pd.DataFrame] = []
-
-    def add(pairs: pd.DataFrame, evidence: pd.Series | str, names_only: bool = False) -> None:
-        found.append(pd.DataFrame({"i": pairs["i"].to_numpy(), "s": pairs["s"].to_numpy(), "names_only": names_only,
-                                   "evidence": evidence if isinstance(evidence, str) else evidence.to_numpy()}))
-
-    def agree(pairs: pd.DataFrame, side: str, test: Callable[[str, str], bool]) -> pd.DataFrame:
-        keep = np.fromiter((test(a, b) for a, b in zip(pairs[f"{side}_l"], pairs[f"{side}_s"])), dtype=bool,
-                           count=len(pairs))
-        return pairs[keep]
-
-    le = _exploded(c.users["emails"].iloc[local]).rename(columns={"value": "email"})
-    le["i"] = local[le["i"].to_numpy()]
-    pairs = le.merge(_exploded(c.sis["emails"]).rename(columns={"i": "s", "value": "email"}), on="email")
-    add(pairs, "same email " + pairs["email"])
-    add(agree(_join(lp, sp, ["birth", "last"]), "first", _first_names_agree), "same birth date and name", True)
-    add(agree(_join(lp, sp, ["birth", "first"]), "last", lambda a, b: a != b and _one_edit(a, b)),
-        "same birth date and first name, last name one letter apart", True)
-    # A new surname after marriage, the old one still in an email address (jenniferramirez@…).
-    pairs = _join(lp, sp, ["birth", "first"])
-    pairs = pairs[pairs["last_l"] != pairs["last_s"]]
-    mail_l = _email_names(c.users["emails"].iloc[pairs["i"].to_numpy()])
-    mail_s = _email_names(c.sis["emails"].iloc[pairs["s"].to_numpy()])
-
-    def in_mail(name: str, mail: str, own: tuple[str, str]) -> bool:
-        # the record's own names are taken out first: Yang Li's yangli@… does not name Yang Yang
-        for part in own:
-            mail = mail.replace(part, " ") if part else mail
-        return len(name) >= 3 and name in mail
-
-    keep = np.fromiter((in_mail(b, ma, (f, a)) or in_mail(a, mb, (f, b))
-                        for f, a, b, ma, mb in zip(pairs["first"], pairs["last_l"], pairs["last_s"], mail_l, mail_s)),
-                       dtype=bool, count=len(pairs))
-    add(pairs[keep], "same birth date and first name, the other last name in an email address", True)
-    for key, what in (("phone", "phone"), ("address", "street address")):
-        add(agree(_join(lp, sp, ["birth", key]), "first", _first_names_agree), f"same birth date, first name and {what}")
-    f = pd.concat(found, ignore_index=True)
-    pid_l = c.col("primary_id").to_numpy()[f["i"].to_numpy()]
-    pid_s = c.sis["primary_id"].to_numpy()[f["s"].to_numpy()]
-    f = f[np.fromiter((str(a).casefold() != str(b).casefold() for a, b in zip(pid_l, pid_s)), dtype=bool,
-                      count=len(f))]
-    f = f.groupby(["i", "s"], sort=True).agg(names_only=("names_only", "all"),
-                                             evidence=("evidence", lambda e: "; ".join(dict.fromkeys(e)))).reset_index()
-    # Name and birth date alone: not when the phones or the street addresses disagree (two people).
-    mine, theirs = lp.iloc[np.searchsorted(local, f["i"].to_numpy())], sp.iloc[f["s"].to_numpy()]
-    conflict = np.zeros(len(f), dtype=bool)
-    for key in ("phone", "address"):
-        a, b = mine[key].to_numpy(dtype=object), theirs[key].to_numpy(dtype=object)
-        conflict |= (a != "") & (b != "") & (a != b)
-    f = f[~(f["names_only"].to_numpy() & conflict)]
-    s = c.sis.iloc[f["s"].to_numpy()]
-    names = (s["first_name"].astype(object) + " " + s["last_name"].astype(object)).str.strip().to_numpy()
-    msg = ("The SIS sends this person as " + s["primary_id"].astype(object).to_numpy() + " (" + names + ", "
-           + s["user_group"].astype(object).to_numpy() + "): " + f["evidence"].to_numpy())
-    return _hits("SIS_LOCAL_OTHER_ID", f["i"].to_numpy(), msg, other=s["primary_id"])
-
-
 # ---------------------------------------------------------------------------------------------
 # Policy
 
@@ -419,7 +293,7 @@ def _bad_id_format(c: _Ctx) -> pd.DataFrame:
 
 
 _CHECKS: dict[str, Callable[[_Ctx], pd.DataFrame | None]] = {
-    "SIS_LOCAL_OTHER_ID": _sis_local_other_id, "SIS_LOCAL_SAME_ID": _sis_local_same_id,
+    "SIS_LOCAL_SAME_ID": _sis_local_same_id,
     "STALE_SIS_MISSING": _stale_sis_missing, "EXPIRED_ACTIVE": _expired_active, "NO_PURGE_DATE": _no_purge_date,
     "PURGE_PASSED": _purge_passed, "PURGE_TOO_SOON": _purge_too_soon, "MISSING_FIELD": _missing_field,
     "SIS_PROFILE": _sis_profile, "LOCAL_IN_SIS_GROUP": _local_in_sis_group, "ID_COLLISION": _id_collision,
@@ -434,7 +308,7 @@ def evaluate(users: pd.DataFrame, sis: pd.DataFrame | None, policy: Policy, *, t
     Args:
         users: The patron table of the Alma users.
         sis: The patron table of the SIS extract; None skips the rules that need it
-            (``STALE_SIS_MISSING``, ``SIS_LOCAL_SAME_ID``, ``SIS_LOCAL_OTHER_ID``).
+            (``STALE_SIS_MISSING``, ``SIS_LOCAL_SAME_ID``).
         policy: The institution's policy (SIS profiles, retention, mandatory fields, groups).
         today: The day the analysis is "as of" (default: today).
         rules: Only these rule ids (default: all of :data:`RECORD_RULES`).

@@ -4,7 +4,8 @@
 
 * ``findings.csv``: one row per finding (:data:`~almatools.quality.rules.FINDING_COLUMNS`), the
   duplicate pairs included as ``DUPLICATE`` findings;
-* ``duplicates.csv``: one row per record in a duplicate cluster (:data:`DUPLICATE_COLUMNS`);
+* ``duplicates.csv``: one row per record in a *likely* duplicate cluster (:data:`DUPLICATE_COLUMNS`);
+* ``possible_duplicates.csv``: one row per *possible* pair for review (:data:`POSSIBLE_COLUMNS`);
 * ``summary.json`` and ``summary.txt``: counts by rule, severity and user group, the sources, timings;
 * ``load_errors.csv``, only when a source had bad records that were skipped.
 
@@ -19,7 +20,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -30,14 +31,18 @@ import pandas as pd
 from almatools.files import atomic_path
 from almatools.policy import Policy
 from almatools.quality.catalog import RULES
+from almatools.quality.duplicates import find_duplicates
+from almatools.quality.review import PairDecisions
 from almatools.quality.rules import FINDING_COLUMNS, evaluate
 
-__all__ = ["DUPLICATE_COLUMNS", "QualityResult", "analyse", "write_outputs"]
+__all__ = ["DUPLICATE_COLUMNS", "POSSIBLE_COLUMNS", "QualityResult", "analyse", "write_outputs"]
 
 log = logging.getLogger(__name__)
 
 DUPLICATE_COLUMNS = ("cluster_id", "primary_id", "match_probability", "evidence", "other_primary_ids", "first_name",
                      "last_name", "user_group", "account_type")
+POSSIBLE_COLUMNS = ("primary_id_l", "primary_id_r", "match_probability", "reason", "evidence", "first_name_l",
+                    "last_name_l", "first_name_r", "last_name_r", "decision")
 _SIS_RULES = ("STALE_SIS_MISSING", "SIS_LOCAL_SAME_ID", "SIS_LOCAL_OTHER_ID")
 
 
@@ -52,6 +57,7 @@ class QualityResult:
         clusters: One row per record in a duplicate cluster (:data:`DUPLICATE_COLUMNS`).
         users: The patron table analysed (for showing records side by side).
         summary: Counts by rule, severity and user group, the sources and the timings (JSON-ready).
+        possible: The *possible* duplicate pairs for review (:data:`POSSIBLE_COLUMNS`).
     """
 
     findings: pd.DataFrame
@@ -59,6 +65,7 @@ class QualityResult:
     clusters: pd.DataFrame
     users: pd.DataFrame
     summary: dict[str, Any] = field(default_factory=dict)
+    possible: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(POSSIBLE_COLUMNS)))
 
     def summary_text(self) -> str:
         """The summary as a few lines of text (what ``summary.txt`` holds)."""
@@ -72,63 +79,95 @@ class QualityResult:
         sev = ", ".join(f"{k} {v:,}" for k, v in s["by_severity"].items())
         lines.append(f"Findings: {s['findings']:,} on {s['records_with_findings']:,} records ({sev or 'none'})")
         for rule, n in s["by_rule"].items():
-            mark = "  (not checked: no SIS extract)" if rule in s["rules_not_checked"] else ""
+            mark = "  (not checked)" if rule in s["rules_not_checked"] else ""
             lines.append(f"  {rule:<22} {RULES[rule].severity.value:<8}{n:>8,}  {RULES[rule].title}{mark}")
-        lines.append(f"Duplicates: {s['duplicate_pairs']:,} linked pairs in {s['duplicate_clusters']:,} clusters"
+        lines.append(f"Duplicates: {s['duplicate_pairs']:,} linked pairs in {s['duplicate_clusters']:,} clusters; "
+                     f"{s.get('possible_pairs', 0):,} possible pairs to review"
                      if s["duplicates"] == "done" else f"Duplicates: {s['duplicates']}")
         lines.append("Timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in s["timings"].items()))
         return "\n".join(lines)
 
 
-def _find_duplicates() -> Callable[..., Any] | None:
-    try:
-        from almatools.quality.duplicates import find_duplicates
-    except ImportError as err:  # the linkage needs duckdb and splink
-        log.warning("duplicate linkage not available: %s", err)
-        return None
-    return find_duplicates
-
-
 def _duplicate_findings(pairs: pd.DataFrame) -> pd.DataFrame:
     rule = RULES["DUPLICATE"]
-    prob = pairs["match_probability"].astype("float64").map(lambda p: f"{p:.3f}")
-    return pd.DataFrame({
-        "rule_id": "DUPLICATE", "severity": rule.severity.value, "family": rule.family,
-        "primary_id": pairs["primary_id_l"].to_numpy(), "other_primary_id": pairs["primary_id_r"].to_numpy(),
-        "user_group": "", "account_type": "", "field": "",
-        "message": ("Probably the same person as " + pairs["primary_id_r"].astype(str) + " (match probability "
-                    + prob + "; cluster " + pairs["cluster_id"].astype(str) + "): "
-                    + pairs["evidence"].astype(str)).to_numpy(),
-        "action": rule.action,
-    })
-
-
-def _linked_sis_findings(users: pd.DataFrame, sis: pd.DataFrame, clusters: pd.DataFrame,
-                         found: pd.DataFrame) -> pd.DataFrame:
-    """``SIS_LOCAL_OTHER_ID`` for local records that the linkage puts in one cluster with a record the SIS sends
-    under another id (a married name with no shared contact details, which exact evidence misses)."""
-    in_sis = set(sis["primary_id"].astype(str).str.casefold())
-    members = clusters[["cluster_id", "primary_id"]].astype(str)
-    members = members.assign(key=members["primary_id"].str.casefold())
-    kind = users.set_index(users["primary_id"].astype(str).str.casefold())["account_type"]
-    kind = kind[~kind.index.duplicated()]
-    members["account_type"] = members["key"].map(kind).fillna("")
-    sis_side = members[members["key"].isin(in_sis)]
-    local = members[(members["account_type"] == "INTERNAL") & ~members["key"].isin(in_sis)]
-    pairs = local.merge(sis_side[["cluster_id", "primary_id"]], on="cluster_id", suffixes=("", "_sis"))
-    known = set(zip(found["primary_id"].astype(str), found["other_primary_id"].astype(str)))
-    pairs = pairs[[(a, b) not in known for a, b in zip(pairs["primary_id"], pairs["primary_id_sis"])]]
     if not len(pairs):
         return pd.DataFrame(columns=list(FINDING_COLUMNS))
-    rule = RULES["SIS_LOCAL_OTHER_ID"]
+    prob = [f"{p:.3f}" for p in pairs["match_probability"].astype("float64")]
     return pd.DataFrame({
-        "rule_id": rule.id, "severity": rule.severity.value, "family": rule.family,
-        "primary_id": pairs["primary_id"].to_numpy(), "other_primary_id": pairs["primary_id_sis"].to_numpy(),
-        "user_group": "", "account_type": "INTERNAL", "field": "",
-        "message": ("The SIS sends this person as " + pairs["primary_id_sis"] + ": the duplicate linkage puts "
-                    "both records in cluster " + pairs["cluster_id"]).to_numpy(),
+        "rule_id": "DUPLICATE", "severity": rule.severity.value, "family": rule.family,
+        "primary_id": pairs["primary_id_l"].astype(str).to_numpy(),
+        "other_primary_id": pairs["primary_id_r"].astype(str).to_numpy(),
+        "user_group": "", "account_type": "", "field": "",
+        "message": [f"Probably the same person as {o} (match probability {p}; cluster {c}): {e}"
+                    for o, p, c, e in zip(pairs["primary_id_r"].astype(str), prob, pairs["cluster_id"].astype(str),
+                                          pairs["evidence"].astype(str))],
         "action": rule.action,
     })
+
+
+def _fold(s: pd.Series) -> pd.Series:
+    return s.astype("string").fillna("").str.casefold()
+
+
+def _linkage_input(users: pd.DataFrame, sis: pd.DataFrame | None) -> pd.DataFrame:
+    """The records the linkage compares: the Alma users, and the SIS extract's records Alma does not hold yet
+    (``_sis_only``), so a local record can be linked to the SIS's record of the same person in one run."""
+    frame = users.assign(_sis_only=False)
+    if sis is None:
+        return frame
+    in_alma = set(_fold(users["primary_id"]))
+    in_sis = set(_fold(sis["primary_id"]))
+    frame["in_sis_extract"] = _fold(users["primary_id"]).isin(in_sis).to_numpy()
+    extra = sis[~_fold(sis["primary_id"]).isin(in_alma)].assign(_sis_only=True, in_sis_extract=True)
+    extra = extra[[c for c in frame.columns if c in extra.columns]]
+    return pd.concat([frame, extra], ignore_index=True) if len(extra) else frame
+
+
+def _linked_sis_findings(linkage: pd.DataFrame, sis: pd.DataFrame, result: Any) -> pd.DataFrame:
+    """``SIS_LOCAL_OTHER_ID``: a local record that is not in the extract, linked (likely tier) to a record the SIS
+    sends under another id. The same engine and evidence as the duplicates."""
+    info = linkage.drop_duplicates("primary_id").set_index(linkage.drop_duplicates("primary_id")["primary_id"]
+                                                           .astype(str))
+    local = set(info.index[(info["account_type"] == "INTERNAL") & ~info["in_sis_extract"].astype(bool)])
+    sent = set(info.index[info["in_sis_extract"].astype(bool)])
+    evidence = {frozenset((a, b)): e for a, b, e in zip(result.pairs["primary_id_l"].astype(str),
+                                                        result.pairs["primary_id_r"].astype(str),
+                                                        result.pairs["evidence"].astype(str))}
+    cluster = dict(zip(result.clusters["primary_id"].astype(str), result.clusters["cluster_id"].astype(str)))
+    rows = []
+    for pair in result.linked_pairs():
+        a, b = sorted(pair)
+        for mine, theirs in ((a, b), (b, a)):
+            if mine in local and theirs in sent and mine.casefold() != theirs.casefold():
+                rows.append((mine, theirs, evidence.get(pair) or f"the duplicate linkage puts both records in "
+                                                                  f"cluster {cluster.get(mine, '')}"))
+    rule = RULES["SIS_LOCAL_OTHER_ID"]
+    if not rows:
+        return pd.DataFrame(columns=list(FINDING_COLUMNS))
+    rows.sort()
+    s = info.loc[[t for _, t, _ in rows]]
+    names = [f"{f} {last}".strip() for f, last in zip(s["first_name"].astype(str), s["last_name"].astype(str))]
+    return pd.DataFrame({
+        "rule_id": rule.id, "severity": rule.severity.value, "family": rule.family,
+        "primary_id": [m for m, _, _ in rows], "other_primary_id": [t for _, t, _ in rows],
+        "user_group": "", "account_type": "INTERNAL", "field": "",
+        "message": [f"The SIS sends this person as {t} ({n}, {g}): {e}"
+                    for (_, t, e), n, g in zip(rows, names, s["user_group"].astype(str))],
+        "action": rule.action,
+    })
+
+
+def _alma_only(result: Any, sis_only: set[str]) -> Any:
+    """The linkage result without the SIS extract's own records (they are not Alma's duplicates)."""
+    if not sis_only:
+        return result
+    pairs = result.pairs[~result.pairs["primary_id_l"].isin(sis_only) & ~result.pairs["primary_id_r"].isin(sis_only)]
+    possible = result.possible[~result.possible["primary_id_l"].isin(sis_only)
+                               & ~result.possible["primary_id_r"].isin(sis_only)]
+    clusters = result.clusters[~result.clusters["primary_id"].isin(sis_only)]
+    clusters = clusters[clusters.groupby("cluster_id")["primary_id"].transform("size") > 1]
+    return replace(result, pairs=pairs.reset_index(drop=True), possible=possible.reset_index(drop=True),
+                   clusters=clusters.reset_index(drop=True))
 
 
 def _cluster_table(pairs: pd.DataFrame, clusters: pd.DataFrame, users: pd.DataFrame) -> pd.DataFrame:
@@ -159,7 +198,8 @@ def _report(frame: pd.DataFrame | None) -> dict[str, Any] | None:
 
 
 def analyse(users_df: pd.DataFrame, sis_df: pd.DataFrame | None, policy: Policy, *, today: date | None = None,
-            duplicates: bool = True, progress: bool = False) -> QualityResult:
+            duplicates: bool = True, progress: bool = False,
+            decisions: PairDecisions | str | os.PathLike[str] | None = None) -> QualityResult:
     """Run every finding rule and the duplicate linkage.
 
     Args:
@@ -168,14 +208,18 @@ def analyse(users_df: pd.DataFrame, sis_df: pd.DataFrame | None, policy: Policy,
             rules that need it.
         policy: The institution's policy.
         today: The day the analysis is "as of" (default: today).
-        duplicates: Also run the duplicate linkage (:func:`almatools.quality.duplicates.find_duplicates`).
+        duplicates: Also run the duplicate linkage (:func:`almatools.quality.duplicates.find_duplicates`),
+            which also finds ``SIS_LOCAL_OTHER_ID``.
         progress: Show a progress bar over the steps.
+        decisions: Staff decisions on pairs (a :class:`~almatools.quality.review.PairDecisions` or its file).
 
     Returns:
-        The findings, the duplicate pairs and clusters, the users and a summary.
+        The findings, the duplicate pairs and clusters, the possible pairs, the users and a summary.
     """
     today = today or date.today()
     users = users_df.reset_index(drop=True)
+    if decisions is not None and not isinstance(decisions, PairDecisions):
+        decisions = PairDecisions(decisions)
     timings: dict[str, float] = {}
     bar = None
     if progress:
@@ -195,26 +239,29 @@ def analyse(users_df: pd.DataFrame, sis_df: pd.DataFrame | None, policy: Policy,
         bar.update(1)
     pairs = pd.DataFrame(columns=["primary_id_l", "primary_id_r", "match_probability", "evidence", "cluster_id"])
     clusters = pd.DataFrame(columns=["cluster_id", "primary_id"])
-    status = "not run (--no-duplicates)"
+    possible = pd.DataFrame(columns=list(POSSIBLE_COLUMNS))
+    status, model = "not run (--no-duplicates)", {}
     if duplicates:
         step("duplicates")
         started = time.monotonic()
-        find = _find_duplicates()
-        if find is None:
-            status = "not available (the linkage module could not be imported)"
-        else:
-            result = find(users, progress=progress)
-            pairs, clusters, status = result.pairs, result.clusters, "done"
-            extra = [_duplicate_findings(pairs)]
-            if sis_df is not None:
-                extra.append(_linked_sis_findings(users, sis_df, clusters, findings))
-            findings = _merge_findings(findings, extra, users)
+        linkage = _linkage_input(users, sis_df)
+        result = find_duplicates(linkage, progress=progress, decisions=decisions)
+        extra = []
+        if sis_df is not None:
+            extra.append(_linked_sis_findings(linkage, sis_df, result))
+        result = _alma_only(result, set(linkage.loc[linkage["_sis_only"], "primary_id"].astype(str)))
+        pairs, clusters, status, model = result.pairs, result.clusters, "done", result.model
+        possible = _possible_table(result.possible, users, decisions)
+        findings = _merge_findings(findings, [_duplicate_findings(pairs), *extra], users)
         timings["duplicates"] = time.monotonic() - started
         if bar is not None:
             bar.update(1)
     step("summary")
     table = _cluster_table(pairs, clusters, users)
     counts = findings["rule_id"].value_counts()
+    not_checked = [] if sis_df is not None else list(_SIS_RULES)
+    if not duplicates and sis_df is not None:
+        not_checked.append("SIS_LOCAL_OTHER_ID")
     summary = {
         "today": today.isoformat(), "policy": policy.name, "users": len(users),
         "sis_users": None if sis_df is None else len(sis_df), "findings": len(findings),
@@ -222,15 +269,31 @@ def analyse(users_df: pd.DataFrame, sis_df: pd.DataFrame | None, policy: Policy,
         "by_rule": {rule: int(counts.get(rule, 0)) for rule in RULES},
         "by_severity": {k: int(v) for k, v in findings["severity"].value_counts().items()},
         "by_group": {str(k): int(v) for k, v in findings["user_group"].replace("", "(none)").value_counts().items()},
-        "rules_not_checked": list(_SIS_RULES) if sis_df is None else [],
+        "rules_not_checked": not_checked,
         "duplicates": status, "duplicate_pairs": len(pairs), "duplicate_clusters": int(table["cluster_id"].nunique()),
+        "possible_pairs": len(possible), "linkage_model": model,
         "sources": {"users": _report(users_df), "sis": _report(sis_df)},
         "timings": {k: round(v, 3) for k, v in timings.items()},
     }
     if bar is not None:
         bar.update(1)
         bar.close()
-    return QualityResult(findings, pairs, table, users, summary)
+    return QualityResult(findings, pairs, table, users, summary, possible)
+
+
+def _possible_table(possible: pd.DataFrame, users: pd.DataFrame, decisions: PairDecisions | None) -> pd.DataFrame:
+    """The possible pairs with both records' names and any staff decision, for review."""
+    if not len(possible):
+        return pd.DataFrame({c: pd.Series(dtype="float64" if c == "match_probability" else "string")
+                             for c in POSSIBLE_COLUMNS})
+    info = users.drop_duplicates("primary_id").set_index(users.drop_duplicates("primary_id")["primary_id"].astype(str))
+    out = possible.copy()
+    for side in ("l", "r"):
+        for c in ("first_name", "last_name"):
+            out[f"{c}_{side}"] = out[f"primary_id_{side}"].astype(str).map(info[c]).fillna("")
+    out["decision"] = [(decisions.lookup(a, b) if decisions is not None else None) or ""
+                       for a, b in zip(out["primary_id_l"], out["primary_id_r"])]
+    return out[list(POSSIBLE_COLUMNS)].astype({c: "string" for c in POSSIBLE_COLUMNS if c != "match_probability"})
 
 
 def _merge_findings(findings: pd.DataFrame, extra: list[pd.DataFrame], users: pd.DataFrame) -> pd.DataFrame:
@@ -260,6 +323,7 @@ def write_outputs(result: QualityResult, out_dir: str | os.PathLike[str]) -> dic
     files: dict[str, Callable[[Path], None]] = {
         "findings.csv": lambda p: result.findings.to_csv(p, index=False, columns=list(FINDING_COLUMNS)),
         "duplicates.csv": lambda p: result.clusters.to_csv(p, index=False, columns=list(DUPLICATE_COLUMNS)),
+        "possible_duplicates.csv": lambda p: result.possible.to_csv(p, index=False, columns=list(POSSIBLE_COLUMNS)),
         "summary.json": lambda p: p.write_text(json.dumps(result.summary, indent=2, ensure_ascii=False) + "\n",
                                                encoding="utf-8"),
         "summary.txt": lambda p: p.write_text(result.summary_text() + "\n", encoding="utf-8"),
