@@ -243,6 +243,8 @@ def _widely_held(values: pd.Series, counts: pd.Series, placeholders: Iterable[st
     """Which shared identifier values are reported once with their count instead of pair by pair: the
     policy's placeholders (``N/A``, ``0000``… compared ignoring case, spaces and punctuation) and any value
     more than ten records hold (an institution-wide number): n records would otherwise make n² findings."""
+    import re
+
     def fold(v: str) -> str:
         return re.sub(r"[\W_]+", "", v.casefold()) or v.casefold()
     marks = {fold(p) for p in placeholders}
