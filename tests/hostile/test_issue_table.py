@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import zipfile
 from pathlib import Path
 
@@ -15,6 +16,10 @@ import pytest
 from _files import (DEEP_LINES, big_csv, deep_jsonl, junk_zip, long_field_registration, many_member_zip,
                     one_line_jsonl, placeholder_users, wrapped_users)
 from _hostile import check_contract, run_cli
+
+BIG = int(os.environ.get("HOSTILE_BIG_BYTES", 768 << 20))
+"""Size of the one-line .jsonl and .csv: 768 MiB in the suite (a reader that held the line would pass
+800 MiB; these stay near 200), 2 GiB in ``bench/hostile_table.py`` (``HOSTILE_BIG_BYTES`` to change)."""
 
 
 def _quality(users: Path, out: Path, *extra: str):
@@ -67,22 +72,24 @@ def test_users_under_a_wrapping_element_stop_at_once_with_one_line(tmp_path):
     assert outcome.peak_mib < 600, outcome.peak_mib  # was 1 GB and "Users: 0", exit 0
 
 
-def test_a_2_gb_one_line_jsonl_is_one_reported_record_in_bounded_memory(tmp_path):
-    path = one_line_jsonl(tmp_path / "one.jsonl", 2 << 30)
+@pytest.mark.slow
+def test_a_huge_one_line_jsonl_is_one_reported_record_in_bounded_memory(tmp_path):
+    path = one_line_jsonl(tmp_path / "one.jsonl", BIG)
     outcome = _quality(path, tmp_path / "out", "--no-duplicates")
     assert outcome.code == 1  # the only line is bad: nothing to analyse
     assert "longer than 16 MiB" in outcome.message and "line 1" in outcome.message
-    assert outcome.peak_mib < 600, outcome.peak_mib  # was 4.4 GB
+    assert outcome.peak_mib < min(600, BIG >> 20), outcome.peak_mib  # was 4.4 GB at 2 GB
 
 
-def test_a_2_gb_csv_line_is_one_reported_record_in_bounded_memory(tmp_path):
-    path = big_csv(tmp_path / "big.csv", 2 << 30)
+@pytest.mark.slow
+def test_a_huge_csv_line_is_one_reported_record_in_bounded_memory(tmp_path):
+    path = big_csv(tmp_path / "big.csv", BIG)
     outcome = _quality(path, tmp_path / "out", "--no-duplicates")
     assert outcome.code == 0, outcome.stderr
     assert "skipped a bad record" in outcome.stderr and "longer than" in outcome.stderr
     with open(tmp_path / "out" / "load_errors.csv", newline="", encoding="utf-8") as fh:
         assert len(list(csv.DictReader(fh))) == 1
-    assert outcome.peak_mib < 600, outcome.peak_mib  # was a MemoryError traceback
+    assert outcome.peak_mib < min(600, BIG >> 20), outcome.peak_mib  # was a MemoryError traceback at 2 GB
 
 
 def test_json_nested_200000_deep_and_values_of_the_wrong_type_are_reported_not_loaded(tmp_path):
