@@ -27,7 +27,13 @@ started (``2026-11-24T1030``; ``-2``, ``-3`` … when two runs start in one minu
 
 A run is written into a hidden temporary folder (``DIR/.tmp-…``) and renamed into place only when it
 is complete (:func:`start_run`, :func:`finish_run`); a run that fails leaves nothing behind
-(:func:`abandon_run`), and the history is appended only after the rename.
+(:func:`abandon_run`), and the history is appended only after the rename. A run holds an exclusive lock
+on ``.owner.lock`` in its folder for as long as its process lives; :func:`start_run` removes every
+``.tmp-…`` folder whose lock is free (its run was killed, even with kill -9), so nothing unmasked stays
+behind and a live run's folder is never touched (without ``fcntl``, as on Windows: after a day).
+
+Masking builds each message from masked values: a finding's message has the values of its own records
+replaced first (:meth:`Masker.about`), whatever their shape, then known and recognisable values.
 
 New and resolved
 ----------------
