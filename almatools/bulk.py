@@ -8,13 +8,22 @@ up in Alma before anything is sent again, so nobody is created twice. Journal en
 primary identifier, so rows may be reordered or added between runs; two rows with one identifier are
 refused as invalid. A dry run keeps its own journal (``<name>.dry-run.journal.jsonl``).
 
+Every row goes through the same search and decision as the form and :func:`~almatools.registration.register`
+(:func:`~almatools.registration.decide`): a person who already has an account is not created again. The
+row is reported with what to do (renew, update, add the role), and with ``renew=True`` (``--renew``) an
+offered renewal is done (new expiry and purge date from the group's defaults). A former affiliate moving
+to a new affiliation gets a new account and a merge request old -> new in ``merge_requests.csv`` beside
+the journal (the file the merge worklist reads). An empty expiry date is the group's default; the
+affiliation may be given by key (``friend``) or by label (``Friend of the Library``).
+
 The journal and the issue file hold row numbers, primary identifiers and outcomes only. Passwords from
 the CSV are used once to create the account and are never written anywhere.
 
 CSV columns (header names; only ``affiliation`` or ``user_group`` and the policy's mandatory fields are
 needed): affiliation, first_name, middle_name, last_name, primary_id, user_group, managed (sis|local),
 expiry_date, purge_date, birth_date (YYYY-MM-DD), email_address, email_type, phone_number, password,
-force_password_change (yes|no), note.
+force_password_change (yes|no), note, and ``identifier_<TYPE>`` (e.g. ``identifier_UNIV_ID``) for the
+identifier types the policy describes. ``examples/registration.csv`` is a sample for the default policy.
 """
 
 from __future__ import annotations
@@ -42,7 +51,16 @@ from almatools.errors import (
 )
 from almatools.files import csv_records, safe_cell
 from almatools.policy import Policy
-from almatools.registration import Issue, PatronForm, explain_alma_error, validate
+from almatools.registration import (
+    IDENTIFIER_PREFIX,
+    Issue,
+    PatronForm,
+    explain_alma_error,
+    find_existing,
+    record_merge_request,
+    renew,
+    validate,
+)
 
 __all__ = ["BulkResult", "register_csv", "CSV_COLUMNS", "CALLS_PER_ROW"]
 
@@ -51,7 +69,7 @@ log = logging.getLogger(__name__)
 CSV_COLUMNS = ("affiliation", "first_name", "middle_name", "last_name", "primary_id", "user_group", "managed",
                "expiry_date", "purge_date", "birth_date", "email_address", "email_type", "phone_number", "password",
                "force_password_change", "note")
-CALLS_PER_ROW = 4  # identifier lookup, email search, POST, confirming GET
+CALLS_PER_ROW = 5  # identifier lookup, email and name searches, POST, confirming GET (+ a full record per hit)
 ISSUE_COLUMNS = ("row", "primary_id", "field", "severity", "rule", "message")
 
 
@@ -64,12 +82,15 @@ class BulkResult:
     created: int = 0
     already_done: int = 0
     refused: int = 0
+    renewed: int = 0  # existing accounts renewed instead of created (renew=True)
+    merge_requests: int = 0  # merge requests old -> new recorded for former affiliates
     failed: int = 0  # rows that met a passing fault (5xx, throttling) after all retries: a re-run retries them
     stopped: str = ""
     issues_path: Path | None = None
     journal_path: Path | None = None
     calls: int = 0
     outcomes: dict[int, str] = field(default_factory=dict)
+    merge_requests_path: Path | None = None
 
     @property
     def complete(self) -> bool:
@@ -155,10 +176,11 @@ def _read_rows(path: Path) -> list[dict[str, str]]:
                 if not columns:
                     raise SourceError(f"{path} is empty: it needs a header row with columns such as "
                                       f"{', '.join(CSV_COLUMNS[:5])}.")
-                unknown = [c for c in columns if c not in CSV_COLUMNS]
+                unknown = [c for c in columns if c not in CSV_COLUMNS and not c.lower().startswith(IDENTIFIER_PREFIX)]
                 if unknown:
                     raise SourceError(f"{path}: unknown column {unknown[0][:60]!r}; the columns are "
-                                      f"{', '.join(CSV_COLUMNS)}.")
+                                      f"{', '.join(CSV_COLUMNS)}, and {IDENTIFIER_PREFIX}<TYPE> for an identifier "
+                                      "type of the policy.")
                 continue
             if isinstance(rec, str):
                 rows.append({_UNREADABLE: rec})
@@ -175,7 +197,8 @@ def _read_rows(path: Path) -> list[dict[str, str]]:
 
 def register_csv(client, csv_path: str | Path, policy: Policy, *, out_dir: str | Path | None = None,
                  today: date | None = None, workers: int = 8, progress: bool = False,
-                 reserve: int = 500, on_row: Callable[[int, str], None] | None = None) -> BulkResult:
+                 reserve: int = 500, on_row: Callable[[int, str], None] | None = None, renew_existing: bool = False,
+                 merge_requests: str | Path | None = None) -> BulkResult:
     """Validate and create every patron of a CSV file; resumable (see the module docstring).
 
     Args:
@@ -190,6 +213,10 @@ def register_csv(client, csv_path: str | Path, policy: Policy, *, out_dir: str |
         reserve: API calls to leave for the rest of the day.
         on_row: called with (row number, outcome) after each row (for progress in a notebook); it may be
             called from worker threads.
+        renew_existing: renew a person's existing account when the decision offers it, instead of only
+            reporting it.
+        merge_requests: the merge-request CSV for former affiliates (default ``merge_requests.csv`` in the
+            output folder).
 
     Raises:
         SourceError: the CSV cannot be read.
@@ -201,7 +228,8 @@ def register_csv(client, csv_path: str | Path, policy: Policy, *, out_dir: str |
     folder.mkdir(parents=True, exist_ok=True)
     journal_name = f"{path.stem}.dry-run.journal.jsonl" if client.dry_run else f"{path.stem}.journal.jsonl"
     result = BulkResult(rows=len(rows), issues_path=folder / f"{path.stem}.issues.csv",
-                        journal_path=folder / journal_name)
+                        journal_path=folder / journal_name,
+                        merge_requests_path=Path(merge_requests) if merge_requests else folder / "merge_requests.csv")
     journal = _Journal(result.journal_path)
     start_calls = client.calls
     refused: list[tuple[int, str, str]] = []
@@ -234,10 +262,11 @@ def register_csv(client, csv_path: str | Path, policy: Policy, *, out_dir: str |
                 if not checked.ok or any(i.rule == "DUPLICATE_IN_FILE" for i in found):
                     result.invalid += 1
                     result.outcomes[number] = "invalid"
-                elif done and done["status"] == "created":
+                elif done and done["status"] in ("created", "renewed"):
                     result.already_done += 1
-                    result.outcomes[number] = "created"
-                elif done and done["status"] in ("exists", "refused") and done["fingerprint"] == _fingerprint(row):
+                    result.outcomes[number] = done["status"]
+                elif (done and done["fingerprint"] == _fingerprint(row)
+                      and (done["status"] == "refused" or (done["status"] == "exists" and not renew_existing))):
                     # refused in an earlier run and unchanged since: report it again, do not resend
                     refused.append((number, pid, done["message"]))
                     result.outcomes[number] = done["status"]
@@ -247,7 +276,8 @@ def register_csv(client, csv_path: str | Path, policy: Policy, *, out_dir: str |
             # Ask afresh: a count cached by a long-lived client (a notebook) may be from yesterday's last call.
             client.refresh_remaining()
             client.check_budget(len(todo) * CALLS_PER_ROW, reserve=reserve)
-            _send(client, todo, journal, result, refused, workers=workers, progress=progress, on_row=on_row)
+            _send(client, todo, journal, result, refused, workers=workers, progress=progress, on_row=on_row,
+                  policy=policy, today=today, renew_existing=renew_existing)
         result.refused = len(refused)
         if refused:
             with result.issues_path.open("a", newline="", encoding="utf-8") as handle:
@@ -261,7 +291,7 @@ def register_csv(client, csv_path: str | Path, policy: Policy, *, out_dir: str |
 
 
 def _send(client, todo, journal: _Journal, result: BulkResult, refused: list, *, workers: int, progress: bool,
-          on_row) -> None:
+          on_row, policy: Policy, today: date | None, renew_existing: bool) -> None:
     """Create the rows of ``todo`` concurrently; stop all on a lost network or an exhausted quota."""
     stop = threading.Event()
     lock = threading.Lock()
@@ -274,30 +304,43 @@ def _send(client, todo, journal: _Journal, result: BulkResult, refused: list, *,
         previous = journal.get(pid)
         message = ""
         try:
-            existing = client.find_user(pid)
-            if existing is not None:
-                if previous and previous["status"] == "sending" and _names_match(existing, checked.record):
+            outcome = ""
+            if previous and previous["status"] == "sending":
+                existing = client.find_user(pid)
+                if existing is not None and _names_match(existing, checked.record):
                     outcome = "created"  # our own POST of an earlier run arrived before the interruption
                     journal.write(number, pid, fingerprint, outcome, "confirmed after an interrupted run")
-                else:
-                    outcome = "exists"
-                    message = (f"An account with the identifier {pid} already exists: update it instead "
-                               "of creating a second one.")
-            else:
-                email = checked.form.email_address
-                twin = next(iter(client.search_users(email=email, max_records=1)), None) if email else None
-                if twin is not None:
-                    outcome = "refused"
-                    message = (f"{twin['primary_id']} ({twin.get('first_name', '')} {twin.get('last_name', '')}) "
-                               "has the same email: check whether it is the same person before registering.")
+            if not outcome:
+                # The same search and decision as the form and register(): nobody gets a second account.
+                decision = find_existing(client, checked.form, policy, today=today).decision
+                if decision.blocked and decision.action == "renew" and renew_existing:
+                    done = renew(client, decision.target, policy, today=today)
+                    if done.status in ("renewed", "unchanged", "planned"):  # planned: a dry run's renewal
+                        outcome = "renewed"
+                        journal.write(number, pid, fingerprint, outcome, done.message)
+                        with lock:
+                            result.renewed += 1
+                    else:
+                        outcome, message = "refused", done.message
+                elif decision.blocked:
+                    outcome = "exists" if decision.action in ("renew", "update", "add_role") else "refused"
+                    message = decision.reason
+                    if decision.action == "renew":
+                        message += " Run again with --renew (renew_existing=True) to renew it."
                 else:
                     if not client.dry_run:
                         journal.write(number, pid, fingerprint, "sending")
                     client.create_user(checked.record)
                     if not client.dry_run:
                         client.get_user(pid)
+                        for old in decision.merge_from:
+                            with lock:  # one writer at a time: the file's header is written once
+                                record_merge_request(result.merge_requests_path, old, pid, "old account of the same "
+                                                     "person; new account for the new affiliation")
+                                result.merge_requests += 1
                     outcome = "created" if not client.dry_run else "planned"
-                    journal.write(number, pid, fingerprint, outcome)
+                    journal.write(number, pid, fingerprint, outcome,
+                                  f"merge request {', '.join(decision.merge_from)} -> {pid}" if decision.merge_from else "")
         except (QuotaExhaustedError, AlmaConnectionError) as exc:
             stop.set()  # the network or the day's calls are gone: every other row would fail the same way
             with lock:

@@ -139,11 +139,14 @@ def cmd_register(args: argparse.Namespace) -> int:
     with _client(args.dry_run) as client:
         _say(banner_text(client))
         result = register_csv(client, args.csv, policy, out_dir=args.out, progress=not args.quiet,
-                              workers=args.workers)
-    _say(f"{result.rows} rows: {result.created} created{' (dry run)' if args.dry_run else ''}, "
-         f"{result.already_done} done in an earlier run, {result.invalid} invalid, {result.refused} refused by Alma "
-         f"or as possible duplicates; {result.calls} API calls.")
+                              workers=args.workers, renew_existing=args.renew, merge_requests=args.merge_requests)
+    dry = " (dry run)" if args.dry_run else ""
+    _say(f"{result.rows} rows: {result.created} created{dry}, {result.renewed} existing accounts renewed{dry}, "
+         f"{result.already_done} done in an earlier run, {result.invalid} invalid, {result.refused} refused (the "
+         f"person has an account, or Alma refused); {result.calls} API calls.")
     _say(f"Problems per row: {result.issues_path}")
+    if result.merge_requests:
+        _say(f"{result.merge_requests} merge requests (old account -> new account): {result.merge_requests_path}")
     if result.stopped:
         print(f"almatools register: stopped early: {result.stopped}", file=sys.stderr)
         return 1
@@ -246,6 +249,11 @@ def build_parser() -> argparse.ArgumentParser:
     register.add_argument("--out", type=Path, help="folder for the journal and the issue file (default: beside the CSV)")
     register.add_argument("--dry-run", action="store_true", help="validate and plan; send nothing to Alma")
     register.add_argument("--workers", type=int, default=8, help="rows sent at once (default %(default)s)")
+    register.add_argument("--renew", action="store_true",
+                          help="renew the existing account of a person who has one (new expiry and purge date from "
+                               "the group's defaults) instead of only reporting it")
+    register.add_argument("--merge-requests", type=Path,
+                          help="merge-request CSV for former affiliates (default: merge_requests.csv in --out)")
     register.add_argument("--quiet", action="store_true", help="no progress bar")
     register.set_defaults(func=cmd_register)
 

@@ -20,19 +20,22 @@ logs, exception messages or proxies' access logs. ``repr`` hides it.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import random
+import re
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
 import requests
 import urllib3
+from lxml import etree
 
 from almatools import __version__
 from almatools.config import DEFAULT_PER_SECOND, Settings, check_base_url, is_loopback_url, region_of, region_url
@@ -44,6 +47,7 @@ from almatools.errors import (
     NotFoundError,
     QuotaExhaustedError,
     RateLimitError,
+    ReportNotReadyError,
     ServerError,
     error_for,
 )
@@ -152,35 +156,175 @@ def _never_sent(exc: requests.RequestException) -> bool:
     return False
 
 
-def _alma_error_fields(response: requests.Response) -> tuple[str | None, str, str | None]:
-    """(errorCode, errorMessage, trackingId) from Alma's JSON or XML error body, as far as it has them."""
-    text = response.text or ""
+_JAVA_CHAIN = re.compile(r'\["([^"]+)"\]|ArrayList\[(\d+)\]')
+_HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_HTML_HEADING = re.compile(r"<h1[^>]*>(.*?)</h1>", re.IGNORECASE | re.DOTALL)
+_TAGS = re.compile(r"<[^>]+>")
+
+
+def _first_error(body: Any) -> dict | None:
+    """The first ``error`` of Alma's JSON error body, plain or wrapped.
+
+    Alma sends two JSON shapes: ``{"errorsExist": true, "errorList": {"error": [{…}]}, "result": null}``
+    and, from its JSON reader and some gateways, the same inside ``{"web_service_result": {…}}`` with
+    ``error`` an object rather than a list.
+    """
+    if not isinstance(body, dict):
+        return None
+    if isinstance(body.get("web_service_result"), dict):
+        body = body["web_service_result"]
+    errors = (body.get("errorList") or {}).get("error") if isinstance(body.get("errorList"), dict) else None
+    if isinstance(errors, dict):
+        errors = [errors]
+    if isinstance(errors, list):
+        return next((e for e in errors if isinstance(e, dict)), None)
+    return None
+
+
+def _xml_error(data: bytes) -> dict | None:
+    """``errorCode``, ``errorMessage`` and ``trackingId`` of a ``web_service_result`` XML body (any namespace)."""
     try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, dict):
-        errors = ((body.get("errorList") or {}).get("error")) or []
-        if isinstance(errors, dict):
-            errors = [errors]
-        if errors:
-            first = errors[0]
-            return (str(first.get("errorCode")) if first.get("errorCode") is not None else None,
-                    str(first.get("errorMessage") or "").strip(), first.get("trackingId") or None)
-    if "<errorCode>" in text:
-        def tag(name: str) -> str | None:
-            start = text.find(f"<{name}>")
-            end = text.find(f"</{name}>")
-            return text[start + len(name) + 2:end].strip() if start >= 0 and end > start else None
-        return tag("errorCode"), tag("errorMessage") or "", tag("trackingId")
-    return None, (text.strip()[:200] or response.reason or "no message"), None
+        # a parser per call: lxml parsers must not be shared between the fetch threads
+        parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+        root = etree.fromstring(data, parser)
+    except (etree.XMLSyntaxError, ValueError):
+        return None
+    for element in root.iter():
+        if isinstance(element.tag, str) and etree.QName(element).localname == "error":
+            return {etree.QName(child).localname: (child.text or "") for child in element
+                    if isinstance(child.tag, str)}
+    return None
 
 
-def _same_person(stored: Mapping[str, Any], sent: Mapping[str, Any]) -> bool:
-    """Whether a stored record is the one a lost POST sent (same names, ignoring case and spacing)."""
-    def norm(record: Mapping[str, Any], key: str) -> str:
-        return " ".join(str(record.get(key) or "").split()).casefold()
-    return all(norm(stored, k) == norm(sent, k) for k in ("first_name", "last_name"))
+def _readable(code: str | None, message: str) -> str:
+    """Alma's message made readable: a Java reader's reference chain becomes the field path it names."""
+    message = " ".join(message.split())
+    if "reference chain" in message:
+        path = ""
+        for name, index in _JAVA_CHAIN.findall(message.split("reference chain", 1)[1]):
+            path += f"[{index}]" if index else (f".{name}" if path else name)
+        cause = message.split("(through reference chain", 1)[0].strip(" ()") or "an unreadable value"
+        if path:
+            return f"Alma could not read the value of {path} in the record sent ({cause})"
+    if not message:
+        return f"Alma answered {code} without a message" if code else "Alma answered without a message"
+    return message
+
+
+def _gateway_page(status: int, reason: str | None, text: str) -> str:
+    """A one-line description of an HTML error page (from a proxy or load balancer, not from Alma's API)."""
+    found = _HTML_TITLE.search(text) or _HTML_HEADING.search(text)
+    title = " ".join(_TAGS.sub(" ", found.group(1)).split())[:120] if found else ""
+    what = title or f"{status} {reason or ''}".strip()
+    return f"Alma's gateway answered with an error page ({what}) instead of an API reply"
+
+
+def alma_error_fields(status: int, content_type: str, data: bytes, reason: str | None = None
+                      ) -> tuple[str | None, str, str | None]:
+    """(errorCode, message, trackingId) of an error reply, whatever its shape.
+
+    Handles Alma's JSON error body, the wrapped ``web_service_result`` JSON (``error`` an object), the
+    ``web_service_result`` XML (with or without namespace), a gateway's HTML page (502/503 from a proxy;
+    its markup never becomes the message) and plain text.
+
+    Args:
+        status: the HTTP status.
+        content_type: the reply's ``Content-Type``.
+        data: the reply body.
+        reason: the HTTP reason phrase.
+    """
+    text = data.decode("utf-8", "replace").strip()
+    head = text[:200].lstrip().lower()
+    error = None
+    if text.startswith(("{", "[")):
+        try:
+            error = _first_error(json.loads(text))
+        except ValueError:
+            error = None
+        else:
+            if error is None:  # JSON, but not an Alma error body: never pass raw JSON on as the message
+                return None, f"HTTP {status} {reason or ''}".strip() + " with a JSON reply that holds no Alma error", None
+    elif head.startswith("<!doctype html") or head.startswith("<html") or "html" in content_type.lower():
+        return None, _gateway_page(status, reason, text), None
+    elif text.startswith("<"):
+        error = _xml_error(data)
+    if error is not None:
+        code = error.get("errorCode")
+        code = str(code).strip() if code not in (None, "") else None
+        tracking = error.get("trackingId")
+        tracking = str(tracking).strip() if tracking and str(tracking).strip().lower() != "unknown" else None
+        return code, _readable(code, str(error.get("errorMessage") or "")), tracking
+    if not text:
+        return None, f"HTTP {status} {reason or ''} with no body".strip(), None
+    first_line = " ".join(text.split())[:200]
+    return None, first_line, None
+
+
+def _matches_sent(stored: Mapping[str, Any], sent: Mapping[str, Any]) -> bool:
+    """Whether a stored record is the one a POST sent: same primary id, names, user group and account type
+    (ignoring case and spacing; fields the POST left out are not compared), and every identifier sent."""
+    def text(value: Any) -> str:
+        if isinstance(value, Mapping):
+            value = value.get("value")
+        return " ".join(str(value or "").split()).casefold()
+
+    for key in ("primary_id", "first_name", "middle_name", "last_name", "user_group", "account_type"):
+        if key in sent and text(sent.get(key)) and text(stored.get(key)) != text(sent.get(key)):
+            return False
+    held = {(text(i.get("id_type")), text(i.get("value"))) for i in stored.get("user_identifier") or []
+            if isinstance(i, Mapping)}
+    return all((text(i.get("id_type")), text(i.get("value"))) in held
+               for i in sent.get("user_identifier") or [] if isinstance(i, Mapping) and text(i.get("value")))
+
+
+def _ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], *, workers: int,
+                 in_flight: int | None = None, buffered: int | None = None) -> Iterator[tuple[Any, Any]]:
+    """``(item, fn(item))`` for every item, in input order, computed on a thread pool.
+
+    Calls run ahead of the consumer: up to ``in_flight`` at once (default ``2 * workers``, so a thread
+    that finishes always finds the next call waiting), and up to ``buffered`` items (default
+    ``max(256, 32 * workers)``) may be started before the oldest unfinished one is done. So a call that
+    is stuck in retries never stops the others, and memory stays bounded. An :class:`AlmaError` is
+    returned in place of the result; any other exception is raised. Closing the generator cancels
+    what has not started.
+    """
+    in_flight = in_flight or 2 * workers
+    buffered = max(in_flight, buffered or max(256, 32 * workers))
+
+    def call(item: Any) -> Any:
+        try:
+            return fn(item)
+        except AlmaError as exc:
+            return exc
+
+    source = iter(items)
+    queue: deque[tuple[Any, Future]] = deque()
+    running: set[Future] = set()
+    exhausted = False
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="alma-fetch")
+    try:
+        while True:
+            while not exhausted and len(running) < in_flight and len(queue) < buffered:
+                try:
+                    item = next(source)
+                except StopIteration:
+                    exhausted = True
+                    break
+                future = pool.submit(call, item)
+                queue.append((item, future))
+                running.add(future)
+            if not queue:
+                return
+            item, head = queue[0]
+            if head.done():
+                queue.popleft()
+                running.discard(head)
+                yield item, head.result()
+                continue
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            running -= done
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 class AlmaClient:
@@ -342,7 +486,8 @@ class AlmaClient:
                 except ValueError as exc:
                     raise AlmaError("Alma's reply was not JSON", status=response.status_code,
                                     method=method, path=path) from exc
-            code, message, tracking = _alma_error_fields(response)
+            code, message, tracking = alma_error_fields(response.status_code, response.headers.get("Content-Type", ""),
+                                                        response.content or b"", response.reason)
             cls = error_for(response.status_code, code)
             error = cls(message, status=response.status_code, code=code, tracking_id=tracking, method=method, path=path)
             # Alma answers a wrong Analytics path with a 500 "Path not found": asking again cannot help.
@@ -446,6 +591,16 @@ class AlmaClient:
         for attempt in itertools.count():
             try:
                 return self.request("POST", "/users", params=params, json=dict(user))
+            except DuplicateError as exc:
+                if attempt == 0 or not primary_id:
+                    raise
+                # A retried POST: the first one may have been committed after its reply was lost (a slow
+                # commit past the read timeout), so "already exists" may be this kit's own record.
+                existing = self.find_user(primary_id)
+                if existing is not None and _matches_sent(existing, user):
+                    log.info("POST /users for %s: the earlier attempt had created the user", primary_id)
+                    return existing
+                raise
             except (AlmaConnectionError, ServerError) as exc:
                 if isinstance(exc, AlmaConnectionError) and not exc.ambiguous:
                     raise  # the client already retried a POST that never left; the server is unreachable
@@ -455,10 +610,10 @@ class AlmaClient:
                 time.sleep(min(8.0, self.backoff * 2 ** attempt))
                 existing = self.find_user(primary_id)
                 if existing is not None:
-                    if _same_person(existing, user):
+                    if _matches_sent(existing, user):
                         return existing
                     raise DuplicateError(
-                        f"A user with primary id {primary_id} exists with other names; not created again",
+                        f"A user with primary id {primary_id} exists with other details; not created again",
                         code="401851", method="POST", path="/users") from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -495,6 +650,9 @@ class AlmaClient:
                     progress: bool | str = False, total: int | None = None) -> Iterator[dict]:
         """Fetch many full records concurrently, within the throttle, yielding them in input order.
 
+        The pool is never held back by the order: while one record waits on a retry, later ones keep
+        being fetched and wait (at most a bounded number of them) until they can be yielded in order.
+
         Args:
             user_ids: primary ids (any iterable; read lazily, so a million ids are fine).
             workers: threads (default: the client's ``workers``).
@@ -510,30 +668,17 @@ class AlmaClient:
 
             n = total if total is not None else (len(user_ids) if hasattr(user_ids, "__len__") else None)
             bar = tqdm(total=n, desc=progress if isinstance(progress, str) else "users", unit="user")
-        window: deque[tuple[str, Future]] = deque()
-        ids = iter(user_ids)
         try:
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="alma-fetch") as pool:
-                for uid in itertools.islice(ids, workers * 4):
-                    window.append((uid, pool.submit(self.get_user, uid)))
-                while window:
-                    uid, future = window.popleft()
-                    nxt = next(ids, None)
-                    if nxt is not None:
-                        window.append((nxt, pool.submit(self.get_user, nxt)))
-                    try:
-                        record = future.result()
-                    except AlmaError as exc:
-                        if on_error is None or isinstance(exc, QuotaExhaustedError):
-                            for _, pending in window:
-                                pending.cancel()
-                            raise
-                        on_error(uid, exc)
-                        record = None
-                    if bar is not None:
-                        bar.update(1)
-                    if record is not None:
-                        yield record
+            for uid, outcome in _ordered_map(self.get_user, user_ids, workers=workers):
+                if isinstance(outcome, AlmaError):
+                    if on_error is None or isinstance(outcome, QuotaExhaustedError):
+                        raise outcome
+                    on_error(uid, outcome)
+                    outcome = None
+                if bar is not None:
+                    bar.update(1)
+                if outcome is not None:
+                    yield outcome
         finally:
             if bar is not None:
                 bar.close()
@@ -541,23 +686,33 @@ class AlmaClient:
     # -- analytics --------------------------------------------------------------------------------
 
     def analytics_rows(self, path: str, *, limit: int = 1000, filter: str | None = None,
-                       still_running_waits: int = 10) -> Iterator[dict[str, str]]:
+                       still_running_waits: int = 10, max_wait: float = 30.0,
+                       on_wait: Callable[[int, float], None] | None = None) -> Iterator[dict[str, str]]:
         """The rows of an Alma Analytics report, by column heading, page by page.
 
         Alma answers in XML only. The first page carries the column headings (in an XSD schema) and a
         resumption token; later pages are asked for with the token until ``IsFinished`` is true. Cells
         that are empty are left out of a row, so cells are mapped by their tag name, never by position.
-        While the report is still running, Alma may send ``IsFinished=false`` with no rows: the same page
-        is asked for again after a pause.
+
+        A report that is still being prepared answers ``IsFinished=false`` with an empty ``ResultXml``
+        and, on the first page, no token. The same page is then asked for again (with the path while
+        there is no token, else with the token) after a growing pause, at most ``still_running_waits``
+        times; each wait is logged and passed to ``on_wait``.
 
         Args:
             path: the report's catalog path, e.g. ``/shared/My Institution/Reports/Users``.
             limit: rows per page, 25 to 1000 (Alma wants multiples of 25).
             filter: an OBIEE ``sawx:expr`` filter.
-            still_running_waits: how many times to wait for a report that is still running.
+            still_running_waits: how many times in a row to wait for a report that is still being prepared.
+            max_wait: the longest single pause, in seconds (pauses double from the client's ``backoff``).
+            on_wait: called with (wait number, seconds) before each pause, e.g. to show progress.
 
         Yields:
             One dict per row: column heading → text ("" for an empty cell).
+
+        Raises:
+            ReportNotReadyError: the report was still being prepared after every allowed wait.
+            ServerError: Alma's 500 "Path not found" for a wrong path (not retried).
         """
         from almatools.analytics import parse_report_page
 
@@ -566,6 +721,7 @@ class AlmaClient:
         token: str | None = None
         headings: dict[str, str] = {}
         waits = 0
+        waited = 0.0
         while True:
             params = {"path": None if token else path, "token": token, "limit": limit,
                       "col_names": "true" if not token else None, "filter": None if token else filter}
@@ -580,10 +736,18 @@ class AlmaClient:
             headings = headings or page.headings
             if not page.rows and not page.finished:
                 waits += 1
-                if waits > still_running_waits or not token:
-                    raise AlmaError(f"The Analytics report {path} is still running after {waits} tries; try later.",
-                                    method="GET", path="/analytics/reports")
-                time.sleep(min(8.0, self.backoff * 2 ** waits))
+                if waits > still_running_waits:
+                    raise ReportNotReadyError(
+                        f"The Analytics report {path} was still being prepared after {waits - 1} waits "
+                        f"({waited:.0f} s); run it again later, or raise still_running_waits.",
+                        method="GET", path="/analytics/reports")
+                delay = min(max_wait, self.backoff * 2 ** (waits - 1))
+                log.info("Analytics report %s is still being prepared; asking again in %.1f s (wait %d of %d)",
+                         path, delay, waits, still_running_waits)
+                if on_wait is not None:
+                    on_wait(waits, delay)
+                time.sleep(delay)
+                waited += delay
                 continue
             waits = 0
             for cells in page.rows:
@@ -632,31 +796,66 @@ class UserSearch:
         body = self.client.request("GET", "/users", params=self._params(0, 0)) or {}
         return int(body.get("total_record_count") or 0)
 
+    def _page(self, offset: int) -> list[dict]:
+        body = self.client.request("GET", "/users", params=self._params(self.page_size, offset)) or {}
+        page = body.get("user") or []
+        return [page] if isinstance(page, dict) else page
+
     def records(self) -> Iterator[dict]:
-        """Brief user entries, page by page (primary_id, names, status and a link; no emails or identifiers)."""
+        """Brief user entries, page by page (primary_id, names, status and a link; no emails or identifiers).
+
+        The first page tells ``total_record_count``; the later pages are then fetched concurrently (in
+        order, within the throttle) and paging stops at the count: 30 calls for 3,000 users. Because
+        the count can overstate what Alma returns, an empty page also ends it; when the count is -1
+        (a query Alma could not run) or missing, pages are read one by one until an empty one.
+        """
         seen: set[str] = set()
-        offset = 0
         yielded = 0
-        while True:
-            body = self.client.request("GET", "/users", params=self._params(self.page_size, offset)) or {}
-            page = body.get("user") or []
-            if isinstance(page, dict):
-                page = [page]
-            if not page:
-                return
-            offset += len(page)
+
+        def fresh(page: list[dict]) -> Iterator[dict]:
+            nonlocal yielded
             for entry in page:
                 key = str(entry.get("primary_id", "")).lower()
                 if key in seen:
-                    continue
+                    continue  # offset paging over a changing base can repeat a user
                 seen.add(key)
                 yield entry
                 yielded += 1
                 if self.max_records is not None and yielded >= self.max_records:
                     return
-            total = body.get("total_record_count")
-            if isinstance(total, int) and 0 <= total <= offset and len(page) < self.page_size:
+
+        def done() -> bool:
+            return self.max_records is not None and yielded >= self.max_records
+
+        body = self.client.request("GET", "/users", params=self._params(self.page_size, 0)) or {}
+        first = body.get("user") or []
+        first = [first] if isinstance(first, dict) else first
+        yield from fresh(first)
+        if not first or done():
+            return
+        total = body.get("total_record_count")
+        if isinstance(total, int) and total >= 0:
+            end = total if self.max_records is None else min(total, self.max_records)
+            offsets = range(len(first), end, self.page_size)
+            pages = _ordered_map(self._page, offsets, workers=self.client.workers,
+                                 in_flight=self.client.workers, buffered=4 * self.client.workers)
+            try:
+                for _, page in pages:
+                    if isinstance(page, AlmaError):
+                        raise page
+                    yield from fresh(page)
+                    if not page or done():  # the count overstated what Alma holds
+                        return
+            finally:
+                pages.close()
+            return
+        offset = len(first)
+        while not done():
+            page = self._page(offset)
+            if not page:
                 return
+            offset += len(page)
+            yield from fresh(page)
 
     def __iter__(self) -> Iterator[dict]:
         return self.records()

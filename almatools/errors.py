@@ -9,12 +9,13 @@ Everything the kit raises on purpose derives from :class:`AlmaToolsError`::
     └── AlmaError                 anything Alma (or the sandbox) answered with an error, or no answer
         ├── AlmaConnectionError   no usable reply: refused, reset, timed out (``ambiguous`` if it may have arrived)
         ├── AuthError             the key is wrong, missing, or not allowed this API (UNAUTHORIZED, HTTP 401/403)
-        ├── NotFoundError         401861, 401890, 60224-60226
+        ├── NotFoundError         401861, 401890, 60224-60226, a wrapped NOT_FOUND, HTTP 404
         ├── DuplicateError        401851: the primary id or an identifier is already taken
-        ├── InvalidRecordError    401664, 401852-401859, 401863, 401864, 401676, 500038 …
+        ├── InvalidRecordError    401664, 401852-401859, 401863, 401864, 401676, 500038, BAD_REQUEST …
         ├── RateLimitError        429 PER_SECOND_THRESHOLD (retried by the client; raised when retries run out)
         ├── QuotaExhaustedError   429 DAILY_THRESHOLD, or a batch refused up front for want of calls
-        └── ServerError           HTTP 5xx
+        ├── ReportNotReadyError   an Analytics report still being prepared after the allowed waits
+        └── ServerError           HTTP 5xx (also a gateway's HTML error page)
 
 Every :class:`AlmaError` carries the HTTP status, Alma's ``errorCode``, its message and ``trackingId``
 (the id Ex Libris support asks for). None of them ever holds the API key: the client sends the key in a
@@ -36,6 +37,7 @@ __all__ = [
     "InvalidRecordError",
     "RateLimitError",
     "QuotaExhaustedError",
+    "ReportNotReadyError",
     "ServerError",
     "error_for",
 ]
@@ -132,8 +134,12 @@ class QuotaExhaustedError(AlmaError):
     """The day's API calls are used up (429 DAILY_THRESHOLD), or a batch would need more than are left."""
 
 
+class ReportNotReadyError(AlmaError):
+    """An Analytics report was still being prepared (``IsFinished`` false, no rows) after every allowed wait."""
+
+
 class ServerError(AlmaError):
-    """HTTP 5xx from Alma."""
+    """HTTP 5xx from Alma, or an error page from a gateway in front of it."""
 
 
 # Alma error codes → exception class. Codes are strings in Alma's bodies, even the numeric ones.
@@ -146,6 +152,10 @@ _BY_CODE: dict[str, type[AlmaError]] = {
     "60226": NotFoundError,
     "60101": NotFoundError,
     "401851": DuplicateError,
+    # Codes in Alma's wrapped JSON errors ({"web_service_result": {...}}), which name the HTTP outcome:
+    # NOT_FOUND (HTTP 404) and BAD_REQUEST (a body value Alma's JSON reader could not decode).
+    "NOT_FOUND": NotFoundError,
+    "BAD_REQUEST": InvalidRecordError,
     "PER_SECOND_THRESHOLD": RateLimitError,
     "DAILY_THRESHOLD": QuotaExhaustedError,
     "INTERNAL_SERVER_ERROR": ServerError,
@@ -161,6 +171,8 @@ def error_for(status: int | None, code: str | None) -> type[AlmaError]:
         return _BY_CODE[code]
     if status in (401, 403):
         return AuthError
+    if status == 404:
+        return NotFoundError
     if status == 429:
         return RateLimitError
     if status is not None and status >= 500:

@@ -67,11 +67,14 @@ __all__ = [
     "email_user_column",
     "fold",
     "given_name",
+    "given_tokens",
     "identifier_key",
     "identifier_loose",
     "identifier_loose_column",
     "is_email",
     "is_email_column",
+    "is_academic_column",
+    "is_academic",
     "is_initial",
     "is_institutional",
     "map_distinct",
@@ -143,10 +146,29 @@ def surname_parts(text: str | None) -> tuple[str, ...]:
     return tuple(sorted({w for w in name_tokens(text) if w not in PARTICLES and len(w) > 1}))
 
 
+@lru_cache(maxsize=200_000)
+def given_tokens(text: str | None) -> tuple[str, ...]:
+    """The words of a given name: like :func:`name_tokens`, but a hyphen joins (``Min-seo`` -> ``minseo``,
+    ``Jean-Luc`` -> ``jeanluc``: one name, not two)."""
+    if not text:
+        return ()
+    return name_tokens(re.sub(r"(?<=\w)[-‐‑](?=\w)", "", text))
+
+
 def given_name(text: str | None) -> str:
-    """The first word of a first name (``Mary Ann`` -> ``mary``, ``J.`` -> ``j``)."""
-    words = name_tokens(text)
+    """The first word of a first name (``Mary Ann`` -> ``mary``, ``J.`` -> ``j``, ``Min-seo`` -> ``minseo``)."""
+    words = given_tokens(text)
     return words[0] if words else ""
+
+
+_ACADEMIC = re.compile(r"(?:^|\.)(?:edu|ac|edu\.[a-z]{2}|ac\.[a-z]{2})$")
+
+
+def is_academic(text: str | None) -> bool:
+    """The address is at an academic domain (``.edu``, ``.ac.uk``, ``.edu.au``…), where user names are
+    assigned by the institution (``slee6@``), so the same user name elsewhere is another person."""
+    domain = email_key(text).rpartition("@")[2]
+    return bool(_ACADEMIC.search(domain))
 
 
 def is_initial(name: str) -> bool:
@@ -161,16 +183,43 @@ def _namer():  # noqa: ANN202 - the nicknames package's lookup object
     return NickNamer()
 
 
+# Short forms the `nicknames` package (English names) does not hold: the usual Spanish, Portuguese,
+# Italian, German, French and Slavic hypocorisms of a US university's patrons. "formal: short short".
+_MORE_FORMS = """
+alberto: beto tito; alejandro: alex ale jandro; alejandra: ale alex jandra; alexander: xander sasha sandro;
+alexandra: sasha sandra; alfonso: poncho; antonio: tono toni tony; beatriz: bea; carlos: carlitos;
+concepcion: concha conchita; dolores: lola; eduardo: lalo edu; enrique: kike quique; esperanza: espe;
+federico: fede; fernando: fer nando; francisco: paco pancho cisco curro; gabriela: gabi gaby;
+giuseppe: beppe peppe; guadalupe: lupe lupita; guillermo: memo guille; ignacio: nacho; jesus: chuy chucho;
+jose: pepe chepe; josemaria: chema; juanjose: juanjo; manuel: manu manolo; maria: mari; mariadelpilar: pili;
+mariateresa: maite; nicolas: nico; rafael: rafa; ramon: moncho; roberto: beto; rosario: chayo charo;
+santiago: santi; catalina: cata; johannes: hans hansi; josef: sepp; friedrich: fritz; dmitri: dima;
+ivan: vanya; mikhail: misha; nikolai: kolya; ekaterina: katya; anastasia: nastya; olivia: liv;
+"""
+
+
+@lru_cache(maxsize=1)
+def _more_forms() -> dict[str, frozenset[str]]:
+    forms: dict[str, set[str]] = {}
+    for entry in _MORE_FORMS.replace("\n", " ").split(";"):
+        formal, _, short = entry.partition(":")
+        if formal.strip():
+            for name in short.split():
+                forms.setdefault(name, set()).add(formal.strip())
+    return {k: frozenset(v) for k, v in forms.items()}
+
+
 @lru_cache(maxsize=200_000)
 def name_forms(given: str) -> frozenset[str]:
     """A folded given name and the formal names it is a short form of (``bill`` -> bill, william…).
 
     A formal name is a form of itself, so two names that share a form are the same name to a person
-    who knows them (Bill and William; Liz and Elizabeth; not Bill and Liz).
+    who knows them (Bill and William; Liz and Elizabeth; not Bill and Liz). The forms come from the
+    `nicknames` package, with the common Spanish and other hypocorisms it lacks (Beto, Lalo, Paco…).
     """
     if not given or len(given) < 2:
         return frozenset({given} - {""})
-    return frozenset({given, *(fold(n) for n in _namer().canonicals_of(given))})
+    return frozenset({given, *(fold(n) for n in _namer().canonicals_of(given)), *_more_forms().get(given, ())})
 
 
 def email_key(text: str | None) -> str:
@@ -384,3 +433,12 @@ def address_key_column(line1: Any, postal_code: Any) -> pa.Array:
     street = _street_column(line1)
     joined = pc.binary_join_element_wise(street, _postal_column(postal_code), "|")
     return pc.if_else(pc.equal(street, ""), pa.scalar("", pa.string()), joined)
+
+
+def is_academic_column(values: Any) -> pa.Array:
+    """:func:`is_academic` of each value."""
+    import pyarrow.compute as pc
+
+    return _ascii_or(values, lambda a: pc.match_substring_regex(
+        pc.replace_substring_regex(pc.utf8_lower(pc.utf8_trim_whitespace(a)), "^.*@", ""),
+        r"(?:^|\.)(?:edu|ac|edu\.[a-z]{2}|ac\.[a-z]{2})$"), is_academic)

@@ -3,6 +3,15 @@
 :func:`validate` checks a :class:`PatronForm` (what staff type) against a :class:`~almatools.policy.Policy`
 and returns a list of :class:`Issue` — it never raises on bad data — and, when nothing blocks, the Alma
 user record to create. Each issue names the field, its severity and what to do, in a librarian's words.
+
+:func:`find_existing` searches Alma for the person and :func:`decide` (pure: no I/O) turns what it found
+into one decision, shared by the form, the bulk CSV and :func:`register`: ``create``, ``create_merge``
+(a former affiliate moving to a new affiliation: a new account plus a merge request old -> new), or a
+block that offers the right action on the existing account: ``renew`` (:func:`renew`), ``update``
+(:func:`update_existing`), ``add_role`` (staff: one account with both roles) or ``block`` (nothing to do
+here yet, e.g. a recent graduate whose institutional login is still active).
+
+Nothing registration sends carries Alma's output-only fields (:data:`OUTPUT_ONLY_FIELDS`).
 """
 
 from __future__ import annotations
@@ -16,7 +25,8 @@ from almatools.policy import Affiliation, GroupPolicy, Policy
 
 __all__ = ["PatronForm", "Issue", "Validation", "validate", "password_problem", "COMMON_PASSWORDS", "Candidate",
            "ExistingSearch", "find_existing", "RegistrationResult", "register", "convert_to_sis", "record_merge_request",
-           "explain_alma_error"]
+           "explain_alma_error", "Decision", "decide", "renew", "update_existing", "OUTPUT_ONLY_FIELDS",
+           "strip_output_only", "ACTIONS"]
 
 ERROR, WARNING, INFO = "error", "warning", "info"
 
@@ -36,6 +46,28 @@ _LABELS = {
     "phone_number": "Phone number", "patron_type": "Patron type (statistical category)",
     "password": "Password", "affiliation": "Affiliation", "managed": "Patron has institutional record",
 }
+IDENTIFIER_PREFIX = "identifier_"  # CSV column / form field of an identifier type: identifier_UNIV_ID
+
+# Fields Alma returns but never accepts (rest_user.xsd tags them G only; see the reference, section 4).
+# Sending them back is at best ignored; the kit never does, on POST or on PUT.
+OUTPUT_ONLY_FIELDS = ("full_name", "status_date", "last_patron_activity_date", "requests", "loans", "fees",
+                      "proxy_for_user", "source_link_id", "source_institution_code", "linking_id", "link")
+_OUTPUT_ONLY_IN_LISTS = {"user_statistic": ("category_type",)}
+
+
+def strip_output_only(user: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of an Alma user object without its output-only fields (ready for POST or PUT)."""
+    import copy
+
+    clean = copy.deepcopy(dict(user))
+    for name in OUTPUT_ONLY_FIELDS:
+        clean.pop(name, None)
+    for list_name, inner in _OUTPUT_ONLY_IN_LISTS.items():
+        for item in clean.get(list_name) or []:
+            if isinstance(item, dict):
+                for name in inner:
+                    item.pop(name, None)
+    return clean
 
 
 @dataclass(frozen=True)
@@ -77,15 +109,24 @@ class PatronForm:
     password: str = field(default="", repr=False)
     force_password_change: bool = True
     note: str = ""
+    # Identifier values by type code (e.g. {"UNIV_ID": "123456789"}), sent as user_identifier entries.
+    identifiers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_mapping(cls, row: dict[str, Any]) -> PatronForm:
-        """A form from a CSV row or a dict: unknown keys are ignored, missing ones left empty."""
-        known = {f for f in cls.__dataclass_fields__}
+        """A form from a CSV row or a dict: unknown keys are ignored, missing ones left empty.
+
+        Columns named ``identifier_<TYPE>`` (e.g. ``identifier_UNIV_ID``) fill :attr:`identifiers`.
+        """
+        known = {f for f in cls.__dataclass_fields__} - {"identifiers"}
         values = {k: (v.strip() if isinstance(v, str) else v) for k, v in row.items() if k in known and v is not None}
         if isinstance(values.get("force_password_change"), str):
             values["force_password_change"] = values["force_password_change"].lower() not in ("", "0", "false", "no", "n")
-        return cls(**values)
+        identifiers = dict(row.get("identifiers") or {})
+        for key, value in row.items():
+            if isinstance(key, str) and key.lower().startswith(IDENTIFIER_PREFIX) and value is not None:
+                identifiers[key[len(IDENTIFIER_PREFIX):]] = str(value).strip()
+        return cls(**values, identifiers={k: v for k, v in identifiers.items() if k})
 
 
 @dataclass(frozen=True)
@@ -97,6 +138,8 @@ class Validation:
     record: dict[str, Any] | None = field(repr=False)  # may hold the temporary password: never shown
     group: GroupPolicy | None
     affiliation: Affiliation | None
+    policy: Policy | None = field(default=None, repr=False, compare=False)  # what it was checked against
+    today: date | None = None  # the date it was judged by
 
     @property
     def ok(self) -> bool:
@@ -160,7 +203,9 @@ def validate(form: PatronForm, policy: Policy, *, today: date | None = None) -> 
                               ("affiliation", "first_name", "middle_name", "last_name", "user_group", "managed",
                                "email_address", "email_type", "phone_number")})
 
-    affiliation = policy.affiliations.get(clean.affiliation) if clean.affiliation else None
+    affiliation = policy.affiliation(clean.affiliation)  # by key or by label ("Friend of the Library")
+    if affiliation is not None:
+        clean = replace(clean, affiliation=affiliation.key)
     if clean.affiliation and affiliation is None:
         add("UNKNOWN_AFFILIATION", ERROR, "affiliation",
             f"Choose one of the affiliations of {policy.name}: {', '.join(a.label for a in policy.affiliations.values())}.")
@@ -204,6 +249,11 @@ def validate(form: PatronForm, policy: Policy, *, today: date | None = None) -> 
     for name, ok in (("expiry_date", expiry_ok), ("purge_date", purge_ok), ("birth_date", birth_ok)):
         if not ok:
             add("BAD_DATE", ERROR, name, f"{_LABELS[name]}: write the date as YYYY-MM-DD, e.g. {today.isoformat()}.")
+    if expiry is None and expiry_ok and group is not None:
+        # The same default on every path (form, CSV, Python): the group's default period from today.
+        expiry = today + timedelta(days=group.default_expiry_days)
+        add("EXPIRY_DEFAULTED", INFO, "expiry_date",
+            f"Expiration date set to {expiry.isoformat()}: group {group.code}'s default of {group.default_expiry_days} days.")
     if expiry and expiry <= today:
         add("EXPIRY_NOT_FUTURE", ERROR, "expiry_date", "The expiration date must be in the future.")
     if expiry and purge is None and purge_ok:
@@ -221,6 +271,9 @@ def validate(form: PatronForm, policy: Policy, *, today: date | None = None) -> 
     if birth and birth >= today:
         add("BAD_DATE", ERROR, "birth_date", "The birth date must be in the past.")
 
+    identifiers = _check_identifiers(clean, policy, group, managed, primary_id, add)
+    clean = replace(clean, identifiers=identifiers)
+
     if clean.email_address and not _EMAIL.match(clean.email_address):
         add("BAD_EMAIL", ERROR, "email_address",
             f"{clean.email_address!r} is not an email address Alma can send notices to; check it for typos.")
@@ -230,7 +283,8 @@ def validate(form: PatronForm, policy: Policy, *, today: date | None = None) -> 
                "user_group": group_code, "expiry_date": expiry if expiry_ok else "x", "purge_date": purge if purge_ok else "x",
                "email_type": clean.email_type if clean.email_address or clean.email_type else "",
                "email_address": clean.email_address, "birth_date": birth if birth_ok else "x",
-               "phone_number": clean.phone_number, "patron_type": group.patron_type if group else "x"}
+               "phone_number": clean.phone_number,
+               "patron_type": policy.patron_type_for(group.code, clean.affiliation) if group else "x"}
     for name in policy.mandatory:
         if not present.get(name):
             message = (f"Group {group_code} has no patron type in the policy file; add patron_type to [groups.{group_code}]."
@@ -258,7 +312,40 @@ def validate(form: PatronForm, policy: Policy, *, today: date | None = None) -> 
     if group and not any(i.blocking for i in issues):
         record = _record(clean, policy, group, expiry, purge, birth, mode)
     return Validation(issues=issues, form=replace(clean, password=""), record=record, group=group,
-                      affiliation=affiliation)
+                      affiliation=affiliation, policy=policy, today=today)
+
+
+def _check_identifiers(form: PatronForm, policy: Policy, group: GroupPolicy | None, managed: str, primary_id: str,
+                       add) -> dict[str, str]:
+    """The identifiers to send, by type: the ones typed, plus the group's SIS match types (required for an
+    SIS-managed record: the SIS profile matches on them). Problems go through ``add``."""
+    by_fold = {code.casefold(): code for code in policy.identifier_types}
+    values: dict[str, str] = {}
+    for typed, value in form.identifiers.items():
+        code = by_fold.get(str(typed).casefold())
+        if code is None:
+            if value:
+                known = ", ".join(policy.identifier_types) or "none"
+                add("UNKNOWN_IDENTIFIER_TYPE", ERROR, IDENTIFIER_PREFIX + str(typed),
+                    f"The policy does not describe the identifier type {typed}; use one of: {known}.")
+            continue
+        values[code] = policy.identifier_types[code].normalise(value)
+    wanted = group.sis_match_ids if group else ()
+    for code in wanted:
+        kind = policy.identifier_types[code]
+        if not values.get(code) and kind.default_from == "primary_id" and primary_id:
+            values[code] = kind.normalise(primary_id)
+            add("IDENTIFIER_DEFAULTED", INFO, IDENTIFIER_PREFIX + code,
+                f"{kind.label} set to the primary identifier, {values[code]}.")
+        if not values.get(code) and managed == "sis":
+            add("MISSING_FIELD", ERROR, IDENTIFIER_PREFIX + code,
+                f"Fill in the {kind.label}: the SIS load matches patrons of group {group.code} on it, so without "
+                "it the next load creates a duplicate.")
+    for code, value in values.items():
+        kind = policy.identifier_types[code]
+        if value and not kind.matches(value):
+            add("BAD_IDENTIFIER", ERROR, IDENTIFIER_PREFIX + code, f"The {kind.label} should be {kind.hint}.")
+    return {code: value for code, value in values.items() if value}
 
 
 def _record(form: PatronForm, policy: Policy, group: GroupPolicy, expiry: date | None, purge: date | None,
@@ -288,15 +375,20 @@ def _record(form: PatronForm, policy: Policy, group: GroupPolicy, expiry: date |
     if form.phone_number:
         record["contact_info"]["phone"] = [{"phone_number": form.phone_number, "preferred": True,
                                             "phone_type": [{"value": "mobile"}]}]
-    if group.patron_type:
-        record["user_statistic"] = [{"statistic_category": {"value": group.patron_type},
-                                     "category_type": {"value": policy.patron_type_category_type}}]
+    patron_type = policy.patron_type_for(group.code, form.affiliation)
+    if patron_type:
+        # The category code only: category_type is output-only (Alma fills it in from the code).
+        record["user_statistic"] = [{"statistic_category": {"value": patron_type}}]
+    if form.identifiers:
+        segment = "External" if sis else "Internal"
+        record["user_identifier"] = [{"value": value, "id_type": {"value": code}, "status": "ACTIVE",
+                                      "segment_type": segment} for code, value in form.identifiers.items()]
     if form.note:
         record["user_note"] = [{"note_type": {"value": "CIRCULATION"}, "note_text": form.note, "user_viewable": False}]
     if form.password and mode != "none":
         record["password"] = form.password
         record["force_password_change"] = "TRUE" if form.force_password_change else ""
-    return record
+    return strip_output_only(record)
 
 
 # -- Before creating: search for the person ---------------------------------------------------------
@@ -349,16 +441,183 @@ class Candidate:
     def has_staff_role(self) -> bool:
         return any(r and r != PATRON_ROLE for r in self.roles)
 
+    @property
+    def locally_managed(self) -> bool:
+        return self.account_type != "EXTERNAL"
+
+    def active_on(self, day: date) -> bool:
+        """ACTIVE and not expired on ``day`` (no expiration date counts as not expired)."""
+        return self.status != "INACTIVE" and (self.expiry_date is None or self.expiry_date >= day)
+
+
+ACTIONS = ("create", "create_merge", "renew", "update", "add_role", "block")
+_OFFERS = {"renew": ("renew", "update"), "update": ("update",)}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do with a registration, given the accounts the person already has.
+
+    Attributes:
+        action: one of :data:`ACTIONS`. ``create`` and ``create_merge`` create a new account (the latter
+            with a merge request old -> new); the others block creation and name what to do instead.
+        reason: why, in a librarian's words.
+        target: the existing account the action applies to ("" for create).
+        merge_from: old accounts to merge into the new one (``create_merge`` only).
+        advice: one line per account found, best match first (what the form lists).
+        renew_expiry, renew_purge: the dates a renewal sets (the group's defaults), for ``renew``.
+    """
+
+    action: str
+    reason: str
+    target: str = ""
+    merge_from: tuple[str, ...] = ()
+    advice: tuple[str, ...] = ()
+    renew_expiry: date | None = None
+    renew_purge: date | None = None
+
+    @property
+    def blocked(self) -> bool:
+        """True when no new account may be created."""
+        return self.action not in ("create", "create_merge")
+
+    @property
+    def offers(self) -> tuple[str, ...]:
+        """The actions staff can take on the existing account from the form (``renew``, ``update``)."""
+        return _OFFERS.get(self.action, ())
+
+
+def renewal_dates(policy: Policy, group_code: str | None, today: date) -> tuple[date, date] | None:
+    """(expiry, purge) a renewal sets: the group's default period from today, then the retention period."""
+    group = policy.group(group_code)
+    if group is None:
+        return None
+    expiry = today + timedelta(days=group.default_expiry_days)
+    return expiry, expiry + timedelta(days=policy.retention_days)
+
+
+def decide(checked: Validation, candidates: list[Candidate], policy: Policy, *,
+           today: date | None = None) -> Decision:
+    """The one decision the form, the bulk CSV and :func:`register` share. Pure: no calls to Alma.
+
+    Rules (seeds 000 and 003), for each account that is the same person (an identifier, the email, or
+    name and birth date), best match first; the first that blocks decides:
+
+    - staff (the new account is a STAFF record, or the old one holds a role other than Patron): block,
+      **add the role** to the existing account (one account, both roles);
+    - the same identifier, or the same user group: block. A locally managed account is offered
+      **renew** (new expiry and purge date from the group's defaults) or update; an SIS-managed one
+      **update** (the SIS load sets its dates);
+    - an active account in another affiliation: if SIS-managed, the person has not left yet: **block**;
+      if locally managed and the policy says one person keeps one account: **update** it; otherwise
+      it is listed and the new account is created;
+    - a former affiliate (inactive or expired) moving to a new affiliation: a new account plus a merge
+      request old -> new (**create_merge**), unless an institutional account ended less than
+      ``move_wait_days`` ago (a recent graduate's login is still active): **block** until then.
+
+    Weaker matches (the same name only) are listed for staff to check; they never block.
+    """
+    today = today or date.today()
+    new_group = checked.group.code if checked.group else checked.form.user_group
+    new_is_staff = checked.group is not None and checked.group.record_type == "STAFF"
+    advice: list[str] = []
+    merge_from: list[str] = []
+    verdict: tuple[str, str, str] | None = None
+    renew_dates: tuple[date, date] | None = None
+    for cand in candidates:
+        pid, name, group = cand.primary_id, cand.name, cand.user_group
+        if not cand.same_person:
+            advice.append(f"Possible match: {pid} ({name}; {', '.join(cand.reasons)}). Check with the patron "
+                          "before registering.")
+            continue
+        active = cand.active_on(today)
+        state = ("active" if active else "inactive" if cand.status == "INACTIVE" else
+                 f"expired ({cand.expiry_date.isoformat()})" if cand.expiry_date else "inactive")
+        found: tuple[str, str] | None = None
+        if new_is_staff or cand.has_staff_role:
+            found = ("add_role", f"{name} already has an account ({pid}). Add the role to that account on its Roles "
+                                 "tab: one person keeps one account with both roles.")
+        elif cand.exact_id or group == new_group:
+            why = (f"An account with this identifier exists: {pid} ({name}, group {group}, {state})" if cand.exact_id
+                   else f"{name} already has an {state} account in group {group}: {pid}")
+            dates = renewal_dates(policy, group, today) if cand.locally_managed else None
+            if dates and active and cand.expiry_date is not None and cand.expiry_date >= dates[0]:
+                # Already valid as long as a renewal would make it (e.g. just renewed): only an update is left.
+                found = ("update", f"{why}, valid until {cand.expiry_date.isoformat()}. Update it instead of "
+                                   "creating a second one.")
+            elif dates:
+                if renew_dates is None and verdict is None:
+                    renew_dates = dates
+                found = ("renew", f"{why}. Renew it (new expiration date {dates[0].isoformat()}) or update it "
+                                  "instead of creating a second one.")
+            elif cand.locally_managed:
+                found = ("update", f"{why}, in a group the policy does not describe. Update it instead of creating "
+                                   "a second one.")
+            else:
+                found = ("update", f"{why}, managed by the SIS. Update it instead of creating a second one (the SIS "
+                                   "load keeps its dates; ask the SIS office if they are wrong).")
+        elif active and not cand.locally_managed:
+            # Seed 003: the institutional login must be switched off before the person can use another
+            # identity, which is not the case while the SIS account is active (and move_wait_days after).
+            if cand.expiry_date is not None:
+                ready = (cand.expiry_date + timedelta(days=policy.move_wait_days)).isoformat()
+                until, then = f"is active until {cand.expiry_date.isoformat()}", f" Try again from {ready}."
+            else:
+                until, then = "is active with no expiration date", ""
+            found = ("block", f"{name} has an institutional account ({pid}, group {group}) that {until}: they have "
+                              f"not left yet, so they cannot be moved to a new account yet; use that account.{then}")
+        elif active:
+            if policy.one_account_per_person:
+                found = ("update", f"{name} has an active, locally managed account in group {group}: {pid}. One "
+                                   "person keeps one account: update it to the new affiliation instead of creating a "
+                                   "second one.")
+            else:
+                advice.append(f"{name} also has an active account in group {group}: {pid}. The policy allows a "
+                              "second account for another affiliation; no merge is requested.")
+                continue
+        else:
+            wait = timedelta(days=policy.move_wait_days)
+            if not cand.locally_managed and policy.move_wait_days and cand.expiry_date is not None \
+                    and cand.expiry_date > today - wait:
+                ready = (cand.expiry_date + wait).isoformat()
+                found = ("block", f"{name} has an institutional account ({pid}) that ended on "
+                                  f"{cand.expiry_date.isoformat()}, less than {policy.move_wait_days} days ago, so "
+                                  f"their institutional login is still active: they cannot be moved to a new account "
+                                  f"yet. Try again from {ready}.")
+            else:
+                merge_from.append(pid)
+                advice.append(f"{name} has an old, {state} account ({pid}, group {group}; {', '.join(cand.reasons)}). "
+                              "Create the new account for the new affiliation; a merge request old → new goes to the "
+                              "merge worklist.")
+                continue
+        advice.append(found[1])
+        if verdict is None:
+            verdict = (found[0], found[1], pid)
+    if not candidates:
+        advice.append("No existing account found.")
+    if verdict is not None:
+        action, reason, target = verdict
+        expiry, purge = renew_dates if action == "renew" and renew_dates else (None, None)
+        return Decision(action, reason, target=target, advice=tuple(advice), renew_expiry=expiry, renew_purge=purge)
+    if merge_from:
+        return Decision("create_merge", f"Create the new account; then merge {', '.join(merge_from)} into it "
+                                        "(a merge request old → new).", merge_from=tuple(merge_from),
+                        advice=tuple(advice))
+    reason = ("No existing account found." if not candidates else
+              "Only possible matches were found: check them with the patron, then create the account.")
+    return Decision("create", reason, advice=tuple(advice))
+
 
 @dataclass(frozen=True)
 class ExistingSearch:
-    """What :func:`find_existing` found, ranked, and what the procedure says to do about it."""
+    """What :func:`find_existing` found, ranked, and what the procedure says to do about it (:attr:`decision`)."""
 
     candidates: list[Candidate]
     blocked: bool
     advice: list[str]
     merge_from: list[str]  # old accounts to merge into the new one once it exists (seed 003's path)
     calls: int
+    decision: Decision | None = None
 
 
 def _candidate(record: dict[str, Any], form: PatronForm, birth: date | None, exact: bool) -> Candidate:
@@ -395,11 +654,9 @@ def find_existing(client, form: PatronForm, policy: Policy, *, today: date | Non
                   max_candidates: int = 10) -> ExistingSearch:
     """Search Alma for the person before creating an account (both procedures' first step).
 
-    Looks the primary identifier up among every user's primary id and identifiers, then searches by
-    email and by name, and ranks what it finds. An exact identifier match blocks creation. A staff
-    member who already has an account is told to add the role to it (one account, both roles). A
-    person with an old account under another identifier gets a new account for the new affiliation and
-    a merge request old → new, unless they left less than ``policy.move_wait_days`` ago.
+    Looks the primary identifier (and each identifier the form sends, such as the University ID) up
+    among every user's primary id and identifiers, then searches by email and by name, ranks what it
+    finds, and decides with :func:`decide` (the result's :attr:`ExistingSearch.decision`).
 
     Args:
         client: an :class:`~almatools.client.AlmaClient`.
@@ -418,6 +675,11 @@ def find_existing(client, form: PatronForm, policy: Policy, *, today: date | Non
         record = client.find_user(form.primary_id)
         if record is not None:
             found[_fold(record["primary_id"])] = _candidate(record, form, birth, exact=True)
+    for value in dict.fromkeys(form.identifiers.values()):
+        if value and _fold(value) != _fold(form.primary_id):
+            record = client.find_user(value)  # all_unique: Alma looks every identifier type up
+            if record is not None:
+                found.setdefault(_fold(record["primary_id"]), _candidate(record, form, birth, exact=True))
     brief: list[str] = []
     if form.email_address and _EMAIL.match(form.email_address):
         brief += [e["primary_id"] for e in client.search_users(email=form.email_address, max_records=max_candidates)]
@@ -431,57 +693,9 @@ def find_existing(client, form: PatronForm, policy: Policy, *, today: date | Non
     ranked = sorted(found.values(), key=lambda c: (-c.score, c.primary_id))
     ranked = [c for c in ranked if c.score > 0]
 
-    advice: list[str] = []
-    merge_from: list[str] = []
-    blocked = False
-    new_is_staff = checked.group is not None and checked.group.record_type == "STAFF"
-    for cand in ranked:
-        if cand.exact_id:
-            blocked = True
-            if new_is_staff or cand.has_staff_role:
-                advice.append(f"{cand.name} already has an account ({cand.primary_id}). Add the role to that account "
-                              "on its Roles tab: one person keeps one account with both roles.")
-            else:
-                advice.append(f"An account with this identifier exists: {cand.primary_id} ({cand.name}, group "
-                              f"{cand.user_group}). Update it instead of creating a second one.")
-            continue
-        if not cand.same_person:
-            advice.append(f"Possible match: {cand.primary_id} ({cand.name}; {', '.join(cand.reasons)}). "
-                          "Check with the patron before registering.")
-            continue
-        if new_is_staff or cand.has_staff_role:
-            blocked = True
-            advice.append(f"{cand.name} already has an account ({cand.primary_id}). Add the role to that account "
-                          "instead of creating a separate record.")
-            continue
-        if cand.account_type == "EXTERNAL" and policy.move_wait_days:
-            # Seed 003: the institutional login must be switched off before the person can use the external
-            # identity, which is not the case until move_wait_days after they left (expiry_date).
-            wait = timedelta(days=policy.move_wait_days)
-            if cand.expiry_date is None:
-                if cand.status != "INACTIVE":
-                    blocked = True
-                    advice.append(f"{cand.name} has an active institutional account ({cand.primary_id}) with no "
-                                  "expiration date: they have not left yet, so they cannot be moved to a new account.")
-                    continue
-            elif cand.expiry_date > today - wait:
-                blocked = True
-                ready = (cand.expiry_date + wait).isoformat()
-                if cand.expiry_date >= today:
-                    when = f"is active until {cand.expiry_date.isoformat()}"
-                else:
-                    when = (f"ended on {cand.expiry_date.isoformat()}, less than {policy.move_wait_days} days ago, so "
-                            "their institutional login is still active")
-                advice.append(f"{cand.name} has an institutional account ({cand.primary_id}) that {when}: they cannot "
-                              f"be moved to a new account yet. Try again from {ready}.")
-                continue
-        merge_from.append(cand.primary_id)
-        advice.append(f"{cand.name} has an old account ({cand.primary_id}, {', '.join(cand.reasons)}). Create the new "
-                      "account for the new affiliation; a merge request old → new goes to the merge worklist.")
-    if not ranked:
-        advice.append("No existing account found.")
-    return ExistingSearch(candidates=ranked, blocked=blocked, advice=advice, merge_from=merge_from,
-                          calls=client.calls - start)
+    decision = decide(checked, ranked, policy, today=today)
+    return ExistingSearch(candidates=ranked, blocked=decision.blocked, advice=list(decision.advice),
+                          merge_from=list(decision.merge_from), calls=client.calls - start, decision=decision)
 
 
 # -- Create, confirm, convert -----------------------------------------------------------------------
@@ -538,8 +752,9 @@ def explain_alma_error(error: Exception, record: dict[str, Any] | None = None) -
 
 @dataclass(frozen=True)
 class RegistrationResult:
-    """The outcome of :func:`register` or :func:`convert_to_sis`: ``created``, ``converted``, ``planned`` (dry run),
-    ``blocked`` or ``failed``."""
+    """The outcome of :func:`register`, :func:`renew`, :func:`update_existing` or :func:`convert_to_sis`:
+    ``created``, ``renewed``, ``updated``, ``unchanged``, ``converted``, ``planned`` (dry run), ``blocked`` or
+    ``failed``. A ``blocked`` registration carries the :attr:`decision` (what to do instead)."""
 
     status: str
     primary_id: str
@@ -548,44 +763,52 @@ class RegistrationResult:
     user: dict[str, Any] | None = field(default=None, repr=False)
     merge_from: list[str] = field(default_factory=list)
     calls: int = 0
+    decision: Decision | None = None
 
 
 def register(client, validation: Validation, *, search: ExistingSearch | None = None,
-             merge_requests: Any = None) -> RegistrationResult:
-    """Create the patron in Alma: refuse if validation failed or the identifier exists, POST, confirm with GET.
+             merge_requests: Any = None, policy: Policy | None = None,
+             renew_if_offered: bool = False) -> RegistrationResult:
+    """Create the patron in Alma, unless the person already has an account: the shared :func:`decide`.
 
     Args:
-        client: an :class:`~almatools.client.AlmaClient` (a dry-run client records the POST instead).
+        client: an :class:`~almatools.client.AlmaClient` (a dry-run client records the writes instead).
         validation: the result of :func:`validate`.
-        search: the result of :func:`find_existing` for this same form, if staff ran it. A blocked search
-            refuses; otherwise its identifier lookup stands in for this function's own (Alma's 401851 still
-            refuses a taken identifier), and its merge requests are recorded once the new account exists.
-            Without it, the identifier is looked up first (one call).
+        search: the result of :func:`find_existing` for this same form, if staff ran it; otherwise it is
+            run here (the same search and decision the form and the bulk CSV use).
         merge_requests: path of the merge-request CSV (see :func:`record_merge_request`). Without it, the
             result's message tells staff which accounts to have merged.
+        policy: the policy (default: the one ``validation`` was checked against).
+        renew_if_offered: when the decision is to renew the person's existing account, renew it
+            (:func:`renew`) instead of only offering it.
 
     Returns:
-        A :class:`RegistrationResult`: ``created`` (POST, then the GET confirmed it), ``planned`` (dry run),
-        ``blocked`` (the person has an account) or ``failed`` (the form, or Alma refused; nothing created).
-        Three calls without ``search``, two with it.
+        A :class:`RegistrationResult`: ``created`` (POST, then a GET confirmed it), ``planned`` (dry run),
+        ``blocked`` (the person has an account: :attr:`RegistrationResult.decision` says what to do),
+        ``renewed``/``unchanged`` (``renew_if_offered``) or ``failed`` (the form, or Alma refused; nothing
+        created). With ``search`` given: two calls for a creation.
     """
     from almatools.errors import AlmaError
 
     start = client.calls
     pid = validation.form.primary_id
+    policy = policy or validation.policy
     if not validation.ok or validation.record is None:
         return RegistrationResult("failed", pid, "Fix the fields marked in red first.", validation.issues)
-    if search is not None and search.blocked:
-        return RegistrationResult("blocked", pid, " ".join(a for a in search.advice if a), validation.issues)
-    merge_from = list(search.merge_from) if search else []
     try:
         if search is None:
-            existing = client.find_user(pid)
-            if existing is not None:
-                return RegistrationResult(
-                    "blocked", pid, f"An account with the identifier {pid} already exists ({existing.get('first_name', '')} "
-                    f"{existing.get('last_name', '')}): update it instead of creating a second one.", validation.issues,
-                    user=existing, calls=client.calls - start)
+            if policy is None:
+                raise ValueError("register() needs the policy: pass policy=, or a Validation from validate()")
+            search = find_existing(client, validation.form, policy, today=validation.today)
+        decision = search.decision
+        if search.blocked:
+            if decision is not None and decision.action == "renew" and renew_if_offered and policy is not None:
+                done = renew(client, decision.target, policy, today=validation.today)
+                return replace(done, decision=decision, calls=client.calls - start)
+            message = decision.reason if decision is not None else " ".join(a for a in search.advice if a)
+            return RegistrationResult("blocked", pid, message, validation.issues, calls=client.calls - start,
+                                      decision=decision)
+        merge_from = list(search.merge_from)
         created = client.create_user(validation.record) or {}
     except AlmaError as exc:
         return RegistrationResult("failed", pid, explain_alma_error(exc, validation.record), validation.issues,
@@ -593,7 +816,8 @@ def register(client, validation: Validation, *, search: ExistingSearch | None = 
     if client.dry_run:
         extra = f" A merge request {', '.join(merge_from)} → {pid} would be recorded." if merge_from else ""
         return RegistrationResult("planned", pid, f"Dry run: {pid} would be created; nothing was sent.{extra}",
-                                  validation.issues, merge_from=merge_from, calls=client.calls - start)
+                                  validation.issues, merge_from=merge_from, calls=client.calls - start,
+                                  decision=decision)
     new_id = str(created.get("primary_id") or pid)
     notes = []
     for old in merge_from:
@@ -610,10 +834,168 @@ def register(client, validation: Validation, *, search: ExistingSearch | None = 
         return RegistrationResult("created", new_id, f"Created {new_id}, but Alma could not confirm it just now "
                                   f"({explain_alma_error(exc)}) Look it up before doing anything else.",
                                   validation.issues, user=created or None, merge_from=merge_from,
-                                  calls=client.calls - start)
+                                  calls=client.calls - start, decision=decision)
     message = " ".join([f"Created {confirmed['primary_id']} and confirmed it in Alma.", *notes])
     return RegistrationResult("created", confirmed["primary_id"], message, validation.issues, user=confirmed,
-                              merge_from=merge_from, calls=client.calls - start)
+                              merge_from=merge_from, calls=client.calls - start, decision=decision)
+
+
+def renew(client, primary_id: str, policy: Policy, *, today: date | None = None) -> RegistrationResult:
+    """Renew a locally managed account: a new expiration and purge date from its group's defaults.
+
+    Alma's PUT is swap-all, so the whole record is read (GET), changed, and sent back (PUT) without its
+    output-only fields; roles and the password are kept (Alma keeps roles when none are sent and an empty
+    password keeps the old one, but the record's own roles are sent back anyway). The same checks as a
+    registration: the account exists, is locally managed (the SIS load sets an SIS-managed account's
+    dates, so a renewal here would be undone), its group is in the policy, and the new date is later.
+
+    Returns:
+        ``renewed`` (Alma's reply to the PUT shows the new dates), ``unchanged`` (already valid that long),
+        ``planned`` (dry run), ``blocked`` (a check failed; the message says what to do) or ``failed``.
+        Two calls.
+    """
+    from almatools.errors import AlmaError
+    from almatools.models import parse_alma_date
+
+    today = today or date.today()
+    start = client.calls
+    pid = "".join(str(primary_id or "").split())
+    try:
+        record = client.find_user(pid) if pid else None
+    except AlmaError as exc:
+        return RegistrationResult("failed", pid, explain_alma_error(exc), calls=client.calls - start)
+    if record is None:
+        return RegistrationResult("failed", pid, f"No account {pid} in Alma: nothing to renew.",
+                                  calls=client.calls - start)
+    pid = str(record.get("primary_id") or pid)
+    group_code = _code(record.get("user_group"))
+    if _code(record.get("account_type")) == "EXTERNAL":
+        return RegistrationResult("blocked", pid, f"{pid} is SIS-managed: the SIS load sets its expiration date, so a "
+                                  "renewal here would be undone. Ask the SIS office, or update the account.",
+                                  user=record, calls=client.calls - start)
+    dates = renewal_dates(policy, group_code, today)
+    if dates is None:
+        return RegistrationResult("blocked", pid, f"{pid} is in group {group_code or '(none)'}, which the policy does "
+                                  "not describe: there is no default period to renew it by. Update it instead.",
+                                  user=record, calls=client.calls - start)
+    expiry, purge = dates
+    current = parse_alma_date(record.get("expiry_date"))
+    if current is not None and current >= expiry and _code(record.get("status")) != "INACTIVE":
+        return RegistrationResult("unchanged", pid, f"{pid} is already valid until {current.isoformat()}, no earlier "
+                                  "than a renewal would set: nothing to do.", user=record,
+                                  calls=client.calls - start)
+    body = strip_output_only(record)
+    body["expiry_date"], body["purge_date"] = _alma_date(expiry), _alma_date(purge)
+    body["status"] = {"value": "ACTIVE"}
+    try:
+        stored = client.put_user(pid, body) or {}
+    except AlmaError as exc:
+        return RegistrationResult("failed", pid, explain_alma_error(exc, body), calls=client.calls - start)
+    if client.dry_run:
+        return RegistrationResult("planned", pid, f"Dry run: {pid} would be renewed until {expiry.isoformat()} "
+                                  f"(purge date {purge.isoformat()}); nothing was sent.", user=record,
+                                  calls=client.calls - start)
+    if parse_alma_date(stored.get("expiry_date")) != expiry:
+        return RegistrationResult("failed", pid, f"Alma accepted the renewal but {pid} still expires on "
+                                  f"{str(stored.get('expiry_date') or '(none)').rstrip('Z')}: check it in Alma.",
+                                  user=stored, calls=client.calls - start)
+    group = policy.group(group_code)
+    return RegistrationResult("renewed", pid, f"Renewed {pid}: expiration date {expiry.isoformat()}, purge date "
+                              f"{purge.isoformat()} (group {group_code}'s {group.default_expiry_days} days plus "
+                              f"{policy.retention_days} days' retention).", user=stored, calls=client.calls - start)
+
+
+def update_existing(client, primary_id: str, validation: Validation, *,
+                    policy: Policy | None = None) -> RegistrationResult:
+    """Update the person's existing account with the form's details instead of creating a second one.
+
+    What the form gives replaces what the account has: names, birth date, the preferred email and phone
+    (older ones stay, no longer preferred), the user group and its patron type (other statistics stay),
+    and the expiration and purge dates when they are later. The account keeps its primary id, management
+    (SIS or local), roles, identifiers, notes and blocks. GET, change, PUT (swap-all) without output-only
+    fields. For an SIS-managed account, the next SIS load may overwrite what the SIS sends.
+
+    Returns:
+        ``updated`` (with what changed), ``unchanged``, ``planned`` (dry run) or ``failed``. Two calls.
+    """
+    from almatools.errors import AlmaError
+    from almatools.models import parse_alma_date
+
+    policy = policy or validation.policy
+    start = client.calls
+    pid = "".join(str(primary_id or "").split())
+    form = validation.form
+    try:
+        record = client.find_user(pid) if pid else None
+    except AlmaError as exc:
+        return RegistrationResult("failed", pid, explain_alma_error(exc), calls=client.calls - start)
+    if record is None:
+        return RegistrationResult("failed", pid, f"No account {pid} in Alma: nothing to update.",
+                                  calls=client.calls - start)
+    pid = str(record.get("primary_id") or pid)
+    body = strip_output_only(record)
+    changed: list[str] = []
+
+    def put(name: str, value: Any, label: str) -> None:
+        if value not in (None, "") and body.get(name) != value:
+            body[name] = value
+            changed.append(label)
+
+    for name in ("first_name", "middle_name", "last_name"):
+        put(name, getattr(form, name), _LABELS.get(name, "middle name").lower())
+    birth, _ = _to_date(form.birth_date)
+    if birth and parse_alma_date(body.get("birth_date")) != birth:
+        put("birth_date", _alma_date(birth), "birth date")
+    contact = body.setdefault("contact_info", {}) or {}
+    body["contact_info"] = contact
+    for kind, value, type_key, type_value in (("email", form.email_address, "email_type", form.email_type or "personal"),
+                                              ("phone", form.phone_number, "phone_type", "mobile")):
+        if not value:
+            continue
+        key = "email_address" if kind == "email" else "phone_number"
+        entries = [dict(e) for e in contact.get(kind) or [] if isinstance(e, dict)]
+        mine = [e for e in entries if _fold(e.get(key)) == _fold(value)]
+        if mine and mine[0].get("preferred") and len(mine) == 1:
+            continue
+        others = [dict(e, preferred=False) for e in entries if _fold(e.get(key)) != _fold(value)]
+        contact[kind] = [{key: value, "preferred": True, type_key: [{"value": type_value}]}] + others
+        changed.append(f"preferred {kind}")
+    group = validation.group
+    if group is not None and _code(record.get("user_group")) != group.code:
+        body["user_group"] = {"value": group.code}
+        changed.append(f"user group {group.code}")
+    patron_type = policy.patron_type_for(group.code, form.affiliation) if (policy and group) else None
+    if patron_type and policy is not None and policy.patron_type_of(body) != patron_type:
+        stats = [s for s in body.get("user_statistic") or []
+                 if _code((s or {}).get("statistic_category")) not in policy.patron_type_codes]
+        body["user_statistic"] = [{"statistic_category": {"value": patron_type}}] + stats
+        changed.append(f"patron type {patron_type}")
+    for name, label in (("expiry_date", "expiration date"), ("purge_date", "purge date")):
+        new = parse_alma_date((validation.record or {}).get(name))
+        if new and (parse_alma_date(body.get(name)) or date.min) < new:
+            body[name] = _alma_date(new)
+            changed.append(label)
+    if _code(body.get("status")) == "INACTIVE":
+        body["status"] = {"value": "ACTIVE"}
+        changed.append("status ACTIVE")
+    if not changed:
+        return RegistrationResult("unchanged", pid, f"{pid} already has these details: nothing to update.",
+                                  user=record, calls=client.calls - start)
+    params = {}
+    if _code(record.get("account_type")) == "EXTERNAL" and any(c.startswith("user group") for c in changed):
+        params["override"] = "user_group"  # staff-edited group of an external user: force it (Alma keeps it else)
+    try:
+        stored = client.put_user(pid, body, **params) or {}
+    except AlmaError as exc:
+        return RegistrationResult("failed", pid, explain_alma_error(exc, body), calls=client.calls - start)
+    what = ", ".join(changed)
+    if client.dry_run:
+        return RegistrationResult("planned", pid, f"Dry run: {pid} would be updated ({what}); nothing was sent.",
+                                  user=record, calls=client.calls - start)
+    sis = (" It is SIS-managed: the next SIS load may overwrite what the SIS sends."
+           if _code(record.get("account_type")) == "EXTERNAL" else "")
+    return RegistrationResult("updated", pid, f"Updated {pid}: {what}.{sis}", user=stored or body,
+                              calls=client.calls - start)
 
 
 def convert_to_sis(client, primary_id: str, policy: Policy, *, sis_ids: set[str] | None = None) -> RegistrationResult:

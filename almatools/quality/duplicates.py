@@ -42,7 +42,7 @@ one person fall in the level) and a u probability (how often two people's do), s
 
 Weights are learnt from the data being analysed when it is large enough (:data:`MIN_TRAIN_RECORDS`):
 u by random sampling of record pairs, m by expectation-maximisation over the pairs that share a birth
-date and surname, then over those that share the full name (each pass learns the comparisons its
+date and surname, then over those that share their first email address (each pass learns the comparisons its
 blocking rule does not fix). Learnt values are **clamped to each level's bounds** (:class:`_Level`
 ``m_range``/``u_range``): EM on a population of namesakes can otherwise decide that ``jwang@`` and
 ``lwang@`` are strong evidence, or that a different first name is a usual thing for one person. The
@@ -76,8 +76,8 @@ import pyarrow as pa
 
 import pyarrow.compute as pc
 
-from almatools.normalise import (address_key_column, email_key_column, email_user_column, given_name,
-                                 identifier_loose_column, is_email_column, name_forms, name_suffix, name_tokens,
+from almatools.normalise import (address_key_column, email_key_column, email_user_column, given_name, given_tokens,
+                                 identifier_loose_column, is_academic_column, is_email_column, name_forms, name_suffix,
                                  phone_key_column, surname_key, surname_parts)
 
 __all__ = [
@@ -167,7 +167,8 @@ def _null(*cols: str) -> Callable[[], Any]:
 
 
 def _sql(condition: str) -> Callable[[], Any]:
-    return lambda: _cl().CustomLevel(condition)
+    """A level written in DuckDB's SQL (splink translates it for Spark)."""
+    return lambda: _cl().CustomLevel(condition, base_dialect_str="duckdb")
 
 
 def _exact(col: str) -> Callable[[], Any]:
@@ -223,7 +224,8 @@ MODEL: tuple[_Comparison, ...] = (
         _Level("typo_short", "first name typo ({l}/{r})",
                _all(_sql("least(length(fn_l), length(fn_r)) = 3 AND substr(fn_l, 1, 1) = substr(fn_r, 1, 1)"),
                     _dl1("fn")), 0.01, 0.002),
-        _Level("moved", "middle name used as the first name ({l}/{r})", _shared("given_all"), 0.03, 0.002),
+        _Level("moved", "middle name used as the first name ({l}/{r})",
+               _sql("list_contains(middles_r, fn_l) OR list_contains(middles_l, fn_r)"), 0.03, 0.002),
         _Level("initial", "first name initial ({l}/{r})",
                _sql("(length(fn_l) = 1 OR length(fn_r) = 1) AND substr(fn_l, 1, 1) = substr(fn_r, 1, 1)"),
                0.04, 0.004),
@@ -238,11 +240,17 @@ MODEL: tuple[_Comparison, ...] = (
         _Level("part", "last name part of the other ({l}/{r})", _shared("ln_parts"), 0.05, 0.0005),
         _Level("typo", "last name typo ({l}/{r})", _all(_sql(_LONG.format(c="ln")), _dl1("ln")), 0.06, 0.0004),
         _Level("similar", "last name similar ({l}/{r})", _jw("ln", 0.92), 0.01, 0.0008),
+        _Level("in_middle", "last name changed, the old one now a middle name ({l}/{r})",
+               _sql("list_contains(middles_r, ln_l) OR list_contains(middles_l, ln_r)"), 0.02, 0.0002),
         _Level("in_email", "last name changed, the old one in an email ({l}/{r})",
                # the record's own names are taken out first: Tao Li's taoli@… does not name Tao Tao
                _sql("(length(ln_l) >= 3 AND instr(replace(replace(email_names_r, coalesce(fn_r, '#'), ' '), ln_r, ' '), ln_l) > 0)"
                     " OR (length(ln_r) >= 3 AND "
                     "instr(replace(replace(email_names_l, coalesce(fn_l, '#'), ' '), ln_l, ' '), ln_r) > 0)"), 0.03, 0.001),
+        # a new surname (marriage) with the same first name and birth date: the surname alone says little
+        _Level("changed", "last name changed ({l}/{r})",
+               _sql("(fn_l = fn_r OR list_has_any(fn_forms_l, fn_forms_r)) AND birth_date_l = birth_date_r"),
+               0.04, 0.04, agrees=False, m_range=(0.02, 0.06), u_range=(0.02, 0.06)),
         _Level("differs", "last name differs ({l}/{r})", _else, 0.07, 0.995, agrees=False),
     )),
     _Comparison("birth_date", "birth_date", (
@@ -274,9 +282,9 @@ MODEL: tuple[_Comparison, ...] = (
     )),
     _Comparison("middle_name", "middle_name", (
         _Level("null", "", _null("mn"), 1, 1),
-        _Level("exact", "middle name equal",
-               _sql("mn_l = mn_r OR ((length(mn_l) = 1 OR length(mn_r) = 1) AND substr(mn_l, 1, 1) = substr(mn_r, 1, 1))"),
-               0.9, 0.3),
+        _Level("exact", "middle name equal", _sql("mn_l = mn_r AND length(mn_l) > 1"), 0.8, 0.1),
+        _Level("initial", "middle name initial ({l}/{r})",
+               _sql("(length(mn_l) = 1 OR length(mn_r) = 1) AND substr(mn_l, 1, 1) = substr(mn_r, 1, 1)"), 0.1, 0.2),
         _Level("differs", "middle name differs ({l}/{r})", _else, 0.1, 0.7, agrees=False),
     )),
     _Comparison("identifier", "identifier_values", (
@@ -285,9 +293,11 @@ MODEL: tuple[_Comparison, ...] = (
         _Level("else", "", _else, 0.92, 1.0),
     )),
     _Comparison("suffix", "last_name", (
-        _Level("null", "", _null("suffix"), 1, 1),
-        _Level("exact", "", _exact("suffix"), 0.95, 0.5),
-        _Level("differs", "generational suffixes differ", _else, 0.001, 0.5, agrees=False,
+        _Level("null", "", _sql("suffix_l = '' AND suffix_r = ''"), 1, 1),
+        _Level("exact", "", _sql("suffix_l = suffix_r"), 0.95, 0.5),
+        _Level("one", "a generational suffix on one record only", _sql("suffix_l = '' OR suffix_r = ''"), 0.1, 0.3,
+               agrees=False),
+        _Level("differs", "generational suffixes differ", _else, 0.001, 0.2, agrees=False,
                m_range=(0.0001, 0.002)),
     )),
     # Most duplicates in Alma are a record made by hand for someone the SIS also loads; two
@@ -398,11 +408,11 @@ def _name_table(values: pd.Series, kind: str) -> tuple[np.ndarray, pa.Table]:
         table = pa.table({
             "code": pa.array(range(len(names)), pa.int64()),
             "g": [g or None for g in given],
-            "key": [surname_key(n) or None for n in names],  # every word: for first and last name swapped
+            "key": ["".join(given_tokens(n)) or None for n in names],  # every word: first and last name swapped
             "forms": pa.array([sorted(name_forms(g)) or None if len(g) > 1 else None for g in given],
                               pa.list_(pa.string())),
             # words of the name that can be a given name: the first name's later words, every middle name
-            "words": pa.array([[w for w in name_tokens(n)[1 if kind == "first" else 0:] if len(w) > 1] or None
+            "words": pa.array([[w for w in given_tokens(n)[1 if kind == "first" else 0:] if len(w) > 1] or None
                                for n in names], pa.list_(pa.string())),
             "sound": [_sound(g) if len(g) > 1 else None for g in given],
             "near": pa.array([sorted(_near(name_forms(g))) or None if len(g) > 1 else None for g in given],
@@ -445,8 +455,9 @@ def _prepare(con: duckdb.DuckDBPyConnection, users: pd.DataFrame) -> str:
     flat["emails"] = (r, v)
     users_ = email_user_column(v)
     letters = pc.replace_substring_regex(users_, "[^a-z]", "")
-    long_enough = pc.greater_equal(pc.utf8_length(users_), 5)
-    flat["email_users"] = (r.filter(long_enough), users_.filter(long_enough))
+    # user names at academic domains are assigned (slee6@…): the same name elsewhere is someone else
+    personal = pc.and_(pc.greater_equal(pc.utf8_length(users_), 5), pc.invert(is_academic_column(v)))
+    flat["email_users"] = (r.filter(personal), users_.filter(personal))
     flat["email_names"] = (r, letters)
     r, v = _flat(col["phones"] + ";" + col["phone"].astype("string").fillna(""))
     v = phone_key_column(v)
@@ -481,13 +492,13 @@ def _prepare(con: duckdb.DuckDBPyConnection, users: pd.DataFrame) -> str:
         con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {_RECORDS} AS
         WITH named AS (
-            SELECT w.unique_id, f.g AS fn, f.key AS fn_key, l.ln, m.g AS mn, coalesce(l.suffix, f.suffix, m.suffix) AS suffix,
+            SELECT w.unique_id, f.g AS fn, f.key AS fn_key, l.ln, m.g AS mn,
+                   coalesce(l.suffix, f.suffix, m.suffix, '') AS suffix,
                    CASE WHEN f.forms IS NOT NULL OR p.forms IS NOT NULL THEN
                        list_sort(list_distinct(list_concat(coalesce(f.forms, []), coalesce(p.forms, [])))) END
                        AS fn_forms,
-                   nullif(list_sort(list_distinct(list_concat(
-                       coalesce(f.words, []), coalesce(m.words, []),
-                       CASE WHEN length(f.g) > 1 THEN [f.g] ELSE [] END))), []) AS given_all,
+                   nullif(list_sort(list_distinct(list_concat(coalesce(f.words, []), coalesce(m.words, [])))), [])
+                       AS middles,
                    CASE WHEN f.near IS NOT NULL OR p.near IS NOT NULL THEN
                        list_distinct(list_concat(coalesce(f.near, []), coalesce(p.near, []))) END AS fn_near,
                    l.ln_parts, f.sound AS fn_sound, l.ln_sound,
@@ -505,11 +516,13 @@ def _prepare(con: duckdb.DuckDBPyConnection, users: pd.DataFrame) -> str:
         )
         SELECT n.* REPLACE (CASE WHEN n.full_name IN (SELECT full_name FROM crowded_names) THEN NULL
                                  ELSE n.full_name END AS full_name),
-               e.emails,
+               e.emails, e.emails[1] AS email1,
                -- a user name that is only the person's name (fangli@, lifang@, fli@) says no more than the name
                nullif(list_filter(u.email_users, lambda x: x NOT IN (
                    coalesce(n.fn || n.ln, ''), coalesce(n.ln || n.fn, ''), coalesce(substr(n.fn, 1, 1) || n.ln, ''),
-                   coalesce(n.fn || substr(n.ln, 1, 1), ''), coalesce(n.fn, ''), coalesce(n.ln, ''))), [])
+                   coalesce(n.fn || substr(n.ln, 1, 1), ''), coalesce(n.ln || substr(n.fn, 1, 1), ''),
+                   coalesce(n.fn_key || n.ln, ''), coalesce(n.ln || n.fn_key, ''), coalesce(n.fn_key, ''),
+                   coalesce(n.fn, ''), coalesce(n.ln, ''))), [])
                    AS email_users,
                coalesce(en.email_names, '') AS email_names, ph.phones, a.addresses, i.ids
         FROM named n
@@ -542,7 +555,7 @@ def prepare_records(users: pd.DataFrame) -> pd.DataFrame:
     Returns:
         One row per record, in the order of ``users``: ``unique_id`` (the row position), ``fn`` (the
         folded given name), ``ln`` (surname key), ``mn``, ``suffix``, ``fn_forms`` (given and preferred
-        names with the formal names they are nicknames of), ``given_all``, ``ln_parts``,
+        names with the formal names they are nicknames of), ``middles`` (later given names), ``ln_parts``,
         ``fn_sound``/``ln_sound`` (phonetic keys), ``name_key``, ``full_name``, ``birth_date``,
         ``birth_year``, ``emails``, ``email_users``, ``email_names``, ``phones``, ``addresses``,
         ``ids``, ``sis`` and ``live_sis`` (in the current SIS extract, and SIS-managed).
@@ -647,31 +660,51 @@ def _tier_reason(lv: dict[str, str], live_both: bool) -> str:
 
     ``lv``: comparison name -> level key of the pair.
     """
-    if lv["suffix"] == "differs":
-        return _NEVER
+    if lv["suffix"] == "differs" or lv["birth_date"] == "far":
+        return _NEVER  # Jr and Sr; a parent and a child
+    personal = lv["email"] == "exact" or lv["identifier"] == "exact"  # what a household does not share
+    born = lv["birth_date"] in ("exact", "swap", "typo")
     if lv["first_name"] == "differs":
-        return _NEVER  # twins, spouses, siblings, a family email: different first names are two people
-    if lv["birth_date"] == "far":
-        return _NEVER  # a parent and a child
-    strong = any(lv[c] == k for c, k in _STRONG)
+        # twins, spouses, siblings, a family email: different first names are two people, unless the
+        # birth date and a personal email or identifier say otherwise (a nickname no table knows)
+        return "the first names differ" if born and personal else _NEVER
+    strong = personal or lv["phone"] == "exact" or lv["last_name"] in ("in_email", "in_middle")
     if lv["birth_date"] == "differs":
         return "the birth dates differ"
-    if lv["last_name"] == "differs" and not (strong or lv["address"] == "exact"):
+    if lv["last_name"] in ("differs", "changed") and not (strong or lv["address"] == "exact"
+                                                          or (lv["middle_name"] == "exact" and born)):
         return "the surname differs and nothing but the name and birth date agrees"
     agree = [c for c in ("birth_date", "email", "phone", "address", "identifier") if lv[c] not in ("null", "else")]
     if lv["first_name"] in ("null", "initial", "initials") and not strong:
         return "only an initial or no first name" if agree else _NEVER
     if not agree:
         return "only the name agrees"
+    if lv["middle_name"] == "differs" and not personal:
+        return "the middle names differ"
+    if lv["suffix"] == "one" and not (personal or born):
+        return "a generational suffix on one record only"
     if live_both:
         return "two live SIS records (the SIS sends both)"
     return ""
 
 
-def _conflict(lv: dict[str, str]) -> bool:
-    """Two records that cannot be one person (checked between every two members of a cluster)."""
-    return (lv["suffix"] == "differs" or lv["first_name"] == "differs"
-            or lv["birth_date"] in ("differs", "far"))
+def _conflict(lv: dict[str, str]) -> str:
+    """Why two records cannot be one person ("" when they can), checked between every two members of a
+    cluster: ``"first"`` (first names differ), ``"birth"`` or ``"suffix"``.
+
+    Different first names or birth dates are a conflict unless the two records share a personal email
+    or an identifier themselves (then the cluster is not a chain through a weak link: a preferred
+    name, or a birth date typed wrong).
+    """
+    if lv["suffix"] == "differs":
+        return "suffix"
+    if lv["birth_date"] == "far":
+        return "birth"
+    if lv["email"] == "exact" or lv["identifier"] == "exact":
+        return ""
+    if lv["first_name"] == "differs":
+        return "first"
+    return "birth" if lv["birth_date"] == "differs" else ""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -734,7 +767,7 @@ class _Scorer:
 
         linker = self.linker(None)
         linker.training.estimate_u_using_random_sampling(max_pairs=U_SAMPLE_PAIRS, seed=1)
-        for cols in (("birth_date", "ln"), ("full_name",)):
+        for cols in (("birth_date", "ln"), ("email1",)):
             rule = block_on(*cols)
             linker.training.estimate_parameters_using_expectation_maximisation(
                 rule, fix_u_probabilities=True, record_sample_proportion=1.0)
@@ -756,8 +789,8 @@ class _Scorer:
         return predictions.as_pyarrow_table().to_pandas()
 
     def score_within(self, groups: list[list[int]], model: dict[tuple[str, str], tuple[float, float]] | None
-                     ) -> pd.DataFrame:
-        """Every pair of records within each group (by ``unique_id``), scored: the levels of all members."""
+                     ) -> tuple[pd.DataFrame, dict[int, frozenset[str]]]:
+        """Every pair of records within each group (by ``unique_id``), scored; and each member's name forms."""
         from splink import Linker, block_on
 
         rows = pa.table({"unique_id": pa.array([x for g in groups for x in g], pa.int64()),
@@ -772,8 +805,11 @@ class _Scorer:
         settings.blocking_rules_to_generate_predictions = [block_on("grp")]
         records = self.api.register(subset, table_name=f"almatools_groups_{id(subset):x}")
         linker = Linker(records, settings, log_level=None)
-        return linker.inference.predict(threshold_match_probability=0.0, warning_mode="never"
-                                        ).as_pyarrow_table().to_pandas()
+        scored = linker.inference.predict(threshold_match_probability=0.0, warning_mode="never"
+                                          ).as_pyarrow_table().to_pandas()
+        forms = {int(i): frozenset(f or ()) for i, f in zip(subset["unique_id"].to_pylist(),
+                                                             subset["fn_forms"].to_pylist())}
+        return scored, forms
 
     def candidates(self) -> pd.DataFrame:
         """Every pair the blocking rules compare (``unique_id_l``, ``unique_id_r``)."""
@@ -840,23 +876,43 @@ def _components(edges: Iterable[tuple[int, int]]) -> list[list[int]]:
     return uf.groups()
 
 
-def _consistent_clusters(edges: dict[tuple[int, int], float], conflicts: set[tuple[int, int]]
-                         ) -> tuple[list[list[int]], list[tuple[int, int]]]:
+def _consistent_clusters(edges: dict[tuple[int, int], float], conflicts: dict[tuple[int, int], str],
+                         forms: dict[int, frozenset[str]]) -> tuple[list[list[int]], list[tuple[int, int]]]:
     """Connected components of ``edges`` in which no two members conflict.
 
-    A component holding a conflicting pair loses its weakest edge until none does.
+    A component holding a conflicting pair loses its weakest edge until none does. Two members whose
+    first names differ (conflict kind ``"first"``) do not conflict when a third member's names (its
+    first and preferred names, see ``forms``) agree with both: Hương Đặng, known as Jack, links a
+    "Huong" record and a "Jack" record.
 
     Returns:
         The clusters, and the edges that were cut.
     """
+    against: dict[int, set[int]] = {}
+    for a, b in conflicts:
+        against.setdefault(a, set()).add(b)
+        against.setdefault(b, set()).add(a)
+
+    def bridged(a: int, b: int, members: set[int]) -> bool:
+        fa, fb = forms.get(a, frozenset()), forms.get(b, frozenset())
+        return any(forms.get(m, frozenset()) & fa and forms.get(m, frozenset()) & fb for m in members - {a, b})
+
+    def consistent(members: set[int]) -> bool:
+        for a in members:
+            for b in against.get(a, ()):
+                if b in members and a < b:
+                    kind = conflicts.get((a, b), "")
+                    if not (kind == "first" and bridged(a, b, members)):
+                        return False
+        return True
+
     cut: list[tuple[int, int]] = []
     clusters: list[list[int]] = []
     todo = _components(edges)
     while todo:
         group = todo.pop()
         members = set(group)
-        bad = [p for p in conflicts if p[0] in members and p[1] in members]
-        if not bad:
+        if consistent(members):
             clusters.append(group)
             continue
         inner = {e: p for e, p in edges.items() if e[0] in members}
@@ -956,7 +1012,8 @@ def find_duplicates(users: pd.DataFrame, *, backend: str = "duckdb", threshold: 
 
 
 def _tiers(users: pd.DataFrame, pred: pd.DataFrame, live: np.ndarray, threshold: float, decisions: Any,
-           score_within: Callable[[list[list[int]]], pd.DataFrame] | None) -> DuplicateResult:
+           score_within: Callable[[list[list[int]]], tuple[pd.DataFrame, dict[int, frozenset[str]]]] | None
+           ) -> DuplicateResult:
     """Sort the scored pairs into the likely and possible tiers, apply staff decisions, make clusters.
 
     ``score_within`` scores every two members of the larger clusters, so that a conflict between two
@@ -971,20 +1028,20 @@ def _tiers(users: pd.DataFrame, pred: pd.DataFrame, live: np.ndarray, threshold:
 
     likely: dict[tuple[int, int], float] = {}
     possible: dict[tuple[int, int], tuple[float, str]] = {}
-    conflicts: set[tuple[int, int]] = set()
+    conflicts: dict[tuple[int, int], str] = {}
     level_of: dict[tuple[int, int], dict[str, str]] = {}
     for a, b, p, lv in zip(left, right, prob, levels):
         key = (min(a, b), max(a, b))
         level_of[key] = lv
         verdict = decided(pid[a], pid[b])
         if verdict == "different":
-            conflicts.add(key)
+            conflicts[key] = "decided"
             continue
         if verdict == "same":
             likely[key] = max(p, threshold)
             continue
-        if _conflict(lv):
-            conflicts.add(key)
+        if kind := _conflict(lv):
+            conflicts[key] = kind
         reason = _tier_reason(lv, bool(live[a] and live[b]))
         if reason == _NEVER:
             continue
@@ -1001,17 +1058,18 @@ def _tiers(users: pd.DataFrame, pred: pd.DataFrame, live: np.ndarray, threshold:
         for a_id, b_id in decisions.different_pairs():
             a, b = index.get(a_id.casefold()), index.get(b_id.casefold())
             if a is not None and b is not None and a != b:
-                conflicts.add((min(a, b), max(a, b)))
+                conflicts[(min(a, b), max(a, b))] = "decided"
                 likely.pop((min(a, b), max(a, b)), None)
                 possible.pop((min(a, b), max(a, b)), None)
 
     groups = [g for g in _components(likely) if len(g) > 2]
+    forms: dict[int, frozenset[str]] = {}
     if groups and score_within is not None:
-        inner = score_within(groups)
+        inner, forms = score_within(groups)
         for a, b, lv in zip(inner["unique_id_l"].astype("int64"), inner["unique_id_r"].astype("int64"), _levels(inner)):
-            if _conflict(lv):
-                conflicts.add((min(a, b), max(a, b)))
-    clusters, cut = _consistent_clusters(dict(likely), conflicts)
+            if kind := _conflict(lv):
+                conflicts.setdefault((min(a, b), max(a, b)), kind)
+    clusters, cut = _consistent_clusters(dict(likely), conflicts, forms)
     for e in cut:
         possible[e] = (likely.pop(e), "split from a cluster whose members conflict")
 

@@ -15,6 +15,37 @@ Two layers:
   rules for external users), delete, authenticate, and the code tables.
 
 Besides Alma's API there is one helper of our own, ``POST /sandbox/merge`` (see ``merge_users``).
+
+How strictly it answers, and the source of each behaviour (recorded replies are in
+``tests/fixtures/alma``, listed with their sources in its README; "ours" marks a choice where Alma's
+exact reply is not public):
+
+- **Wrong key**: HTTP 400 ``UNAUTHORIZED`` "API-key not defined or not configured to allow this API.",
+  always in XML and without a trackingId, even when JSON was asked for (recorded replies of public
+  clients' fixtures, ``error_unauthorized.xml``; reference §1).
+- **A JSON value of the wrong type** (``{"primary_id": {"a": 1}}``, an email address sent as a list,
+  a list of strings where objects belong, a date that is not a date, NaN): HTTP 400 with the *wrapped*
+  body ``{"web_service_result": {"errorsExist": true, "errorList": {"error": {…}}}}`` (``error`` an
+  object), code ``BAD_REQUEST``, and a Java reader message naming the field's reference chain
+  (recorded reply ``error_wrapped_bad_request.json``). The same fault in an XML body is 401676.
+- **A body that is not a user object** (not JSON/XML, a JSON array, the wrong root): 401676 "No valid
+  XML was given." (reference §5).
+- **A value the sandbox could not serve back** (text over 255 characters in ids and names, per
+  rest_user.xsd; over 4,000 in free text and over 1,000 list entries, ours; NUL and other characters XML
+  1.0 cannot carry, lone surrogates): 401676 naming the field (ours). Nothing is stored, so list pages
+  and the XML GET never fail on a stored record; every record is also written to XML once before it
+  is stored, as a last guard.
+- **A body over 1 MB** (ours: Alma's limit is not public): HTTP 413 ``REQUEST_TOO_LARGE``, refused from
+  ``Content-Length`` before the body is read, or while a chunked body is read.
+- **Unknown fields** are dropped (Alma's JSON reader ignores unknown properties); ``category_type`` of a
+  statistic is output-only (rest_user.xsd) and usually absent on real records (PUL's and SCR's recorded
+  users): it is neither kept nor invented.
+- **EXTERNAL users** need an ``external_id`` that is a configured SIS profile
+  (``codetables.SIS_PROFILES``; rest_user.xsd: "must match a valid SIS profile"), on POST and when a PUT
+  converts an INTERNAL user; the code (401854) and wording are ours.
+- **Slow commits** (``Knobs.commit_delay_ms``): a POST's checks, 401851 included, run at once; the
+  record is stored after the delay, so a client that timed out can look it up, find nobody, and get
+  401851 when it posts again (issue 10).
 """
 
 from __future__ import annotations
@@ -39,7 +70,7 @@ from lxml import etree
 from lxml.builder import ElementMaker
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -47,6 +78,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from almatools.models import RecordError, user_from_xml_bytes, user_to_xml_bytes
 from almatools.sandbox import codetables as ct
 from almatools.sandbox.store import ORDER_FIELDS, SEARCH_FIELDS, IdentifierTaken, Store
+from almatools.sandbox.validation import MAX_BODY_BYTES, BodyError, clean_user, dotted, java_chain
 
 __all__ = ["AlmaError", "Knobs", "TOTAL_QUIRKS", "create_app"]
 
@@ -102,6 +134,9 @@ class Knobs:
         total_quirk: ``total_record_count`` of ``GET /users``: ``exact``, ``overstate`` (5 too many,
             as Alma sometimes reports) or ``minus_one`` (-1, as Alma returns for some queries).
         seed: seed of the fault dice, for repeatable runs.
+        commit_delay_ms: ``POST /users`` checks the record (including 401851), then waits this long
+            before the record is stored: a slow commit, whose reply a client may give up on while a
+            look-up still finds nobody.
     """
 
     latency_ms: float = 0
@@ -110,6 +145,7 @@ class Knobs:
     daily_limit: int = 0
     total_quirk: str = "exact"
     seed: int = 0
+    commit_delay_ms: float = 0
 
 
 class AlmaError(Exception):
@@ -120,11 +156,16 @@ class AlmaError(Exception):
         message: Alma's ``errorMessage``.
         status: the HTTP status (400 for business errors, as Alma).
         tracked: whether the body carries a ``trackingId`` (Alma's threshold errors do not).
+        wrapped: in JSON, use the wrapped shape of Alma's JSON reader (``{"web_service_result": …}``).
+        xml_only: answer in XML even to a client that asked for JSON (Alma's gateway does so for
+            UNAUTHORIZED).
     """
 
-    def __init__(self, code: str, message: str, status: int = 400, *, tracked: bool = True) -> None:
+    def __init__(self, code: str, message: str, status: int = 400, *, tracked: bool = True, wrapped: bool = False,
+                 xml_only: bool = False) -> None:
         super().__init__(f"{code}: {message}")
         self.code, self.message, self.status, self.tracked = code, message, status, tracked
+        self.wrapped, self.xml_only = wrapped, xml_only
 
     def response(self, as_json: bool) -> Response:
         """This error as a reply, in JSON or XML."""
@@ -133,7 +174,11 @@ class AlmaError(Exception):
             now = dt.datetime.now(dt.timezone.utc)
             letters = "".join(_tracking.choices(string.ascii_uppercase + string.digits, k=5))
             error["trackingId"] = f"E01-{now:%d%m%H%M%S}-{letters}-AWAE{_tracking.randrange(10**9):09d}"
-        if as_json:
+        if as_json and self.wrapped:
+            # Alma's JSON reader answers in another shape: wrapped, with ``error`` an object, no ``result``.
+            wrapped = {"web_service_result": {"errorsExist": True, "errorList": {"error": error}}}
+            return JSONResponse(wrapped, self.status)
+        if as_json and not self.xml_only:
             body = {"errorsExist": True, "errorList": {"error": [error]}, "result": None}
             return JSONResponse(body, self.status)
         e = ElementMaker(namespace=WSR_NS, nsmap={None: WSR_NS})
@@ -285,7 +330,9 @@ class _Gate:
             await send(message)
 
         if error is None and not self._authorised(request):
-            error = AlmaError("UNAUTHORIZED", MSG_UNAUTHORIZED)
+            error = AlmaError("UNAUTHORIZED", MSG_UNAUTHORIZED, tracked=False, xml_only=True)
+        if error is None and alma and _declared_length(scope) > MAX_BODY_BYTES:
+            error = _too_large()
         if error is None and alma and self.knobs.fault_rate > 0 and self._dice.random() < self.knobs.fault_rate:
             if self._dice.random() < 0.5:
                 error = AlmaError("INTERNAL_SERVER_ERROR", "Internal server error.", self._dice.choice((500, 503)))
@@ -301,12 +348,30 @@ class _Gate:
             try:
                 await self.app(scope, receive, send_marked)
                 return
+            except ClientDisconnect:  # the client gave up (e.g. its read timeout) while the body was read
+                log.info("client went away during %s %s", scope["method"], scope["path"])
+                return
             except Exception:  # a sandbox bug: still answer as Alma would, with the headers
                 log.exception("the sandbox failed on %s %s", scope["method"], scope["path"])
                 if started:
                     raise
                 error = AlmaError("INTERNAL_SERVER_ERROR", "Internal server error.", 500)
         await error.response(as_json)(scope, receive, send_marked)
+
+
+def _declared_length(scope: Scope) -> int:
+    for name, value in scope.get("headers") or []:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return 0
+    return 0
+
+
+def _too_large() -> AlmaError:
+    # Our own bound and code: Alma's size limit and its reply to an oversized body are not public.
+    return AlmaError("REQUEST_TOO_LARGE", f"The request body is larger than {MAX_BODY_BYTES:,} bytes.", 413)
 
 
 # -- user records ----------------------------------------------------------------------------------
@@ -441,18 +506,16 @@ def _complete(body: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
         for block in record.get("user_block") or []
     ]
     record["user_statistic"] = [
-        segment({**stat, **_statistic(stat)}) for stat in record.get("user_statistic") or []
+        segment({**{k: v for k, v in stat.items() if k != "category_type"}, **_statistic(stat)})
+        for stat in record.get("user_statistic") or []
     ]
     return record
 
 
 def _statistic(stat: dict[str, Any]) -> dict[str, Any]:
-    category = _code_field(stat.get("statistic_category"), "UserStatisticalCategories")
-    kind = ct.STATISTIC_CATEGORY_TYPE.get(category["value"])
-    if kind and _is_empty(stat.get("category_type")):  # Alma fills in the category's type (output only)
-        return {"statistic_category": category,
-                "category_type": {"value": kind, "desc": ct.USER_STATISTICAL_TYPES[kind]}}
-    return {"statistic_category": category}
+    # category_type is output-only and absent on real records (PUL's and SCR's recorded users): the
+    # sandbox neither keeps one that was sent nor invents one.
+    return {"statistic_category": _code_field(stat.get("statistic_category"), "UserStatisticalCategories")}
 
 
 def _patron_role() -> dict[str, Any]:
@@ -464,8 +527,13 @@ def _patron_role() -> dict[str, Any]:
     }
 
 
-def _validate(record: dict[str, Any]) -> None:
+def _validate(record: dict[str, Any], *, new_external: bool = False) -> None:
     """Alma's checks on a completed record, in Alma's order of errors.
+
+    Args:
+        record: the completed record.
+        new_external: the record becomes EXTERNAL with this write (a POST, or a PUT converting an
+            INTERNAL user), so its ``external_id`` must name a configured SIS profile.
 
     Raises:
         AlmaError: 401857, 401853, 401854, 401864, 401852 or 500038.
@@ -478,6 +546,11 @@ def _validate(record: dict[str, Any]) -> None:
         raise AlmaError("401853", "External Id must be empty for internal user.")
     if account == "EXTERNAL" and not external_id:
         raise AlmaError("401854", "External Id must be given for external user.")
+    if account == "EXTERNAL" and new_external and external_id not in ct.SIS_PROFILES:
+        # rest_user.xsd: external_id "must match a valid SIS profile". Alma's code and wording for a
+        # wrong one are not public; the sandbox answers with 401854's code and says what to fix.
+        raise AlmaError("401854", f"External Id {external_id} is not a valid SIS profile; use one of: "
+                        f"{', '.join(sorted(ct.SIS_PROFILES))}.")
     record_type = record["record_type"]["value"]
     if record_type not in ct.USER_RECORD_TYPES:
         raise AlmaError("401864", f"Given record type ({record_type}) is invalid.")
@@ -526,7 +599,7 @@ def _updated(existing: dict[str, Any], body: dict[str, Any], override: set[str],
             if key not in override and _is_empty(body.get(key)) and key in existing:
                 body[key] = existing[key]
     record = _complete(body, now)
-    _validate(record)
+    _validate(record, new_external=not was_external)
     if was_external:
         for key in _SEGMENT_LISTS:
             record[key] = _merge_segments(record[key], existing.get(key) or [])
@@ -638,30 +711,51 @@ def _lookup(request: Request) -> dict[str, Any]:
     return record
 
 
+async def _body(request: Request) -> bytes:
+    """The request body, read in pieces and refused once it passes MAX_BODY_BYTES (also when chunked)."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _too_large()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def _read_user(request: Request) -> dict[str, Any]:
-    """The user object of a request body: JSON or XML by ``Content-Type`` (XML by default, as Alma)."""
-    raw = await request.body()
+    """The user object of a request body: JSON or XML by ``Content-Type`` (XML by default, as Alma),
+    checked field by field (see :mod:`almatools.sandbox.validation`).
+
+    Raises:
+        AlmaError: 401676 for a body that is not a user object or holds a value the sandbox could not
+            serve back; for JSON, a wrapped BAD_REQUEST naming the field whose value has the wrong type.
+    """
+    raw = await _body(request)
+    is_json = "json" in request.headers.get("content-type", "").lower()
     try:
-        if "json" in request.headers.get("content-type", "").lower():
-            data = json.loads(raw)
-        else:
-            data = user_from_xml_bytes(raw)
-    except (ValueError, RecordError):  # JSONDecodeError and RecordError are ValueErrors too
+        data = json.loads(raw) if is_json else user_from_xml_bytes(raw)
+    except (ValueError, RecordError, RecursionError):  # JSONDecodeError and RecordError are ValueErrors too
         data = None
-    if not _user_shaped(data):
+    if not isinstance(data, dict):
         raise AlmaError("401676", MSG_NO_VALID_XML)
-    return data
+    try:
+        return clean_user(data)
+    except BodyError as err:
+        if err.kind == "type" and is_json:
+            raise AlmaError("BAD_REQUEST", f"\n(was java.lang.IllegalArgumentException) (through reference chain: "
+                            f"{java_chain(err.path)})", wrapped=True) from err
+        if err.kind == "type":
+            raise AlmaError("401676", MSG_NO_VALID_XML) from err
+        raise AlmaError("401676", f"Field {dotted(err.path)} {err.detail}.") from err
 
 
-def _user_shaped(data: Any) -> bool:
-    """Whether a parsed body has the shape of a user object: an object whose lists hold objects."""
-    if not isinstance(data, dict) or not isinstance(data.get("contact_info") or {}, dict):
-        return False
-    contact = data.get("contact_info") or {}
-    lists = [data.get(key) for key in (*_SEGMENT_LISTS, "user_role")] + [contact.get(key) for key in _CONTACT_LISTS]
-    return all(
-        value is None or (isinstance(value, list) and all(isinstance(item, dict) for item in value)) for value in lists
-    )
+def _servable(record: dict[str, Any]) -> None:
+    """Refuse a record the sandbox could not serve back in XML or JSON (never store it)."""
+    try:
+        _user_xml(record)
+        json.dumps(record, ensure_ascii=False).encode("utf-8")
+    except (ValueError, TypeError, RecordError) as err:
+        raise AlmaError("401676", f"{MSG_NO_VALID_XML} ({err})") from err
 
 
 async def get_user(request: Request) -> Response:
@@ -686,11 +780,20 @@ async def create_user(request: Request) -> Response:
         if _is_empty(body.get(name)):
             raise AlmaError("401664", f"Mandatory field is missing: {name}")
     record = _complete(body, dt.datetime.now(dt.timezone.utc))
-    _validate(record)
+    _validate(record, new_external=True)
     if not record["user_role"] and record["record_type"]["value"] != "CONTACT":
         record["user_role"] = [_patron_role()]  # Alma's role assignment rules give every patron this one
+    _servable(record)
+    store = _store(request)
+    delay = request.app.state.knobs.commit_delay_ms
+    if delay > 0:
+        # A slow commit: the checks pass now, the record appears only after the delay (see Knobs).
+        taken = store.taken(record)
+        if taken is not None:
+            raise AlmaError("401851", str(taken))
+        await asyncio.sleep(delay / 1000)
     try:
-        stored = _store(request).add(record)
+        stored = store.add(record)
     except IdentifierTaken as err:
         raise AlmaError("401851", str(err)) from err
     log.info("created user %s", stored["primary_id"])
@@ -706,6 +809,7 @@ async def update_user(request: Request) -> Response:
         for name in request.query_params.get("override", "").split(",")
     }
     record = _updated(existing, body, override, dt.datetime.now(dt.timezone.utc))
+    _servable(record)
     try:
         stored = _store(request).replace(existing["primary_id"], record)
     except IdentifierTaken as err:

@@ -19,6 +19,7 @@ __all__ = [
     "GENDERS",
     "NOTE_TYPES",
     "PREFERRED_LANGUAGES",
+    "SIS_PROFILES",
     "STATISTIC_CATEGORY_TYPE",
     "USER_ACCOUNT_TYPES",
     "USER_ADDRESS_TYPES",
@@ -35,6 +36,9 @@ __all__ = [
 ]
 
 INSTITUTION = ("01ALMA_SANDBOX", "Alma Sandbox University")
+SIS_PROFILES: frozenset[str] = frozenset({"SIS"})
+"""Codes of the institution's SIS integration profiles: the ``external_id`` an EXTERNAL user may carry
+(rest_user.xsd: it must match a valid SIS profile). The generator's SIS-managed users use ``"SIS"``."""
 """Code and name of the sandbox institution (the ``scope`` of code tables and of patron roles)."""
 
 

@@ -1066,9 +1066,9 @@ class _Chunk:
         u["user_note"] = [{"note_type": _c(n["type"], n["type"].title()), "note_text": n["text"],
                            "user_viewable": False, "popup_note": False, "created_by": "System",
                            "created_date": n["date"], "segment_type": "Internal"} for n in r.notes]
+        # No category_type: it is output-only and absent on real records (see sandbox.app).
         u["user_statistic"] = [{"statistic_category": _c(g.patron_type, g.patron_type.title()),
-                                "category_type": _c("PATRON_TYPE", "Patron type"), "statistic_note": "",
-                                "segment_type": seg}]
+                                "statistic_note": "", "segment_type": seg}]
         u["proxy_for_user"] = []
         return u
 

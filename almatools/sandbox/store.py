@@ -450,6 +450,15 @@ class Store:
         for table, column in (("users", "pk"), ("ids", "pk"), ("search", "rowid")):
             db.execute(f"DELETE FROM {table} WHERE {column} = ?", (pk,))
 
+    def taken(self, user: dict[str, Any]) -> IdentifierTaken | None:
+        """The IdentifierTaken that adding ``user`` now would raise, or None."""
+        with self._lock:
+            try:
+                self._check_unique(self._db, user, None)
+            except IdentifierTaken as err:
+                return err
+        return None
+
     def add(self, user: dict[str, Any]) -> dict[str, Any]:
         """Store a new user, already validated and completed by the API layer; return it as stored.
 

@@ -26,6 +26,7 @@ from almatools.client import AlmaClient
 from almatools.errors import AlmaError, AlmaToolsError
 from almatools.policy import Policy
 from almatools.registration import (
+    IDENTIFIER_PREFIX,
     ExistingSearch,
     Issue,
     PatronForm,
@@ -35,6 +36,8 @@ from almatools.registration import (
     explain_alma_error,
     find_existing,
     register,
+    renew,
+    update_existing,
     validate,
 )
 from almatools.ui.banner import build_banner
@@ -55,6 +58,7 @@ _IDENTIFYING = ("affiliation", "user_group", "managed", "first_name", "last_name
                 "email_address")
 _RED, _AMBER, _GREY, _GREEN, _BLUE = "#c62828", "#8a5a00", "#555", "#1b5e20", "#0b5394"
 _COLOURS = {"created": _GREEN, "converted": _GREEN, "ready": _GREEN, "checked": _GREEN, "done": _GREEN,
+            "renewed": _GREEN, "updated": _GREEN, "unchanged": _BLUE,
             "planned": _BLUE, "blocked": _AMBER, "stopped": _AMBER, "failed": _RED}
 _LABEL_WIDTH = "230px"
 # Marks a field in error the way Alma's own form does: a red frame and a pale red background.
@@ -94,7 +98,8 @@ def _record_table(user: dict[str, Any]) -> str:
 
 
 def _result_html(outcome: RegistrationResult) -> str:
-    extra = _record_table(outcome.user) if outcome.user and outcome.status in ("created", "converted") else ""
+    shown = ("created", "converted", "renewed", "updated", "unchanged")
+    extra = _record_table(outcome.user) if outcome.user and outcome.status in shown else ""
     return _box(outcome.status, outcome.message, extra)
 
 
@@ -112,6 +117,10 @@ def _search_html(search: ExistingSearch) -> str:
             c.expiry_date.isoformat() if c.expiry_date else "", roles)) + "</tr>")
     status = "blocked" if search.blocked else "found"
     advice = "".join(f"<li>{_esc(a)}</li>" for a in search.advice)
+    decision = search.decision
+    if decision is not None and decision.blocked:
+        advice = (f"<li class='almatools-decision'><b>Do not create a new account.</b> {_esc(decision.reason)}</li>"
+                  + "".join(f"<li>{_esc(a)}</li>" for a in search.advice if a != decision.reason))
     return (f"<div class='almatools-candidates'><b style='color:{_AMBER if search.blocked else _BLUE}'>"
             f"{len(search.candidates)} existing account(s) found, best match first ({status}).</b>"
             f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table><ul>{advice}</ul></div>")
@@ -196,8 +205,11 @@ class RegistrationForm(widgets.VBox):
             "force_password_change": widgets.Checkbox(value=True, indent=False, description="(recommended)"),
             "note": widgets.Textarea(placeholder="seen by staff only", rows=2),
         }
+        # One box per identifier type the policy describes (shown for the groups whose SIS profile matches on it).
+        for code, kind in policy.identifier_types.items():
+            self.fields[IDENTIFIER_PREFIX + code] = widgets.Text(placeholder=kind.hint)
         self.messages = {name: widgets.HTML(layout=widgets.Layout(margin="0 0 0 8px")) for name in self.fields}
-        self.labels = {name: _label(FIELD_LABELS[name]) for name in self.fields}
+        self.labels = {name: _label(self._field_label(name)) for name in self.fields}
         rows = {}
         for name, widget in self.fields.items():
             if isinstance(widget, (widgets.Text, widgets.Password, widgets.Dropdown, widgets.Textarea)):
@@ -207,16 +219,24 @@ class RegistrationForm(widgets.VBox):
             self.messages[name].add_class(f"almatools-msg-{name}")
             rows[name] = widgets.HBox([self.labels[name], widget, self.messages[name]])
             widget.observe(lambda change, n=name: self._changed(n), "value")
+        self.identifier_rows = {name: rows[name] for name in rows if name.startswith(IDENTIFIER_PREFIX)}
         self.password_box = widgets.VBox([rows["password"], rows["password_confirm"], rows["force_password_change"]])
         self.password_box.add_class("almatools-password-box")
 
         self.check_button = widgets.Button(description="Check for existing accounts", icon="search",
                                            layout=widgets.Layout(width="auto"))
+        auto = {"width": "auto", "min_width": "fit-content"}  # never cut a label off
         self.register_button = widgets.Button(description="Register", button_style="primary", icon="user-plus",
-                                              disabled=True)
-        self.clear_button = widgets.Button(description="New patron", icon="eraser")
+                                              disabled=True, layout=widgets.Layout(**auto))
+        self.clear_button = widgets.Button(description="New patron", icon="eraser", layout=widgets.Layout(**auto))
+        # The actions a blocked registration offers on the person's existing account (shown only then).
+        self.renew_button = widgets.Button(description="Renew the existing account", icon="refresh",
+                                           button_style="success", layout=widgets.Layout(display="none", **auto))
+        self.update_button = widgets.Button(description="Update the existing account", icon="pencil",
+                                            button_style="info", layout=widgets.Layout(display="none", **auto))
         for name, button in (("check", self.check_button), ("register", self.register_button),
-                             ("clear", self.clear_button)):
+                             ("clear", self.clear_button), ("renew", self.renew_button),
+                             ("update", self.update_button)):
             button.add_class(f"almatools-{name}")
         self.status, self.existing, self.result = widgets.HTML(), widgets.HTML(), widgets.HTML()
         for name in ("status", "existing", "result"):
@@ -224,6 +244,8 @@ class RegistrationForm(widgets.VBox):
         self.check_button.on_click(self._check)
         self.register_button.on_click(self._register)
         self.clear_button.on_click(self._clear)
+        self.renew_button.on_click(self._renew)
+        self.update_button.on_click(self._update)
 
         def section(title: str) -> widgets.HTML:
             return widgets.HTML(f"<h4 style='margin:10px 0 2px 0'>{title}</h4>")
@@ -233,11 +255,12 @@ class RegistrationForm(widgets.VBox):
             widgets.HTML(f"<span style='color:{_GREY}'>Fields marked ★ are required by {_esc(policy.name)}.</span>"),
             section("Who"), rows["affiliation"], rows["managed"], rows["user_group"],
             section("Name and identifier"), rows["first_name"], rows["middle_name"], rows["last_name"],
-            rows["primary_id"], rows["birth_date"],
+            rows["primary_id"], *self.identifier_rows.values(), rows["birth_date"],
             section("Dates"), rows["expiry_date"], rows["purge_date"],
             section("Contact"), rows["email_type"], rows["email_address"], rows["phone_number"],
             self.password_box, rows["note"],
-            widgets.HBox([self.check_button, self.register_button, self.clear_button]),
+            widgets.HBox([self.check_button, self.register_button, self.renew_button, self.update_button,
+                          self.clear_button], layout=widgets.Layout(flex_flow="row wrap")),
             self.status, self.existing, self.result,
         ])
         self.add_class("almatools-register-form")
@@ -248,6 +271,19 @@ class RegistrationForm(widgets.VBox):
     @property
     def today(self) -> date:
         return self._today or date.today()
+
+    def _field_label(self, name: str) -> str:
+        if name.startswith(IDENTIFIER_PREFIX):
+            kind = self.policy.identifier_types.get(name[len(IDENTIFIER_PREFIX):])
+            return kind.label if kind else name
+        return FIELD_LABELS[name]
+
+    @property
+    def decision(self):
+        """The decision of the latest search, if the form has not changed since (else None)."""
+        if self.search is not None and self._search_key == self._key():
+            return self.search.decision
+        return None
 
     @property
     def active_client(self) -> AlmaClient:
@@ -275,10 +311,13 @@ class RegistrationForm(widgets.VBox):
                           purge_date=f["purge_date"] or None, email_address=f["email_address"],
                           email_type=f["email_type"], birth_date=f["birth_date"] or None,
                           phone_number=f["phone_number"], password=f["password"] if with_password else "",
-                          force_password_change=bool(f["force_password_change"]), note=f["note"])
+                          force_password_change=bool(f["force_password_change"]), note=f["note"],
+                          identifiers={name[len(IDENTIFIER_PREFIX):]: str(value) for name, value in f.items()
+                                       if name.startswith(IDENTIFIER_PREFIX) and value})
 
     def _key(self) -> tuple:
-        return tuple(str(self.fields[n].value).strip().casefold() for n in _IDENTIFYING)
+        names = (*_IDENTIFYING, *self.identifier_rows)
+        return tuple(str(self.fields[n].value).strip().casefold() for n in names)
 
     # -- live validation --------------------------------------------------------------------------
 
@@ -286,7 +325,7 @@ class RegistrationForm(widgets.VBox):
         if self._quiet:
             return
         self._touched.add(name)
-        if name in ("affiliation", "user_group"):
+        if name in ("affiliation", "user_group", "expiry_date", "primary_id"):
             self._apply_defaults(name)
         self._refresh()
 
@@ -299,8 +338,21 @@ class RegistrationForm(widgets.VBox):
                 self.fields["user_group"].value = affiliation.group
                 self.fields["managed"].value = affiliation.managed
             group = self.policy.group(self._group_code())
-            if group and "expiry_date" not in self._touched:
+            if group and name in ("affiliation", "user_group") and "expiry_date" not in self._touched:
                 self.fields["expiry_date"].value = (self.today + timedelta(days=group.default_expiry_days)).isoformat()
+            # The purge date the validation sets by default is shown in its box (unless staff typed one).
+            if "purge_date" not in self._touched:
+                try:
+                    expiry = date.fromisoformat(str(self.fields["expiry_date"].value).strip())
+                except ValueError:
+                    expiry = None
+                self.fields["purge_date"].value = (
+                    (expiry + timedelta(days=self.policy.retention_days)).isoformat() if expiry else "")
+            # Likewise an identifier that defaults to the primary identifier (e.g. the University ID).
+            for code in (group.sis_match_ids if group else ()):
+                kind, box = self.policy.identifier_types[code], IDENTIFIER_PREFIX + code
+                if kind.default_from == "primary_id" and box not in self._touched:
+                    self.fields[box].value = kind.normalise(self.fields["primary_id"].value)
         finally:
             self._quiet = False
 
@@ -317,9 +369,12 @@ class RegistrationForm(widgets.VBox):
         self.password_box.layout.display = "none" if wanted == "none" else ""
         group = self.policy.group(self._group_code())
         self.fields["primary_id"].placeholder = group.id_hint if group else "choose the affiliation first"
+        wanted_ids = {IDENTIFIER_PREFIX + code for code in (group.sis_match_ids if group else ())}
+        for name, row in self.identifier_rows.items():
+            row.layout.display = "" if name in wanted_ids or self.fields[name].value else "none"
         required = self._required()
         for name, label in self.labels.items():
-            label.value = _esc(FIELD_LABELS[name]) + (f" <b style='color:{_RED}'>★</b>" if name in required else "")
+            label.value = _esc(self._field_label(name)) + (f" <b style='color:{_RED}'>★</b>" if name in required else "")
 
         checked = validate(self.patron_form(), self.policy, today=self.today)
         issues = list(checked.issues)
@@ -345,9 +400,18 @@ class RegistrationForm(widgets.VBox):
                 f"<span style='color:{_RED if i.blocking else _AMBER if i.severity == 'warning' else _GREY}'>"
                 f"{_esc(i.message)}</span>" for i in shown)
         blocking = [i for i in issues if i.blocking]
-        self.register_button.disabled = bool(blocking)
-        if blocking:
-            names = list(dict.fromkeys(FIELD_LABELS.get(i.field, i.field) for i in blocking))
+        decision = self.decision
+        blocked = decision is not None and decision.blocked
+        self.register_button.disabled = bool(blocking) or blocked
+        offers = decision.offers if blocked else ()
+        self.renew_button.layout.display = "" if "renew" in offers else "none"
+        self.update_button.layout.display = "" if "update" in offers else "none"
+        if blocked:
+            self.status.value = (f"<span class='almatools-blocked' style='color:{_AMBER}'><b>Blocked: this person "
+                                 f"already has an account.</b> {_esc(decision.reason)}</span>")
+        elif blocking:
+            names = list(dict.fromkeys(self._field_label(i.field) if (i.field in self.fields) else i.field
+                                       for i in blocking))
             self.status.value = f"<span style='color:{_GREY}'>Still to fix before registering: {_esc(', '.join(names))}.</span>"
         else:
             self.status.value = f"<span style='color:{_GREEN}'>The form is complete: check for existing accounts, then register.</span>"
@@ -367,6 +431,7 @@ class RegistrationForm(widgets.VBox):
             return None
         self.search, self._search_key = search, self._key()
         self.existing.value = _search_html(search)
+        self._refresh()
         return search
 
     def _check(self, _=None) -> None:
@@ -379,6 +444,12 @@ class RegistrationForm(widgets.VBox):
 
     def _register(self, _=None) -> None:
         checked = self._refresh(show_all=True)
+        decision = self.decision
+        if decision is not None and decision.blocked:  # the button is disabled; a stray click is refused the same
+            self.outcome = RegistrationResult("blocked", checked.form.primary_id, decision.reason, checked.issues,
+                                              decision=decision)
+            self.result.value = _result_html(self.outcome)
+            return
         if self.register_button.disabled or not checked.ok:
             self.result.value = _box("failed", "Fix the fields marked in red first.")
             return
@@ -393,8 +464,10 @@ class RegistrationForm(widgets.VBox):
                                                     "them, then click Register again to create the new account.")
                 return
         self.outcome = outcome = register(self.active_client, checked, search=search,
-                                          merge_requests=self.merge_requests)
+                                          merge_requests=self.merge_requests, policy=self.policy)
         self.result.value = _result_html(outcome)
+        if outcome.status == "blocked":
+            self._refresh()
         if outcome.status in ("created", "planned"):
             self._quiet = True
             self.fields["password"].value = self.fields["password_confirm"].value = ""
@@ -405,6 +478,33 @@ class RegistrationForm(widgets.VBox):
             self._refresh()
             self.status.value = (f"<span style='color:{_GREEN}'>Registered. Click New patron to register someone "
                                  "else.</span>")
+
+    def _renew(self, _=None) -> None:
+        """Renew the existing account the decision names (GET, change, PUT), then search again."""
+        decision = self.decision
+        if decision is None or "renew" not in decision.offers:
+            self.result.value = _box("failed", "Check for existing accounts first: there is no account to renew.")
+            return
+        self.outcome = outcome = renew(self.active_client, decision.target, self.policy, today=self.today)
+        self.result.value = _result_html(outcome)
+        if outcome.status in ("renewed", "unchanged"):
+            self._run_search()  # the list shows the new expiration date; the decision still blocks creation
+
+    def _update(self, _=None) -> None:
+        """Update the existing account with the form's details (GET, change, PUT), then search again."""
+        decision = self.decision
+        if decision is None or "update" not in decision.offers:
+            self.result.value = _box("failed", "Check for existing accounts first: there is no account to update.")
+            return
+        checked = self._refresh(show_all=True)
+        wrong = [i for i in checked.issues if i.blocking and i.field != "primary_id"]
+        if wrong:
+            self.result.value = _box("failed", "Fix the fields marked in red first: they are what the update writes.")
+            return
+        self.outcome = outcome = update_existing(self.active_client, decision.target, checked, policy=self.policy)
+        self.result.value = _result_html(outcome)
+        if outcome.status in ("updated", "unchanged"):
+            self._run_search()
 
     def _clear(self, _=None) -> None:
         self._quiet = True

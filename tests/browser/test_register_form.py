@@ -3,6 +3,10 @@
 JupyterLab runs from this virtual environment (so its default python3 kernel is this environment's
 Python) on a copy of the notebook, with the test sandbox in its environment. The test runs every cell,
 sees a cleared required field turn red, registers a patron, and checks through the API that it exists.
+Then it registers the same person again under another identifier: the form must show the block and the
+Renew action with Register disabled, and after Renew the API shows the new expiration date. No button
+label of the form may be cut off. Screenshots go to the test's tmp folder (ALMATOOLS_SCREENSHOTS, if
+set, gets a copy).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -92,7 +96,10 @@ def test_register_a_patron_in_jupyterlab(client, sandbox, tmp_path):
     notebooks.mkdir()
     shutil.copy(ROOT / "notebooks" / "01_register_patron.ipynb", notebooks)
     port, token = free_port(), secrets.token_hex(16)
-    pid = fresh_community_id(client)
+    pid, second_pid = fresh_community_id(client), fresh_community_id(client)
+    soon = date.today() + timedelta(days=30)
+    soon_purge = soon + timedelta(days=365)  # the default policy's retention period
+    renewed = date.today() + timedelta(days=365)  # group COMMUNITY's default period
     last, first = f"Browser{secrets.token_hex(3)}".replace("0", "o"), "Playwright"
     lab = start_lab(notebooks, tmp_path / "jupyter", port, token)
     try:
@@ -127,12 +134,55 @@ def test_register_a_patron_in_jupyterlab(client, sandbox, tmp_path):
                 form.locator(".almatools-email_address input").fill(f"{pid.lower()}@example.org")
                 form.locator(".almatools-password input").fill("Tr1cky-Horse-77")
                 form.locator(".almatools-password_confirm input").fill("Tr1cky-Horse-77")
+                # A short membership, so that a renewal has something to extend; the purge date box follows.
+                form.locator(".almatools-expiry_date input").fill(soon.isoformat())
+                form.locator(".almatools-expiry_date input").press("Tab")
+                expect(form.locator(".almatools-purge_date input")).to_have_value(soon_purge.isoformat(), timeout=WAIT)
                 expect(form.locator(".almatools-last_name.almatools-invalid")).to_have_count(0)
                 expect(form.locator(".almatools-register")).to_be_enabled(timeout=WAIT)
                 form.locator(".almatools-register").click()
                 expect(form.locator(".almatools-result")).to_contain_text("CREATED", timeout=WAIT)
+                expect(form.locator(".almatools-status")).to_contain_text("Registered", timeout=WAIT)
+                expect(form.locator(".almatools-register")).to_be_disabled()
                 form.locator(".almatools-result").scroll_into_view_if_needed()
                 page.screenshot(path=str(tmp_path / "registered.png"), full_page=False)
+
+                # The same person again, under another identifier: blocked, with Renew offered.
+                form.locator(".almatools-clear").click()
+                expect(form.locator(".almatools-last_name input")).to_have_value("", timeout=WAIT)
+                form.locator(".almatools-affiliation select").select_option(label="Community borrower")
+                form.locator(".almatools-first_name input").fill(first)
+                form.locator(".almatools-last_name input").fill(last)
+                form.locator(".almatools-primary_id input").fill(second_pid)
+                form.locator(".almatools-birth_date input").fill(date(1988, 3, 9).isoformat())
+                form.locator(".almatools-email_address input").fill(f"{pid.lower()}@example.org")
+                form.locator(".almatools-password input").fill("Tr1cky-Horse-78")
+                form.locator(".almatools-password_confirm input").fill("Tr1cky-Horse-78")
+                expect(form.locator(".almatools-register")).to_be_enabled(timeout=WAIT)
+                form.locator(".almatools-check").click()
+                status = form.locator(".almatools-status")
+                expect(status).to_contain_text("Blocked", timeout=WAIT)
+                expect(status).to_contain_text(pid)
+                expect(status).not_to_contain_text("The form is complete")
+                expect(form.locator(".almatools-register")).to_be_disabled()
+                renew_button = form.locator(".almatools-renew")
+                expect(renew_button).to_be_visible()
+                expect(form.locator(".almatools-update")).to_be_visible()
+                cut = page.evaluate("""() => [...document.querySelectorAll('.almatools-register-form button')]
+                    .filter(b => b.offsetParent !== null && b.scrollWidth > b.clientWidth + 1)
+                    .map(b => b.textContent.trim())""")
+                assert cut == [], f"button labels cut off: {cut}"
+                renew_button.scroll_into_view_if_needed()
+                page.screenshot(path=str(tmp_path / "blocked_renew_offered.png"), full_page=False)
+                renew_button.click()
+                expect(form.locator(".almatools-result")).to_contain_text("RENEWED", timeout=WAIT)
+                expect(form.locator(".almatools-result")).to_contain_text(renewed.isoformat())
+                # The form searched again: the list shows the new date, and only Update is left to offer.
+                expect(form.locator(".almatools-existing")).to_contain_text(renewed.isoformat(), timeout=WAIT)
+                expect(renew_button).to_be_hidden()
+                expect(form.locator(".almatools-register")).to_be_disabled()
+                form.locator(".almatools-result").scroll_into_view_if_needed()
+                page.screenshot(path=str(tmp_path / "renewed.png"), full_page=False)
             except BaseException:
                 page.screenshot(path=str(tmp_path / "failure.png"))
                 raise
@@ -140,7 +190,15 @@ def test_register_a_patron_in_jupyterlab(client, sandbox, tmp_path):
                 browser.close()
     finally:
         stop_lab(lab)
+        shots = os.environ.get("ALMATOOLS_SCREENSHOTS")
+        if shots:
+            Path(shots).mkdir(parents=True, exist_ok=True)
+            for png in tmp_path.glob("*.png"):
+                shutil.copy(png, Path(shots) / png.name)
     stored = client.get_user(pid)
     assert (stored["first_name"], stored["last_name"]) == (first, last)
     assert stored["user_group"]["value"] == "COMMUNITY" and stored["account_type"]["value"] == "INTERNAL"
+    assert stored["expiry_date"] == renewed.isoformat() + "Z"  # the Renew click went through the API
+    assert stored["purge_date"] == (renewed + timedelta(days=365)).isoformat() + "Z"
+    assert client.find_user(second_pid) is None  # and no second account
     assert lab.poll() is not None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import ipywidgets as widgets
 import pytest
@@ -216,3 +216,96 @@ def test_bulk_panel_without_a_file_says_so(client):
     panel.path.value = "/no/such/file.csv"
     panel.run_button.click()
     assert "does not exist" in panel.summary.value
+
+
+def _same_person_elsewhere(client, patron, *, group: str, expiry, status: str = "ACTIVE") -> str:
+    """An existing account of the person being registered (same name, email and birth date), another identifier."""
+    pid = fresh_id(client, DEFAULT.groups[group])
+    client.create_user(raw_user(pid, first=patron.first_name, last=patron.last_name, group=group,
+                                birth=patron.birth_date, email=patron.email_address, expiry=expiry, status=status))
+    return pid
+
+
+def test_an_active_patron_registered_again_is_blocked_and_renewed_in_one_click(client):
+    patron = good_form(client, DEFAULT, "community")
+    old = _same_person_elsewhere(client, patron, group="COMMUNITY", expiry=TODAY + timedelta(days=20))
+    form = build_registration_form(client, DEFAULT, today=TODAY)
+    fill(form, patron)
+    assert not form.register_button.disabled and "The form is complete" in form.status.value
+    form.check_button.click()
+    assert form.search.decision.action == "renew" and form.search.decision.target == old
+    assert form.register_button.disabled  # never "complete" with Register enabled while blocked
+    assert "The form is complete" not in form.status.value and "Blocked" in form.status.value
+    assert old in form.status.value and "Renew" in form.status.value
+    assert form.renew_button.layout.display == "" and form.update_button.layout.display == ""
+    form.register_button.click()  # a stray click creates nothing either
+    assert form.outcome.status == "blocked" and client.find_user(patron.primary_id) is None
+    form.renew_button.click()
+    assert form.outcome.status == "renewed", form.result.value
+    new_expiry = TODAY + timedelta(days=DEFAULT.groups["COMMUNITY"].default_expiry_days)
+    stored = client.get_user(old)
+    assert stored["expiry_date"] == new_expiry.isoformat() + "Z"
+    assert stored["purge_date"] == (new_expiry + timedelta(days=DEFAULT.retention_days)).isoformat() + "Z"
+    assert "RENEWED" in form.result.value and new_expiry.isoformat() in form.result.value
+    assert client.find_user(patron.primary_id) is None  # still one account
+    assert form.register_button.disabled and "Blocked" in form.status.value  # searched again: still the same person
+    assert form.search.decision.action == "update" and form.renew_button.layout.display == "none"  # renewed already
+
+
+def test_an_expired_account_in_the_same_group_is_renewed_not_duplicated(client):
+    patron = good_form(client, DEFAULT, "alum")
+    old = _same_person_elsewhere(client, patron, group="ALUMNI", expiry=TODAY - timedelta(days=400), status="INACTIVE")
+    form = build_registration_form(client, DEFAULT, today=TODAY)
+    fill(form, patron)
+    form.check_button.click()
+    assert form.search.decision.action == "renew" and form.register_button.disabled
+    form.renew_button.click()
+    stored = client.get_user(old)
+    assert stored["status"]["value"] == "ACTIVE" and stored["expiry_date"] > TODAY.isoformat()
+
+
+def test_one_person_one_account_offers_update_for_an_active_local_account_elsewhere(client):
+    assert DEFAULT.one_account_per_person
+    patron = good_form(client, DEFAULT, "community")
+    old = _same_person_elsewhere(client, patron, group="FRIENDS", expiry=TODAY + timedelta(days=100))
+    form = build_registration_form(client, DEFAULT, today=TODAY)
+    fill(form, patron)
+    form.check_button.click()
+    assert form.search.decision.action == "update" and form.register_button.disabled
+    assert form.update_button.layout.display == "" and form.renew_button.layout.display == "none"
+    form.update_button.click()
+    assert form.outcome.status == "updated", form.result.value
+    stored = client.get_user(old)
+    assert stored["user_group"]["value"] == "COMMUNITY"
+    assert DEFAULT.patron_type_of(stored) == "COMMUNITY"
+    assert client.find_user(patron.primary_id) is None
+
+
+def test_the_purge_date_box_shows_the_purge_date_the_note_announces(client):
+    form = build_registration_form(client, DEFAULT, today=TODAY)
+    form.fields["affiliation"].value = "friend"
+    expiry = TODAY + timedelta(days=365)
+    assert form.fields["expiry_date"].value == expiry.isoformat()
+    purge = (expiry + timedelta(days=DEFAULT.retention_days)).isoformat()
+    assert form.fields["purge_date"].value == purge
+    form.fields["expiry_date"].value = "2031-01-31"
+    assert form.fields["purge_date"].value == (date(2031, 1, 31) + timedelta(days=DEFAULT.retention_days)).isoformat()
+    form.fields["purge_date"].value = "2033-03-03"  # typed by staff: kept
+    form.fields["expiry_date"].value = "2031-02-28"
+    assert form.fields["purge_date"].value == "2033-03-03"
+
+
+def test_the_sis_identifier_box_appears_for_sis_groups_and_is_checked(client):
+    form = build_registration_form(client, DEFAULT, today=TODAY)
+    box, row = form.fields["identifier_UNIV_ID"], form.identifier_rows["identifier_UNIV_ID"]
+    form.fields["affiliation"].value = "alum"
+    assert row.layout.display == "none"
+    form.fields["affiliation"].value = "student"
+    assert row.layout.display == "" and "University ID" in form.labels["identifier_UNIV_ID"].value
+    form.fields["primary_id"].value = "123456789"
+    assert box.value == "123456789"  # the value the note says it takes
+    box.value = "12345"
+    assert "9-digit university ID" in form.messages["identifier_UNIV_ID"].value
+    assert "almatools-invalid" in box._dom_classes and form.register_button.disabled
+    box.value = "987654321"
+    assert form.patron_form().identifiers == {"UNIV_ID": "987654321"}

@@ -37,7 +37,8 @@ def test_create_then_confirm_under_each_policy(client, policy_name, affiliation)
     assert checked.ok, checked.issues
     result = register(client, checked)
     assert result.status == "created", result.message
-    assert result.calls == 3  # identifier lookup, POST, confirming GET
+    assert result.calls == 5  # identifier lookup, email and name searches, POST, confirming GET
+    assert result.decision is not None and result.decision.action == "create"
     stored = client.get_user(form.primary_id)
     aff = policy.affiliations[affiliation]
     group = policy.groups[aff.group]
@@ -49,6 +50,8 @@ def test_create_then_confirm_under_each_policy(client, policy_name, affiliation)
     assert stored["purge_date"] == (expiry + timedelta(days=policy.retention_days)).isoformat() + "Z"
     if group.patron_type:
         assert [s["statistic_category"]["value"] for s in stored["user_statistic"]] == [group.patron_type]
+    sent_ids = {(i["id_type"]["value"], i["value"]) for i in stored.get("user_identifier") or []}
+    assert sent_ids == {(t, form.primary_id) for t in group.sis_match_ids}  # UNIV_ID defaults to the primary id
     assert stored["password"] == ""
     if form.password:
         assert form.password not in repr(result) and form.password not in repr(checked)
@@ -66,10 +69,14 @@ def test_dry_run_plans_and_sends_nothing(client, dry_client):
 
 
 def test_a_taken_identifier_is_blocked_and_alma_errors_are_explained(client):
-    checked = validate(good_form(client, DEFAULT, "alum"), DEFAULT, today=TODAY)
+    checked = validate(good_form(client, DEFAULT, "alum", expiry_date=TODAY + timedelta(days=60)), DEFAULT, today=TODAY)
     assert register(client, checked).status == "created"
-    again = register(client, checked)
-    assert again.status == "blocked" and "already exists" in again.message and again.calls == 1
+    again = register(client, checked)  # the same person again: no second account, the renewal is offered
+    assert again.status == "blocked" and "exists" in again.message and "Renew it" in again.message
+    assert again.decision.action == "renew" and again.decision.target == checked.form.primary_id
+    full = validate(good_form(client, DEFAULT, "alum"), DEFAULT, today=TODAY)  # valid as long as a renewal makes it
+    assert register(client, full).status == "created"
+    assert register(client, full).decision.action == "update"
     # With a (stale) search that saw nothing, Alma's own duplicate check refuses the POST.
     stale = ExistingSearch(candidates=[], blocked=False, advice=[], merge_from=[], calls=0)
     refused = register(client, checked, search=stale)
@@ -100,7 +107,7 @@ def test_search_ranks_exact_id_over_email_over_name_and_birth_date(client):
     assert found.calls == 3 + 3  # identifier, email search, name search, then the three hits' full records
     assert holder not in [c.primary_id for c in found.candidates]
     result = register(client, validate(form, DEFAULT, today=TODAY), search=found)
-    assert result.status == "blocked" and result.calls == 0
+    assert result.status == "blocked" and result.calls == 0 and result.decision.target == form.primary_id
 
 
 def test_nothing_found_for_a_new_person(client):

@@ -309,3 +309,54 @@ def test_analytics_wrong_path_fails_at_once(client):
     with pytest.raises(ServerError, match="Path not found"):
         list(client.analytics_rows("/shared/Nowhere/Reports/Nothing"))
     assert client.calls == 1
+
+
+# -- concurrent paging, slow commits ---------------------------------------------------------------
+
+def test_later_pages_are_fetched_up_to_the_count_and_no_further(sandbox, client):
+    search = client.search_users("ALL~ACTIVE", order_by="primary_id", page_size=100)
+    total = search.count()
+    assert total > 300
+    before = client.calls
+    got = [u["primary_id"] for u in search.records()]
+    assert client.calls - before == -(-total // 100)  # e.g. 30 calls for 3,000 users, not 31
+    assert len(got) == total == len(set(got))
+    sequential = []
+    for offset in range(0, total, 100):  # the same pages one by one: same users, same order
+        page = client.request("GET", "/users", params={"q": "ALL~ACTIVE", "order_by": "primary_id", "limit": 100,
+                                                       "offset": offset})
+        sequential += [u["primary_id"] for u in page.get("user", [])]
+    assert got == sequential
+
+
+def test_an_overstated_count_costs_at_most_one_empty_page(client, knobs):
+    exact = client.search_users(user_group="ALUMNI", page_size=7)
+    wanted = [u["primary_id"] for u in exact]
+    knobs.total_quirk = "overstate"  # 5 more than there are: one page past the end comes back empty
+    before = client.calls
+    got = [u["primary_id"] for u in client.search_users(user_group="ALUMNI", page_size=7)]
+    assert got == wanted
+    assert client.calls - before <= -(-(len(wanted) + 5) // 7)
+
+
+def test_max_records_stops_the_paging(client):
+    before = client.calls
+    got = list(client.search_users("ALL~ACTIVE", page_size=10, max_records=25))
+    assert len(got) == 25 and client.calls - before == 3
+
+
+def test_a_slow_commit_is_not_a_false_already_exists(sandbox, knobs, caplog):
+    # The first POST passes its checks, then takes 1.5 s to commit; the client gives up after 1.2 s,
+    # looks the user up while the commit is still pending (not found), and posts again; that POST
+    # gets 401851 for the kit's own record, which the client recognises and returns.
+    knobs.latency_ms, knobs.commit_delay_ms = 600, 1500
+    user = new_user(user_identifier=[{"value": f"BC-{uuid.uuid4().hex[:8]}", "id_type": {"value": "BARCODE"}}])
+    caplog.set_level(logging.INFO, logger="almatools.client")
+    with AlmaClient(api_key=sandbox.api_key, base_url=sandbox.base_url, per_second=1000, backoff=0.01,
+                    timeout=1.2) as alma:
+        created = alma.create_user(user)
+        knobs.latency_ms = knobs.commit_delay_ms = 0
+        assert created["primary_id"] == user["primary_id"] and created["last_name"] == user["last_name"]
+        assert [h["primary_id"] for h in alma.search_users(last_name=user["last_name"])] == [user["primary_id"]]
+    assert "the earlier attempt had created the user" in caplog.text
+

@@ -126,8 +126,14 @@ def test_key_as_query_parameter_or_authorization_header(server: SandboxServer, h
 def test_missing_or_wrong_key_is_400_unauthorized(
     server: SandboxServer, http: requests.Session, params: dict, headers: dict
 ) -> None:
+    # Alma's gateway answers UNAUTHORIZED in XML even when JSON was asked for, with no trackingId
+    # (recorded replies: tests/fixtures/alma/error_unauthorized.xml and its README entry).
     reply = http.get(server.base_url + "/users/JSMITH1", params={"format": "json", **params}, headers=headers)
-    assert error_of(reply) == (400, "UNAUTHORIZED", "API-key not defined or not configured to allow this API.")
+    assert reply.status_code == 400 and reply.headers["content-type"].startswith("application/xml")
+    error = etree.fromstring(reply.content).find(f"{WSR}errorList/{WSR}error")
+    assert error.findtext(f"{WSR}errorCode") == "UNAUTHORIZED"
+    assert error.findtext(f"{WSR}errorMessage") == "API-key not defined or not configured to allow this API."
+    assert error.find(f"{WSR}trackingId") is None
     assert reply.headers["X-Exl-Api-Remaining"].isdigit() and reply.headers["X-Request-ID"]
 
 
@@ -297,8 +303,6 @@ def test_an_identifier_may_repeat_the_own_primary_id(api: Api) -> None:
 @pytest.mark.parametrize("body, content_type", [
     (b'{"primary_id": ', "application/json"), (b"[1, 2]", "application/json"),
     (b"<user><primary_id>x</user>", "application/xml"), (b"<other/>", "application/xml"),
-    (b'{"primary_id": "x", "user_identifier": "BC1"}', "application/json"),
-    (b'{"primary_id": "x", "contact_info": {"email": ["a@b.c"]}}', "application/json"),
 ])
 def test_create_with_a_broken_body_is_401676(api: Api, body: bytes, content_type: str) -> None:
     reply = api("POST", "/users", data=body, headers={"Content-Type": content_type})

@@ -24,6 +24,9 @@ from almatools.errors import (
     (400, "UNAUTHORIZED", AuthError), (401, None, AuthError), (403, "INVALID_REQUEST", AuthError),
     (429, "PER_SECOND_THRESHOLD", RateLimitError), (429, "DAILY_THRESHOLD", QuotaExhaustedError),
     (500, "INTERNAL_SERVER_ERROR", ServerError), (503, None, ServerError), (400, "999999", AlmaError),
+    # the codes of Alma's wrapped JSON errors (recorded replies in tests/fixtures/alma)
+    (404, "NOT_FOUND", NotFoundError), (400, "BAD_REQUEST", InvalidRecordError), (404, None, NotFoundError),
+    (502, None, ServerError),
 ])
 def test_codes_map_to_classes(status, code, cls):
     assert error_for(status, code) is cls
@@ -50,3 +53,30 @@ def test_q_builder_refuses_unknown_fields_and_empty_values(kwargs):
 
     with pytest.raises(ConfigError):
         build_q(**kwargs)
+
+
+@pytest.mark.parametrize(("body", "content_type", "expected"), [
+    (b'{"web_service_result":{"errorsExist":true,"errorList":{"error":{"errorCode":"BAD_REQUEST",'
+     b'"errorMessage":"\\n(was java.lang.IllegalArgumentException) (through reference chain: '
+     b'com.exlibris.alma.ws.jaxb.user.User[\\"contact_info\\"]->com.exlibris.alma.ws.jaxb.user.ContactInfo'
+     b'[\\"email\\"]->java.util.ArrayList[0]->com.exlibris.alma.ws.jaxb.user.Email[\\"email_address\\"])",'
+     b'"trackingId":"E01-1"}}}}', "application/json",
+     ("BAD_REQUEST", "Alma could not read the value of contact_info.email[0].email_address in the record sent "
+                     "(was java.lang.IllegalArgumentException)", "E01-1")),
+    (b'{"errorsExist":true,"errorList":{"error":[{"errorCode":401861,"errorMessage":"  User with identifier x '
+     b'was   not found. "}]},"result":null}', "application/json",
+     ("401861", "User with identifier x was not found.", None)),
+    (b"<web_service_result><errorList><error><errorCode>UNAUTHORIZED</errorCode><errorMessage>API-key not "
+     b"defined</errorMessage></error></errorList></web_service_result>", "application/xml",
+     ("UNAUTHORIZED", "API-key not defined", None)),
+    (b"<html><head><title>502 Bad Gateway</title></head><body><h1>502</h1></body></html>", "text/html",
+     (None, "Alma's gateway answered with an error page (502 Bad Gateway) instead of an API reply", None)),
+    (b"", "", (None, "HTTP 502 Bad Gateway with no body", None)),
+    (b"<broken", "application/xml", (None, "<broken", None)),
+    (b'{"message": "upstream timed out"}', "application/json",
+     (None, "HTTP 400 Bad Gateway with a JSON reply that holds no Alma error", None)),
+])
+def test_error_bodies_of_every_shape(body, content_type, expected):
+    from almatools.client import alma_error_fields
+
+    assert alma_error_fields(502 if not body else 400, content_type, body, "Bad Gateway") == expected

@@ -60,11 +60,22 @@ def test_a_good_form_passes_and_builds_the_right_record(policy, affiliation):
         assert record["user_statistic"][0]["statistic_category"]["value"] == group.patron_type
 
 
-@pytest.mark.parametrize("field", ["first_name", "last_name", "primary_id", "expiry_date", "email_address"])
+@pytest.mark.parametrize("field", ["first_name", "last_name", "primary_id", "email_address"])
 def test_seed_000_mandatory_fields(field):
     result = validate(good(CONSORTIUM, "community", **{field: ""}), CONSORTIUM, today=TODAY)
     assert ("MISSING_FIELD", "error", field) in rules(result)
     assert result.record is None
+
+
+@pytest.mark.parametrize("policy", [DEFAULT, CONSORTIUM, EXTERNAL_ID], ids=["default", "consortium", "seed003"])
+def test_an_empty_expiry_date_defaults_from_the_group_on_every_path(policy):
+    result = validate(good(policy, "alum", expiry_date=""), policy, today=TODAY)
+    group = policy.groups[policy.affiliations["alum"].group]
+    expiry = TODAY + timedelta(days=group.default_expiry_days)
+    assert result.ok, result.issues
+    assert ("EXPIRY_DEFAULTED", "info", "expiry_date") in rules(result)
+    assert result.record["expiry_date"] == expiry.isoformat() + "Z"
+    assert result.record["purge_date"] == (expiry + timedelta(days=policy.retention_days)).isoformat() + "Z"
 
 
 def test_seed_000_email_type_is_mandatory_too():
@@ -172,3 +183,108 @@ def test_bad_rows_never_raise():
     for row in ({}, {"affiliation": None}, {"expiry_date": "soon", "birth_date": "2099-01-01", "primary_id": 42}):
         result = validate(PatronForm.from_mapping(row), DEFAULT, today=TODAY)
         assert not result.ok and result.issues
+
+
+# -- the one decision (pure: no Alma) ---------------------------------------------------------------
+
+def cand(pid="CB000001", *, group="COMMUNITY", external=False, status="ACTIVE", expiry=TODAY + timedelta(days=30),
+         score=80, roles=("200",)):
+    from almatools.registration import Candidate
+
+    return Candidate(primary_id=pid, name="Jane Doe", user_group=group, account_type="EXTERNAL" if external else "INTERNAL",
+                     status=status, expiry_date=expiry, roles=roles, score=score, reasons=("same email address",),
+                     record={})
+
+
+def decide_for(affiliation, *candidates, policy=DEFAULT):
+    from almatools.registration import decide
+
+    return decide(validate(good(policy, affiliation), policy, today=TODAY), list(candidates), policy, today=TODAY)
+
+
+def test_an_active_account_in_the_same_group_blocks_and_offers_renewal_with_the_groups_dates():
+    decision = decide_for("community", cand())
+    expiry = TODAY + timedelta(days=DEFAULT.groups["COMMUNITY"].default_expiry_days)
+    assert decision.blocked and decision.action == "renew" and decision.target == "CB000001"
+    assert decision.offers == ("renew", "update")
+    assert (decision.renew_expiry, decision.renew_purge) == (expiry, expiry + timedelta(days=DEFAULT.retention_days))
+    assert "Renew it" in decision.reason and expiry.isoformat() in decision.reason
+
+
+@pytest.mark.parametrize(("candidate", "action"), [
+    (cand(expiry=TODAY + timedelta(days=900)), "update"),           # already valid longer than a renewal
+    (cand(status="INACTIVE", expiry=TODAY - timedelta(days=50)), "renew"),  # a lapsed member comes back
+    (cand(expiry=None), "renew"),
+    (cand(group="FRIENDS"), "update"),                              # one person keeps one account
+    (cand(group="UGRAD", external=True), "block"),                  # still a student: has not left
+    (cand(group="UGRAD", external=True, expiry=TODAY - timedelta(days=100)), "block"),  # left < a year ago
+    (cand(group="UGRAD", external=True, status="INACTIVE", expiry=TODAY - timedelta(days=800)), "create_merge"),
+    (cand(group="FRIENDS", status="INACTIVE", expiry=TODAY - timedelta(days=10)), "create_merge"),
+    (cand(roles=("200", "21")), "add_role"),
+    (cand(score=50), "create"),                                     # a namesake only: listed, never blocks
+    (cand(pid="CB100234", group="ALUMNI", score=100), "renew"),     # exact identifier, another local group
+])
+def test_the_decision_rules(candidate, action):
+    decision = decide_for("community", candidate)
+    assert decision.action == action, decision.reason
+    assert decision.blocked == (action not in ("create", "create_merge"))
+    if action == "create_merge":
+        assert decision.merge_from == (candidate.primary_id,) and "merge request old → new" in " ".join(decision.advice)
+    else:
+        assert decision.merge_from == ()
+
+
+def test_an_active_sis_account_in_the_same_group_is_updated_not_renewed():
+    decision = decide_for("student", cand("123456780", group="UGRAD", external=True))
+    assert decision.action == "update" and decision.offers == ("update",) and "SIS" in decision.reason
+
+
+def test_without_one_account_per_person_an_active_local_account_elsewhere_is_listed_only():
+    import dataclasses
+
+    lenient = dataclasses.replace(DEFAULT, one_account_per_person=False)
+    decision = decide_for("community", cand(group="FRIENDS"), policy=lenient)
+    assert decision.action == "create" and not decision.merge_from
+    assert any("also has an active account" in a for a in decision.advice)
+    assert decide_for("community", cand(), policy=lenient).action == "renew"  # the same group always blocks
+
+
+def test_staff_are_told_to_add_the_role():
+    decision = decide_for("internal", cand(group="COMMUNITY"), policy=CONSORTIUM)
+    assert decision.action == "add_role" and "Add the role" in decision.reason
+
+
+def test_nothing_found_creates():
+    decision = decide_for("alum")
+    assert decision.action == "create" and decision.advice == ("No existing account found.",)
+
+
+def test_records_carry_no_output_only_field_and_send_the_sis_identifiers():
+    from almatools.registration import OUTPUT_ONLY_FIELDS, strip_output_only
+
+    record = validate(good(DEFAULT, "student"), DEFAULT, today=TODAY).record
+    assert record["user_statistic"] == [{"statistic_category": {"value": "STUDENT"}}]
+    assert record["user_identifier"] == [{"value": "123456789", "id_type": {"value": "UNIV_ID"}, "status": "ACTIVE",
+                                          "segment_type": "External"}]
+    assert not set(record) & set(OUTPUT_ONLY_FIELDS)
+    got = {"primary_id": "x", "full_name": "X", "link": "u", "loans": {"value": 1}, "linking_id": "L",
+           "user_statistic": [{"statistic_category": {"value": "S"}, "category_type": {"value": "PATRON_TYPE"}}]}
+    clean = strip_output_only(got)
+    assert clean == {"primary_id": "x", "user_statistic": [{"statistic_category": {"value": "S"}}]}
+    assert "full_name" in got  # the original is left as it was
+
+
+def test_sis_identifiers_are_asked_for_and_checked():
+    typed = validate(good(DEFAULT, "student", identifiers={"univ_id": "987654321"}), DEFAULT, today=TODAY)
+    assert typed.ok and typed.form.identifiers == {"UNIV_ID": "987654321"}
+    bad = validate(good(DEFAULT, "student", identifiers={"UNIV_ID": "98765"}), DEFAULT, today=TODAY)
+    assert ("BAD_IDENTIFIER", "error", "identifier_UNIV_ID") in rules(bad)
+    unknown = validate(good(DEFAULT, "alum", identifiers={"SHOE": "42"}), DEFAULT, today=TODAY)
+    assert ("UNKNOWN_IDENTIFIER_TYPE", "error", "identifier_SHOE") in rules(unknown)
+    from_csv = PatronForm.from_mapping({"affiliation": "Graduate student", "identifier_UNIV_ID": " 111222333 "})
+    assert from_csv.identifiers == {"UNIV_ID": "111222333"}
+    import dataclasses
+
+    by_label = dataclasses.replace(good(DEFAULT, "graduate"), affiliation="Graduate student")
+    checked = validate(by_label, DEFAULT, today=TODAY)
+    assert checked.ok and checked.form.affiliation == "graduate" and checked.record["user_group"]["value"] == "GRAD"
