@@ -186,7 +186,7 @@ def cmd_quality(args: argparse.Namespace) -> int:
     def bad(err) -> None:
         skipped.append(str(err))
         if len(skipped) <= 20:
-            print(f"almatools quality: skipped a bad record: {err}", file=sys.stderr)
+            print(f"almatools quality: skipped a bad record: {_one_line(str(err))}", file=sys.stderr)
     client = _client() if args.users.strip().lower() == "api:" else None
     try:
         users = load_users(args.users, on_error=bad, progress=not args.quiet, client=client, policy=policy)

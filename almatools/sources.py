@@ -451,7 +451,7 @@ def _xml_rows(src: IO[bytes], name: str, ptype: str, tick: Callable[[int], None]
                 tick(src.tell())
     except etree.XMLSyntaxError as err:
         what = "is not XML" if n == 0 else f"stops being well-formed XML after {n:,} complete records"
-        raise SourceError(f"{name} {what} (line {err.lineno}: {err.msg})") from None
+        raise SourceError(f"{name} {what} (line {err.lineno}: {' '.join(str(err.msg).split())})") from None
     except OSError as err:
         raise SourceError(f"{name} cannot be read: {err}") from None
     except NotAUserFile as err:
