@@ -6,7 +6,6 @@ The command names and flags are the public contract for scheduled use: keep them
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import os
 import shutil
@@ -171,7 +170,7 @@ def cmd_quality(args: argparse.Namespace) -> int:
     """Findings and duplicate clusters of a users source against a SIS extract; exit 0 with or without findings."""
     import datetime as dt
 
-    from almatools.files import safe_frame
+    from almatools.files import safe_tables
     from almatools.policy import load_policy
     from almatools.quality import analyse, write_outputs
     from almatools.sources import load_sis, load_users
@@ -201,8 +200,7 @@ def cmd_quality(args: argparse.Namespace) -> int:
     result = analyse(users, sis, policy, today=today, duplicates=not args.no_duplicates, progress=not args.quiet,
                      decisions=decisions)
     # Patron data in the CSV files is escaped so that no spreadsheet runs it as a formula.
-    files = write_outputs(dataclasses.replace(result, findings=safe_frame(result.findings),
-                                              clusters=safe_frame(result.clusters)), args.out)
+    files = write_outputs(safe_tables(result), args.out)
     _say(result.summary_text())
     _say("Written: " + ", ".join(str(p) for p in files.values()))
     if skipped:
