@@ -85,5 +85,8 @@ def test_sigterm_removes_the_runs_temporary_folder(tmp_path):
         assert "Traceback" not in err.split("[IPKernelApp]")[0], err  # the command's own output
     finally:
         stop_group(proc)
-    assert code == 130, err
+    # 130 from the console script; `python -m almatools` (this test) at times ends by SIGINT instead (-2):
+    # either way the run stopped on its signal, said so, and left nothing behind.
+    assert code in (130, -signal.SIGINT), err
+    assert "stopped; nothing was written" in err
     assert not left.exists() and list(root.glob(".tmp-*")) == []
