@@ -16,11 +16,11 @@ Nothing registration sends carries Alma's output-only fields (:data:`OUTPUT_ONLY
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from almatools.normalise import email_key, given_name, is_email, name_forms, surname_key, surname_parts
 from almatools.policy import Affiliation, GroupPolicy, Policy
 
 __all__ = ["PatronForm", "Issue", "Validation", "validate", "password_problem", "COMMON_PASSWORDS", "Candidate",
@@ -38,7 +38,6 @@ COMMON_PASSWORDS = frozenset({
     "trustno1", "starwars", "whatever", "superman", "dragon12", "monkey12",
 })
 # One @, no spaces, a dot in the domain, no empty labels: what Alma's notices need to be deliverable.
-_EMAIL = re.compile(r"^[^@\s]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
 _LABELS = {
     "first_name": "First name", "last_name": "Last name", "primary_id": "Primary identifier",
     "user_group": "User group", "expiry_date": "Expiration date", "purge_date": "Purge date",
@@ -274,7 +273,7 @@ def validate(form: PatronForm, policy: Policy, *, today: date | None = None) -> 
     identifiers = _check_identifiers(clean, policy, group, managed, primary_id, add)
     clean = replace(clean, identifiers=identifiers)
 
-    if clean.email_address and not _EMAIL.match(clean.email_address):
+    if clean.email_address and not is_email(clean.email_address):
         add("BAD_EMAIL", ERROR, "email_address",
             f"{clean.email_address!r} is not an email address Alma can send notices to; check it for typos.")
 
@@ -405,7 +404,7 @@ def _fold(text: Any) -> str:
 
 
 def _emails(record: dict[str, Any]) -> set[str]:
-    return {_fold(e.get("email_address")) for e in (record.get("contact_info") or {}).get("email") or []
+    return {email_key(e.get("email_address")) for e in (record.get("contact_info") or {}).get("email") or []
             if e.get("email_address")}
 
 
@@ -627,11 +626,17 @@ def _candidate(record: dict[str, Any], form: PatronForm, birth: date | None, exa
     score = 0
     if exact:
         score, reasons = 100, ["the primary identifier or another identifier is the same"]
-    if form.email_address and _fold(form.email_address) in _emails(record):
+    if form.email_address and email_key(form.email_address) in _emails(record):
         score = max(score, 80)
         reasons.append("same email address")
-    same_last = _fold(record.get("last_name")) == _fold(form.last_name)
-    same_first = _fold(record.get("first_name")) == _fold(form.first_name)
+    # names compared as the duplicate linkage compares them (almatools.normalise): Đặng is Dang, Bill is
+    # William, a preferred first name counts, García López is García
+    mine, theirs = str(form.last_name or ""), str(record.get("last_name") or "")
+    same_last = bool(surname_key(mine)) and (surname_key(mine) == surname_key(theirs)
+                                             or bool(set(surname_parts(mine)) & set(surname_parts(theirs))))
+    own = name_forms(given_name(form.first_name))
+    same_first = bool(own & (name_forms(given_name(record.get("first_name")))
+                             | name_forms(given_name(record.get("pref_first_name")))))
     their_birth = parse_alma_date(record.get("birth_date"))
     if same_last and same_first:
         if birth and their_birth == birth:
@@ -640,7 +645,7 @@ def _candidate(record: dict[str, Any], form: PatronForm, birth: date | None, exa
         else:
             score = max(score, 50)
             reasons.append("same name")
-    elif same_last and _fold(record.get("first_name"))[:1] == _fold(form.first_name)[:1]:
+    elif same_last and given_name(record.get("first_name"))[:1] == given_name(form.first_name)[:1]:
         score = max(score, 30)
         reasons.append("same last name and first initial")
     name = " ".join(p for p in (record.get("first_name"), record.get("last_name")) if p)
@@ -681,7 +686,7 @@ def find_existing(client, form: PatronForm, policy: Policy, *, today: date | Non
             if record is not None:
                 found.setdefault(_fold(record["primary_id"]), _candidate(record, form, birth, exact=True))
     brief: list[str] = []
-    if form.email_address and _EMAIL.match(form.email_address):
+    if form.email_address and is_email(form.email_address):
         brief += [e["primary_id"] for e in client.search_users(email=form.email_address, max_records=max_candidates)]
     if form.last_name and form.first_name:
         first = form.first_name.split()[0]

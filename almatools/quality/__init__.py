@@ -5,8 +5,9 @@
 """
 
 from almatools.quality.catalog import RULES, Rule, Severity
+from almatools.quality.review import PairDecisions
 from almatools.quality.rules import FINDING_COLUMNS, evaluate
-from almatools.quality.run import DUPLICATE_COLUMNS, QualityResult, analyse, write_outputs
+from almatools.quality.run import DUPLICATE_COLUMNS, POSSIBLE_COLUMNS, QualityResult, analyse, write_outputs
 
-__all__ = ["DUPLICATE_COLUMNS", "FINDING_COLUMNS", "QualityResult", "RULES", "Rule", "Severity", "analyse", "evaluate",
-           "write_outputs"]
+__all__ = ["DUPLICATE_COLUMNS", "FINDING_COLUMNS", "POSSIBLE_COLUMNS", "PairDecisions", "QualityResult", "RULES",
+           "Rule", "Severity", "analyse", "evaluate", "write_outputs"]

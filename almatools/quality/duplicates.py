@@ -98,11 +98,11 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_THRESHOLD = 0.95
+DEFAULT_THRESHOLD = 0.9
 """Match probability at and above which a consistent pair is *likely* the same person."""
-POSSIBLE_THRESHOLD = 0.5
+POSSIBLE_THRESHOLD = 0.3
 """Match probability at and above which a pair is shown for review as *possible*."""
-DUPLICATE_RATE = 0.02
+DUPLICATE_RATE = 0.03
 """The share of records assumed to have a duplicate; sets the model's prior."""
 MAX_KEY_RECORDS = 20
 """A key (email, phone, identifier, address, full name) held by more records than this is a placeholder."""
@@ -213,6 +213,7 @@ MODEL: tuple[_Comparison, ...] = (
         _Level("null", "", _null("fn"), 1, 1),
         _Level("initials", "first name initial ({l}/{r})", _sql("fn_l = fn_r AND length(fn_l) = 1"), 0.01, 0.004),
         _Level("exact", "first name equal", _exact("fn"), 0.70, 0.004, tf="fn"),
+        _Level("spacing", "first name equal", _sql("fn_key_l = fn_key_r"), 0.02, 0.0005),
         _Level("forms", "first name nickname or preferred name ({l}/{r})", _all(_sql(_FULL), _shared("fn_forms")),
                0.12, 0.0008),
         _Level("swap", "first and last name swapped ({l}/{r})", _sql(_SWAPPED), 0.02, 2e-7),
@@ -230,6 +231,10 @@ MODEL: tuple[_Comparison, ...] = (
                _sql("(length(fn_l) = 1 OR length(fn_r) = 1) AND substr(fn_l, 1, 1) = substr(fn_r, 1, 1)"),
                0.04, 0.004),
         _Level("similar", "first name similar ({l}/{r})", _all(_sql(_FULL), _jw("fn", 0.92)), 0.01, 0.001),
+        # a short form cut from the name's start or end (Chris, Topher, Liam for William)
+        _Level("contained", "first name short form ({l}/{r})",
+               _sql("least(length(fn_l), length(fn_r)) >= 3 AND (instr(fn_l, fn_r) > 0 OR instr(fn_r, fn_l) > 0)"),
+               0.02, 0.002),
         _Level("differs", "first name differs ({l}/{r})", _else, 0.02, 0.98, agrees=False,
                m_range=(0.005, 0.03)),
     )),
@@ -237,7 +242,8 @@ MODEL: tuple[_Comparison, ...] = (
         _Level("null", "", _null("ln"), 1, 1),
         _Level("exact", "last name equal", _exact("ln"), 0.75, 0.002, tf="ln"),
         _Level("swap", "", _sql(_SWAPPED), 1e-5, 1e-5),  # scored once, on the first name
-        _Level("part", "last name part of the other ({l}/{r})", _shared("ln_parts"), 0.05, 0.0005),
+        _Level("part_rare", "last name part of the other ({l}/{r})", _shared("ln_rare"), 0.04, 2e-5),
+        _Level("part", "last name part of the other ({l}/{r})", _shared("ln_parts"), 0.02, 0.0005),
         _Level("typo", "last name typo ({l}/{r})", _all(_sql(_LONG.format(c="ln")), _dl1("ln")), 0.06, 0.0004),
         _Level("similar", "last name similar ({l}/{r})", _jw("ln", 0.92), 0.01, 0.0008),
         _Level("in_middle", "last name changed, the old one now a middle name ({l}/{r})",
@@ -422,6 +428,19 @@ def _name_table(values: pd.Series, kind: str) -> tuple[np.ndarray, pa.Table]:
     return codes.astype("int64"), table
 
 
+def _with_rare_parts(codes: np.ndarray, table: pa.Table, most: int) -> pa.Table:
+    """Add ``ln_rare``: the surname words that at most ``most`` records hold (Wickcroft, not Garcia), so a
+    shared one is strong evidence (Emily Wickcroft and Emily Wickcroft Miller)."""
+    per_name = np.bincount(codes, minlength=table.num_rows)
+    parts = table["ln_parts"].to_pylist()
+    held: dict[str, int] = {}
+    for count, words in zip(per_name.tolist(), parts):
+        for w in words or ():
+            held[w] = held.get(w, 0) + count
+    rare = [[w for w in words if held[w] <= most] or None if words else None for words in parts]
+    return table.append_column("ln_rare", pa.array(rare, pa.list_(pa.string())))
+
+
 def _prepare(con: duckdb.DuckDBPyConnection, users: pd.DataFrame) -> str:
     """Create the linkage table in ``con`` (see :func:`prepare_records`); return its name.
 
@@ -436,6 +455,7 @@ def _prepare(con: duckdb.DuckDBPyConnection, users: pd.DataFrame) -> str:
     for column, kind in (("first_name", "first"), ("pref_first_name", "first"), ("middle_name", "middle"),
                          ("last_name", "last")):
         rows[column], names[column] = _name_table(col[column], kind)
+    names["last_name"] = _with_rare_parts(rows["last_name"], names["last_name"], max(5, n // 10_000))
     birth = col["birth_date"].astype("string").fillna("")
     is_date = birth.str.fullmatch(r"\d{4}-\d{2}-\d{2}").fillna(False).to_numpy(dtype=bool)
     rows["birth_date"] = pa.array(birth.to_numpy(dtype=object), pa.string(), mask=~is_date)
@@ -501,7 +521,7 @@ def _prepare(con: duckdb.DuckDBPyConnection, users: pd.DataFrame) -> str:
                        AS middles,
                    CASE WHEN f.near IS NOT NULL OR p.near IS NOT NULL THEN
                        list_distinct(list_concat(coalesce(f.near, []), coalesce(p.near, []))) END AS fn_near,
-                   l.ln_parts, f.sound AS fn_sound, l.ln_sound,
+                   l.ln_parts, l.ln_rare, f.sound AS fn_sound, l.ln_sound,
                    CASE WHEN f.g IS NOT NULL AND l.ln IS NOT NULL THEN least(f.g, l.ln) || '|' || greatest(f.g, l.ln)
                    END AS name_key,
                    CASE WHEN length(f.g) > 1 AND l.ln IS NOT NULL THEN f.g || '|' || l.ln END AS full_name,
@@ -516,6 +536,7 @@ def _prepare(con: duckdb.DuckDBPyConnection, users: pd.DataFrame) -> str:
         )
         SELECT n.* REPLACE (CASE WHEN n.full_name IN (SELECT full_name FROM crowded_names) THEN NULL
                                  ELSE n.full_name END AS full_name),
+
                e.emails, e.emails[1] AS email1,
                -- a user name that is only the person's name (fangli@, lifang@, fli@) says no more than the name
                nullif(list_filter(u.email_users, lambda x: x NOT IN (
@@ -679,6 +700,8 @@ def _tier_reason(lv: dict[str, str], live_both: bool) -> str:
         return "only an initial or no first name" if agree else _NEVER
     if not agree:
         return "only the name agrees"
+    if lv["first_name"] in ("contained", "moved", "similar", "typo_short") and not (personal or born):
+        return "the first names are only alike"  # siblings: Hyun and Dong-hyun
     if lv["middle_name"] == "differs" and not personal:
         return "the middle names differ"
     if lv["suffix"] == "one" and not (personal or born):

@@ -31,7 +31,9 @@ identifier_values          every identifier value and the primary id, normalised
 line1, city, postal_code   the preferred address (else the first)
 roles                      role_type codes (``;``-joined); ``200`` is Patron
 staff_role                 bool: a role other than Patron
-patron_type                the statistic category whose category_type is PATRON_TYPE (the policy's)
+patron_type                the statistic category whose category_type is PATRON_TYPE (the policy's),
+                           where a file carries that output-only field; the rules also accept any
+                           statistic whose code the policy names as a patron type
 statistics                 every statistic category (``;``-joined)
 loans, requests, fees      float: fulfillment counts where the source has them (else 0)
 pref_first_name            Alma's preferred first name (``Jack`` for Hương), "" when unset

@@ -198,6 +198,12 @@ def _missing_field(c: _Ctx) -> pd.DataFrame:
             continue
         column, text = _MANDATORY_EMPTY[name]
         m = c.col(column) == ""
+        if name == "patron_type" and c.policy.patron_type_codes:
+            # category_type is output-only and usually absent: a statistic whose code the policy names counts
+            stats = _exploded(c.col("statistics"))
+            named = np.zeros(len(c.users), dtype=bool)
+            named[stats.loc[stats["value"].isin(sorted(c.policy.patron_type_codes)), "i"].to_numpy()] = True
+            m = m & ~named
         if name in ("expiry_date", "birth_date"):
             not_date = bad.str.contains(name, regex=False)
             msg = np.where(not_date[m], f"{name} holds something that is not a date", text)

@@ -133,6 +133,13 @@ def test_mandatory_fields_follow_the_policy():
     assert set(zip(missing["primary_id"], missing["field"])) >= {("CB000001", "first_name"),
                                                                 ("CB000002", "patron_type")}
     assert "email_address" not in set(missing["field"])
+    # a patron type is a statistic whose code the policy names; real records carry no category_type
+    code = sorted(other.patron_type_codes)[0]
+    typed = run([user("CB000006", user_statistic=[{"statistic_category": {"value": code}}]),
+                 user("CB000007", user_statistic=[{"statistic_category": {"value": "NOT_A_PATRON_TYPE"}}])],
+                policy=other)
+    typed = typed[(typed["rule_id"] == "MISSING_FIELD") & (typed["field"] == "patron_type")]
+    assert set(typed["primary_id"]) == {"CB000007"}
 
 
 def test_sis_profiles_and_groups():

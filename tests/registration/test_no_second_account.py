@@ -186,3 +186,26 @@ def test_the_example_csv_registers_cleanly_dry_then_for_real(sandbox, client, tm
     student = client.get_user(ids[4])
     assert student["account_type"]["value"] == "EXTERNAL"
     assert {(i["id_type"]["value"], i["value"]) for i in student["user_identifier"]} >= {("UNIV_ID", ids[4])}
+
+
+def test_the_search_compares_names_as_the_linkage_does(client):
+    """A nickname, a preferred name, letters that do not decompose and a double surname are the same name to
+    the existing-account search (almatools.normalise), as they are to the duplicate linkage."""
+    surname = "Thistlewood" + fresh_id(client, DEFAULT.groups["COMMUNITY"])[-4:]
+    cases = [("Bill", "William", surname, surname, {}),
+             ("Hương", "Jack", "Đặng" + surname, "Dang" + surname, {"pref_first_name": "Jack"}),
+             ("Lucía", "Lucia", f"García {surname}", surname, {})]
+    for theirs, mine, their_last, my_last, extra in cases:
+        patron = good_form(client, DEFAULT, "community", first_name=mine, last_name=my_last)
+        pid = fresh_id(client, DEFAULT.groups["COMMUNITY"])
+        client.create_user({**raw_user(pid, first=theirs, last=their_last, birth=patron.birth_date,
+                                       email=patron.email_address, expiry=TODAY + timedelta(days=200)), **extra})
+        found = {c.primary_id: c for c in find_existing(client, patron, DEFAULT, today=TODAY).candidates}
+        assert "same name and birth date" in found[pid].reasons, (theirs, mine, found[pid].reasons)
+    # and another person's name is not the same name
+    patron = good_form(client, DEFAULT, "community", first_name="Agnieszka", last_name=surname)
+    pid = fresh_id(client, DEFAULT.groups["COMMUNITY"])
+    client.create_user(raw_user(pid, first="Daniel", last=surname, birth=patron.birth_date,
+                                email=patron.email_address, expiry=TODAY + timedelta(days=200)))
+    found = {c.primary_id: c for c in find_existing(client, patron, DEFAULT, today=TODAY).candidates}
+    assert not {"same name and birth date", "same name"} & set(found[pid].reasons)
