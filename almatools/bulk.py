@@ -49,6 +49,7 @@ from almatools.errors import (
     ServerError,
     SourceError,
 )
+from almatools.files import csv_records, safe_cell
 from almatools.policy import Policy
 from almatools.registration import (
     IDENTIFIER_PREFIX,
@@ -160,22 +161,38 @@ def _names_match(stored: dict[str, Any], record: dict[str, Any]) -> bool:
     return all(norm(stored, k) == norm(record, k) for k in ("first_name", "last_name"))
 
 
+_UNREADABLE = "\0unreadable"  # key of a row the reader could not take: its value says why
+
+
 def _read_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a registration CSV, streamed with the limits of :func:`almatools.files.csv_records` (a
+    line of at most 1 MiB, a cell of at most 100,000 characters). A row over them, or with more cells than
+    the header has columns, comes back as ``{_UNREADABLE: reason}`` and is reported, never sent."""
+    rows: list[dict[str, str]] = []
     try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            if not reader.fieldnames:
-                raise SourceError(f"{path} is empty: it needs a header row with columns such as {', '.join(CSV_COLUMNS[:5])}.")
-            unknown = [c for c in reader.fieldnames if c and c.strip() not in CSV_COLUMNS
-                       and not c.strip().lower().startswith(IDENTIFIER_PREFIX)]
-            if unknown:
-                raise SourceError(f"{path}: unknown column {unknown[0]!r}; the columns are {', '.join(CSV_COLUMNS)}, "
-                                  f"and {IDENTIFIER_PREFIX}<TYPE> for an identifier type of the policy.")
-            return [{(k or "").strip(): (v or "").strip() for k, v in r.items() if k} for r in reader]
+        for n, rec in csv_records(path):
+            if n == 0:
+                columns = [c for c in rec if c]
+                if not columns:
+                    raise SourceError(f"{path} is empty: it needs a header row with columns such as "
+                                      f"{', '.join(CSV_COLUMNS[:5])}.")
+                unknown = [c for c in columns if c not in CSV_COLUMNS and not c.lower().startswith(IDENTIFIER_PREFIX)]
+                if unknown:
+                    raise SourceError(f"{path}: unknown column {unknown[0][:60]!r}; the columns are "
+                                      f"{', '.join(CSV_COLUMNS)}, and {IDENTIFIER_PREFIX}<TYPE> for an identifier "
+                                      "type of the policy.")
+                continue
+            if isinstance(rec, str):
+                rows.append({_UNREADABLE: rec})
+            else:
+                rows.append({k: (v or "").strip() for k, v in rec.items() if k})
     except FileNotFoundError as exc:
         raise SourceError(f"The CSV file {path} does not exist.") from exc
     except UnicodeDecodeError as exc:
         raise SourceError(f"{path} is not UTF-8 text: save it from your spreadsheet as 'CSV UTF-8'.") from exc
+    except csv.Error as exc:
+        raise SourceError(f"{path} is not a readable CSV file: {exc}.") from exc
+    return rows
 
 
 def register_csv(client, csv_path: str | Path, policy: Policy, *, out_dir: str | Path | None = None,
@@ -223,6 +240,11 @@ def register_csv(client, csv_path: str | Path, policy: Policy, *, out_dir: str |
             issues = csv.writer(handle)
             issues.writerow(ISSUE_COLUMNS)
             for number, row in enumerate(rows, start=2):  # row 1 is the header, as a spreadsheet shows it
+                if _UNREADABLE in row:
+                    issues.writerow([number, "", "", "error", "UNREADABLE_ROW", safe_cell(row[_UNREADABLE])])
+                    result.invalid += 1
+                    result.outcomes[number] = "invalid"
+                    continue
                 checked = validate(PatronForm.from_mapping(row), policy, today=today)
                 pid = checked.form.primary_id
                 found = list(checked.issues)
@@ -234,8 +256,8 @@ def register_csv(client, csv_path: str | Path, policy: Policy, *, out_dir: str |
                     first_row[_key(pid)] = number
                 for issue in found:
                     if issue.severity != "info":
-                        issues.writerow([number, pid, issue.field, issue.severity, issue.rule,
-                                         _scrub(issue.message, row)])
+                        issues.writerow([safe_cell(v) for v in (number, pid, issue.field, issue.severity, issue.rule,
+                                                                _scrub(issue.message, row))])
                 done = journal.get(pid) if pid else None
                 if not checked.ok or any(i.rule == "DUPLICATE_IN_FILE" for i in found):
                     result.invalid += 1
@@ -261,7 +283,7 @@ def register_csv(client, csv_path: str | Path, policy: Policy, *, out_dir: str |
             with result.issues_path.open("a", newline="", encoding="utf-8") as handle:
                 writer = csv.writer(handle)
                 for number, pid, message in sorted(refused):
-                    writer.writerow([number, pid, "primary_id", "error", "ALMA_REFUSED", message])
+                    writer.writerow([safe_cell(v) for v in (number, pid, "primary_id", "error", "ALMA_REFUSED", message)])
         return result
     finally:
         result.calls = client.calls - start_calls

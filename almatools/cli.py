@@ -222,6 +222,7 @@ def cmd_quality(args: argparse.Namespace) -> int:
     """Findings and duplicate clusters of a users source against a SIS extract; exit 0 with or without findings."""
     import datetime as dt
 
+    from almatools.files import safe_tables
     from almatools.policy import load_policy
     from almatools.quality import analyse, write_outputs
     from almatools.sources import load_sis, load_users
@@ -236,7 +237,7 @@ def cmd_quality(args: argparse.Namespace) -> int:
     def bad(err) -> None:
         skipped.append(str(err))
         if len(skipped) <= 20:
-            print(f"almatools quality: skipped a bad record: {err}", file=sys.stderr)
+            print(f"almatools quality: skipped a bad record: {_one_line(str(err))}", file=sys.stderr)
     client = _client() if args.users.strip().lower() == "api:" else None
     try:
         users = load_users(args.users, on_error=bad, progress=not args.quiet, client=client, policy=policy)
@@ -250,7 +251,8 @@ def cmd_quality(args: argparse.Namespace) -> int:
     decisions = args.decisions or (args.out / DECISIONS_FILE)
     result = analyse(users, sis, policy, today=today, duplicates=not args.no_duplicates, progress=not args.quiet,
                      decisions=decisions)
-    files = write_outputs(result, args.out)
+    # Patron data in the CSV files is escaped so that no spreadsheet runs it as a formula.
+    files = write_outputs(safe_tables(result), args.out)
     _say(result.summary_text())
     _say("Written: " + ", ".join(str(p) for p in files.values()))
     if skipped:
@@ -376,10 +378,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return func(args)
     except AlmaToolsError as exc:
-        print(f"almatools {args.command}: {exc}", file=sys.stderr)
-        return 1
+        return _fail(args.command, str(exc))
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:  # a folder that is a file, a full disk, a permission: say which file and why
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        what = exc.strerror or exc.__class__.__name__
+        hint = " (--out must be a folder, or a path whose parents are folders)" if isinstance(
+            exc, (NotADirectoryError, FileExistsError)) else ""
+        return _fail(args.command, f"{where}{what}{hint}")
+    except MemoryError:
+        return _fail(args.command, "ran out of memory; give it a smaller source or a machine with more memory")
+    except Exception as exc:  # the last line of defence: one line, the traceback only with -v
+        if args.verbose:
+            log.error("where it happened", exc_info=True)
+        return _fail(args.command, f"unexpected {exc.__class__.__name__}: {_one_line(str(exc))} "
+                     "(run with -v to see where; please report it)")
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    """A message on one line, cut to ``limit`` characters (a hostile value can be megabytes long)."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _fail(command: str, message: str) -> int:
+    print(f"almatools {command}: {_one_line(message, 2000)}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from almatools.errors import AlmaToolsError, SourceError
+from almatools.files import write_csv
 
 __all__ = ["add_merge_commands", "cmd_merge_list", "cmd_merge_verify"]
 
@@ -70,7 +71,7 @@ def _load_sis_ids(src: str) -> set[str]:
 
 def cmd_merge_list(args: argparse.Namespace) -> int:
     """Write the merge proposals (all ``proposed``) of a findings folder into a worklist folder."""
-    from almatools.merge import JOURNAL_FILE, Worklist, _atomic_write, propose, read_findings
+    from almatools.merge import JOURNAL_FILE, Worklist, propose, read_findings
 
     try:
         clusters, stale = read_findings(args.findings)
@@ -86,7 +87,7 @@ def cmd_merge_list(args: argparse.Namespace) -> int:
                            stale_ids=None if sis_ids is not None else stale)
         worklist.save(out, replace=True)
         frame = worklist.to_frame()
-        _atomic_write(out / "proposals.csv", frame.to_csv(index=False).encode("utf-8"))
+        write_csv(frame, out / "proposals.csv")
     except (AlmaToolsError, OSError, ValueError) as exc:
         return _fail("merge-list", str(exc))
     blocked = int((frame["hard_failures"] != "").sum())
@@ -102,7 +103,7 @@ def cmd_merge_list(args: argparse.Namespace) -> int:
 def cmd_merge_verify(args: argparse.Namespace) -> int:
     """Check in Alma that every approved FROM is gone and its TO still exists; exit 1 if any is not done."""
     import almatools
-    from almatools.merge import Worklist, _atomic_write, verify
+    from almatools.merge import Worklist, verify
     from almatools.ui.banner import banner_text
 
     try:
@@ -110,7 +111,7 @@ def cmd_merge_verify(args: argparse.Namespace) -> int:
         with almatools.connect() as client:
             _say(banner_text(client))
             frame = verify(worklist, client)
-        _atomic_write(Path(args.worklist) / "merge_verification.csv", frame.to_csv(index=False).encode("utf-8"))
+        write_csv(frame, Path(args.worklist) / "merge_verification.csv")
     except (AlmaToolsError, OSError) as exc:
         return _fail("merge-verify", str(exc))
     done = int(frame["done"].sum()) if len(frame) else 0

@@ -16,7 +16,9 @@ import argparse
 import datetime as dt
 import json
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +36,7 @@ def _say(message: str) -> None:
 
 
 def _fail(message: str) -> int:
-    sys.stderr.write(f"almatools report: {message}\n")
+    sys.stderr.write(f"almatools report: {' '.join(message.split())}\n")  # one line, for cron mail and logs
     sys.stderr.flush()
     return 1
 
@@ -83,6 +85,10 @@ def _notebook_error(err: Exception) -> str:
     return f"{name}: {value}{where}" if name else str(err)
 
 
+def _terminated(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     """Run the report notebook into a temporary folder, and move it into place when it is complete."""
     from almatools import reports as report
@@ -105,6 +111,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     except (AlmaToolsError, ImportError) as exc:
         return _fail(str(exc))
     root = Path(args.out).expanduser().resolve()
+    # SIGTERM (a scheduler's timeout, `kill`) ends the run like Ctrl-C: the temporary folder is removed.
+    previous = signal.signal(signal.SIGTERM, _terminated) if threading.current_thread() is threading.main_thread() \
+        else None
     try:
         run = report.start_run(root)
     except (AlmaToolsError, OSError) as exc:
@@ -130,10 +139,22 @@ def cmd_report(args: argparse.Namespace) -> int:
         final = report.finish_run(run)
     except KeyboardInterrupt:
         report.abandon_run(run)
-        raise
+        # The kernel's shutdown may signal once more; this process is done and must end with 130, as stopped.
+        if previous is not None:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, signal.SIG_IGN)
+            previous = None
+        _fail(f"stopped; nothing was written to {root} (the run's temporary folder was removed).")
+        return 130
     except AlmaToolsError as exc:
         report.abandon_run(run)
         return _fail(f"{exc}\nNothing was written to {root}.")
+    except BaseException:
+        report.abandon_run(run)
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     entry = json.loads((final / report.RUN_FILE).read_text(encoding="utf-8"))
     severities = ", ".join(f"{k} {v:,}" for k, v in entry["by_severity"].items())
     since = (f"{entry['new']:,} new and {entry['resolved']:,} resolved since {entry['previous_run']}"

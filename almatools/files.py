@@ -1,14 +1,25 @@
-"""Writing files so that a crash never leaves half of one: the kit's atomic-write helpers."""
+"""Writing files safely: atomic writes (a crash never leaves half a file), and cells no spreadsheet runs.
+
+Every CSV cell meant for people goes through :func:`safe_cell` (OWASP's advice against CSV injection:
+a leading ``'`` before ``=``, ``+``, ``-``, ``@``, tab and carriage return), every worksheet through
+:func:`text_cells`; the kit's readers undo the escaping with :func:`unsafe_cell` / :func:`unsafe_frame`.
+"""
 
 from __future__ import annotations
 
+import csv
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-__all__ = ["AppendLog", "atomic_path", "atomic_write", "fsync_dir"]
+import pandas as pd
+
+__all__ = ["AppendLog", "atomic_path", "atomic_write", "fsync_dir", "safe_cell", "safe_frame", "safe_tables", "text_cells",
+           "unsafe_cell", "unsafe_frame", "write_csv", "csv_records", "CSV_MAX_FIELD_CHARS", "CSV_MAX_LINE_CHARS"]
 
 
 def fsync_dir(folder: Path) -> None:
@@ -77,7 +88,7 @@ class AppendLog:
                 continue
             try:
                 entry = json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: a hand-made line nested too deep
                 entry = None
             if not isinstance(entry, dict):
                 raise ValueError(f"{self.path}: line {number} is not a JSON object; fix or remove that line")
@@ -101,3 +112,167 @@ class AppendLog:
             handle.write(line)
             handle.flush()
             os.fsync(handle.fileno())
+
+
+# ---------------------------------------------------------------------------------------------
+# Cells that a spreadsheet must never take for a formula
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_ESCAPED = re.compile(r"'+[=+\-@\t\r]")
+
+
+def safe_cell(value: Any) -> Any:
+    """A CSV cell that no spreadsheet runs as a formula (OWASP's CSV-injection advice).
+
+    Text that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading ``'``
+    (Excel, LibreOffice and Google Sheets show the rest as text). Text that already starts with quotes
+    followed by one of those gets one more, so :func:`unsafe_cell` gives back exactly the original.
+    Anything that is not text (numbers, None) is returned unchanged.
+    """
+    if isinstance(value, str) and value and (value.startswith(_FORMULA_START) or _ESCAPED.match(value)):
+        return "'" + value
+    return value
+
+
+def unsafe_cell(value: Any) -> Any:
+    """Undo :func:`safe_cell` (the kit's readers call this on the CSV files the kit wrote)."""
+    if isinstance(value, str) and _ESCAPED.match(value):
+        return value[1:]
+    return value
+
+
+def safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``frame`` whose text cells (and column names) went through :func:`safe_cell`."""
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column].dtype):
+            out[column] = out[column].map(safe_cell, na_action="ignore")
+    out.columns = [safe_cell(c) for c in out.columns]
+    return out
+
+
+def unsafe_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Undo :func:`safe_frame` on a table read back from a CSV file the kit wrote (in place; returned)."""
+    for column in frame.columns:
+        if frame[column].dtype == object or pd.api.types.is_string_dtype(frame[column].dtype):
+            frame[column] = frame[column].map(unsafe_cell, na_action="ignore")
+    frame.columns = [unsafe_cell(c) for c in frame.columns]
+    return frame
+
+
+def safe_tables(result: Any, *, skip: tuple[str, ...] = ("users",)) -> Any:
+    """A copy of a dataclass (a quality result) whose tables went through :func:`safe_frame`: what to give a
+    writer of CSV files for people (``write_outputs``). ``skip`` names tables that are not written."""
+    import dataclasses
+
+    changes = {f.name: safe_frame(getattr(result, f.name)) for f in dataclasses.fields(result)
+               if f.name not in skip and isinstance(getattr(result, f.name), pd.DataFrame)}
+    return dataclasses.replace(result, **changes)
+
+
+def write_csv(frame: pd.DataFrame, path: Path, **kwargs: Any) -> Path:
+    """Write a table meant for people as CSV, atomically, every text cell made safe (:func:`safe_cell`)."""
+    with atomic_path(Path(path)) as tmp:
+        safe_frame(frame).to_csv(tmp, index=False, **kwargs)
+    return Path(path)
+
+
+def text_cells(sheet: Any) -> None:
+    """Make every formula cell of an openpyxl worksheet a text cell.
+
+    openpyxl stores any text starting with ``=`` as a formula; the kit writes no formulas, so every such
+    cell holds data (a name, a note, a message) and must be shown, never run.
+    """
+    for row in sheet.iter_rows():
+        for cell in row:
+            if cell.data_type == "f":
+                cell.data_type = "s"
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading CSV files with bounded memory
+
+CSV_MAX_LINE_CHARS = 1 << 20
+"""The longest physical line a CSV reader of the kit accepts (1 MiB); a longer one is a bad record."""
+CSV_MAX_FIELD_CHARS = 100_000
+"""The longest cell a CSV reader of the kit accepts; a longer one is a bad record."""
+
+
+class _CappedLines:
+    """The lines of a text file, each read with a length cap; an overlong one is read past in pieces and
+    replaced by an empty line (``overlong`` then holds its line number), so memory stays bounded."""
+
+    def __init__(self, handle: Any, cap: int) -> None:
+        self.handle, self.cap, self.line, self.overlong = handle, cap, 0, 0
+
+    def __iter__(self) -> _CappedLines:
+        return self
+
+    def __next__(self) -> str:
+        line = self.handle.readline(self.cap + 1)
+        if not line:
+            raise StopIteration
+        self.line += 1
+        if len(line) > self.cap and not line.endswith(("\n", "\r")):
+            while (more := self.handle.readline(1 << 20)) and not more.endswith(("\n", "\r")):
+                pass
+            self.overlong = self.line
+            return "\n"
+        return line
+
+
+def csv_records(path: Path, *, unescape: bool = False) -> Iterator[tuple[int, dict[str, str] | str]]:
+    """The records of a CSV file with a header row, streamed: (record number from 1, row) for a good one,
+    (record number, what is wrong) for a bad one (a line or cell over the limits, more cells than the
+    header has columns). Missing trailing cells are empty. The header comes first as record 0.
+
+    Args:
+        path: The file (UTF-8, with or without a byte-order mark).
+        unescape: Undo :func:`safe_cell` (for files the kit wrote).
+
+    Raises:
+        UnicodeDecodeError: The file is not UTF-8 (the caller names the file).
+        OSError: The file cannot be read.
+    """
+    # csv's own cell limit (131,072 by default) would stop a cell before ours names it; a cell spanning
+    # lines inside quotes still stops at this one. (The limit is process-wide; it is only ever raised.)
+    if csv.field_size_limit() < CSV_MAX_LINE_CHARS:
+        csv.field_size_limit(CSV_MAX_LINE_CHARS)
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        lines = _CappedLines(handle, CSV_MAX_LINE_CHARS)
+        reader = csv.reader(lines)
+        header: list[str] | None = None
+        n = 0
+        while True:
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as err:  # a cell over csv's own limit (131,072): the reader goes on after it
+                n += 1
+                yield n, f"unreadable CSV ({err}) on line {lines.line}"
+                continue
+            if header is None:
+                if lines.overlong:
+                    raise csv.Error(f"the header line is longer than {CSV_MAX_LINE_CHARS:,} characters")
+                header = [c.strip() for c in cells]
+                yield 0, dict(zip(header, header))
+                continue
+            if not cells and not lines.overlong:
+                continue  # a blank line
+            n += 1
+            if lines.overlong:
+                lines.overlong = 0
+                yield n, f"line {lines.line} is longer than {CSV_MAX_LINE_CHARS:,} characters, the limit"
+                continue
+            if len(cells) > len(header):
+                yield n, f"{len(cells)} cells, but the header has {len(header)} columns"
+                continue
+            long = next((i for i, c in enumerate(cells) if len(c) > CSV_MAX_FIELD_CHARS), None)
+            if long is not None:
+                yield n, (f"column {header[long]!r} holds {len(cells[long]):,} characters, more than the limit "
+                          f"of {CSV_MAX_FIELD_CHARS:,}")
+                continue
+            if unescape:
+                cells = [unsafe_cell(c) for c in cells]
+            yield n, dict(zip(header, cells + [""] * (len(header) - len(cells))))

@@ -71,6 +71,7 @@ from almatools.errors import (
     SourceError,
 )
 from almatools.files import atomic_write as _atomic_write
+from almatools.files import safe_cell, text_cells
 from almatools.quality.frame import user_row
 
 if TYPE_CHECKING:
@@ -78,7 +79,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Check", "Pair", "Worklist", "MergeError", "propose", "pair_checks", "survivor_rank", "choose_survivor",
-    "read_findings", "read_requests", "add_requests", "findings_folder", "users_from_api", "check_with_api", "verify",
+    "read_findings", "read_requests", "add_requests", "findings_folder", "worklist_problems", "users_from_api",
+    "check_with_api", "verify",
     "segments_to_copy",
     "alma_steps", "export_merge_list", "export_review_workbook", "export_worklist_html", "export_all",
     "MERGE_LIST_COLUMNS", "DISPLAY_FIELDS", "PROPOSALS_FILE", "JOURNAL_FILE",
@@ -388,6 +390,36 @@ class Pair:
         return self.decision
 
 
+def _brief(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or err.__class__.__name__
+    return text if len(text) <= 200 else text[:199] + "…"
+
+
+def _check_body(body: Any, path: Path) -> None:
+    """Refuse a ``proposals.json`` whose shape is not the one :meth:`Worklist.save` writes, with what is wrong."""
+    def bad(what: str) -> MergeError:
+        return MergeError(f"{path} is damaged or was edited by hand: {what}. Restore it from a backup, or run "
+                          "`almatools merge-list --replace` to start over.")
+    if not isinstance(body, dict):
+        raise bad(f"it holds a {type(body).__name__}, not a worklist")
+    if not isinstance(body.get("pairs"), list):
+        raise bad("it has no list of pairs")
+    if not isinstance(body.get("records"), dict) or not all(isinstance(v, dict) for v in body["records"].values()):
+        raise bad("it has no table of records")
+    if body.get("held") is not None and not isinstance(body["held"], list):
+        raise bad("'held' is not a list")
+    seen: set[str] = set()
+    for n, pair in enumerate(body["pairs"], 1):
+        if not isinstance(pair, dict):
+            raise bad(f"pair {n} is not an object")
+        for key in ("pair_id", "from_id", "to_id"):
+            if not isinstance(pair.get(key), str) or not pair[key].strip():
+                raise bad(f"pair {n} has no {key}")
+        if pair["pair_id"] in seen:
+            raise bad(f"pair id {pair['pair_id']} appears twice")
+        seen.add(pair["pair_id"])
+
+
 @dataclass
 class _State:
     from_id: str
@@ -399,6 +431,7 @@ class _State:
     swapped: bool = False
     merged: bool | None = None
     verify_message: str = ""
+    approved_as: tuple[str, str] | None = None  # the FROM and TO the approval named (its journal event)
 
 
 class Worklist:
@@ -472,8 +505,9 @@ class Worklist:
             body = json.loads((source / PROPOSALS_FILE).read_text(encoding="utf-8"))
         except FileNotFoundError as err:
             raise MergeError(f"No merge worklist in {source} (no {PROPOSALS_FILE}).") from err
-        except json.JSONDecodeError as err:
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
             raise MergeError(f"{source / PROPOSALS_FILE} is damaged: {err}") from err
+        _check_body(body, source / PROPOSALS_FILE)
         worklist = cls(body["pairs"], body["records"], body.get("held"), created_at=body.get("created_at"))
         journal = source / JOURNAL_FILE
         raw = journal.read_bytes() if journal.exists() else b""
@@ -484,10 +518,12 @@ class Worklist:
                 continue
             try:
                 event = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise MergeError(f"{journal}, line {number}, is damaged ({err}); the decisions after it cannot be "
-                                 "trusted. Restore the file from a backup.") from err
-            worklist._apply(event)
+                if not isinstance(event, dict):
+                    raise ValueError(f"a {type(event).__name__}, not a decision")
+                worklist._apply(event)
+            except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as err:
+                raise MergeError(f"{journal}, line {number}, is damaged or was edited by hand ({_brief(err)}); the "
+                                 "decisions after it cannot be trusted. Restore the file from a backup.") from None
             worklist._events.append(event)
         if tail:
             try:  # a whole event whose newline did not make it to disk is kept
@@ -497,7 +533,11 @@ class Worklist:
                 complete = False
             with journal.open("r+b") as handle:
                 if complete:
-                    worklist._apply(event)
+                    try:
+                        worklist._apply(event)
+                    except (ValueError, KeyError, TypeError, AttributeError) as err:
+                        raise MergeError(f"{journal}, last line, is damaged or was edited by hand ({_brief(err)}). "
+                                         "Restore the file from a backup.") from None
                     worklist._events.append(event)
                     handle.seek(0, os.SEEK_END)
                     handle.write(b"\n")
@@ -535,6 +575,7 @@ class Worklist:
             return
         if op in ("approve", "reject", "reopen"):
             state.decision = {"approve": "approved", "reject": "rejected", "reopen": "proposed"}[op]
+            state.approved_as = (str(event.get("from", "")), str(event.get("to", ""))) if op == "approve" else None
             state.reviewer, state.decided_at = event.get("reviewer", ""), event.get("at", "")
             state.merged, state.verify_message = None, ""
         elif op == "swap":
@@ -711,6 +752,69 @@ class Worklist:
 
 # -- proposals ---------------------------------------------------------------------------------------
 
+def worklist_problems(worklist: Worklist) -> list[str]:
+    """What makes a worklist unsafe to act on, each in one sentence (empty: nothing).
+
+    A pair whose FROM and TO are the same record; a FROM or TO that is not one of the records the
+    proposals were made from (an id edited to a typo would otherwise read "gone" in Alma, i.e. done);
+    an approved pair whose FROM or TO is not the one the approval named; a ``proposals.csv`` whose pairs
+    or statuses differ from the proposals (it is a list to read, never an input).
+    """
+    problems: list[str] = []
+    for pid, state in worklist._state.items():
+        frm, to = state.from_id, state.to_id
+        if _key(frm) == _key(to):
+            problems.append(f"pair {pid}: FROM and TO are the same record ({frm})")
+            continue
+        for role, value in (("FROM", frm), ("TO", to)):
+            if _key(value) not in worklist._records:
+                problems.append(f"pair {pid}: {role} {value!r} is not one of the records the pairs were proposed for")
+        if state.decision == "approved" and state.approved_as is not None and \
+                (_key(state.approved_as[0]), _key(state.approved_as[1])) != (_key(frm), _key(to)):
+            problems.append(f"pair {pid} was approved as {state.approved_as[0]} → {state.approved_as[1]} but now "
+                            f"reads {frm} → {to}")
+    if worklist.folder is not None and (worklist.folder / "proposals.csv").is_file():
+        problems.extend(_csv_edits(worklist, worklist.folder / "proposals.csv"))
+    return problems
+
+
+def _csv_edits(worklist: Worklist, path: Path) -> list[str]:
+    """Differences between ``proposals.csv`` (written with the proposals, all ``proposed``) and the proposals."""
+    from almatools.files import csv_records
+
+    found: list[str] = []
+    listed: set[str] = set()
+    try:
+        for n, row in csv_records(path, unescape=True):
+            if n == 0:
+                continue
+            if isinstance(row, str):
+                found.append(f"{path.name} record {n}: {row}")
+                continue
+            pid = row.get("pair_id", "")
+            listed.add(pid)
+            proposal = worklist._proposals.get(pid)
+            if proposal is None:
+                found.append(f"{path.name} lists a pair {pid!r} the worklist does not have")
+                continue
+            for column, key in (("from_primary_id", "from_id"), ("to_primary_id", "to_id")):
+                if column in row and _key(row[column]) != _key(proposal[key]):
+                    found.append(f"{path.name}, pair {pid}: {column} reads {row[column]!r}, the proposal "
+                                 f"{proposal[key]!r}")
+            if row.get("status", "proposed") not in ("proposed", "blocked"):
+                found.append(f"{path.name}, pair {pid}: status {row['status']!r} (decisions are made in the review "
+                             "notebook, never in proposals.csv)")
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        found.append(f"{path.name} cannot be read ({_brief(err)})")
+    missing = [p for p in worklist._proposals if p not in listed]
+    if missing and not found:
+        found.append(f"{path.name} no longer lists pair(s) {', '.join(missing[:5])}")
+    if found:
+        found.append(f"{path.name} is a list to read, not an input: restore it with `almatools merge-list --replace` "
+                     "(before any review) or delete it")
+    return found
+
+
 def read_requests(source: Path | str | pd.DataFrame | None) -> pd.DataFrame:
     """Merge requests recorded at registration (see :func:`almatools.registration.record_merge_request`).
 
@@ -726,7 +830,7 @@ def read_requests(source: Path | str | pd.DataFrame | None) -> pd.DataFrame:
         path = Path(source)
         if not path.exists():
             return pd.DataFrame(columns=list(MERGE_REQUEST_COLUMNS), dtype="object")
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        frame = _read_kit_csv(path)
     missing = {"from_primary_id", "to_primary_id"} - set(frame.columns)
     if missing:
         raise SourceError(f"The merge requests lack the columns {sorted(missing)}; expected {MERGE_REQUEST_COLUMNS}.")
@@ -734,6 +838,17 @@ def read_requests(source: Path | str | pd.DataFrame | None) -> pd.DataFrame:
         if column not in frame.columns:
             frame = frame.assign(**{column: ""})
     return frame
+
+
+def _read_kit_csv(path: Path) -> pd.DataFrame:
+    """A CSV file the kit wrote (findings, duplicates, merge requests), its cells' escaping undone; a file that
+    cannot be read raises :class:`SourceError` naming it."""
+    from almatools.files import unsafe_frame
+
+    try:
+        return unsafe_frame(pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig"))
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error, OSError) as err:
+        raise SourceError(f"{path} is not a readable CSV file: {_brief(err)}") from None
 
 
 def read_findings(folder: Path | str) -> tuple[pd.DataFrame, set[str]]:
@@ -751,14 +866,14 @@ def read_findings(folder: Path | str) -> tuple[pd.DataFrame, set[str]]:
     if not path.is_file():
         raise SourceError(f"No duplicates.csv in {base}: run `almatools quality --users SRC --sis SRC --out {base}` "
                           "first, or point to the folder it wrote.")
-    clusters = pd.read_csv(path, dtype=str, keep_default_na=False)
+    clusters = _read_kit_csv(path)
     missing = {"cluster_id", "primary_id"} - set(clusters.columns)
     if missing:
         raise SourceError(f"{path} lacks the columns {sorted(missing)}.")
     stale: set[str] = set()
     findings = base / "findings.csv"
     if findings.is_file():
-        frame = pd.read_csv(findings, dtype=str, keep_default_na=False)
+        frame = _read_kit_csv(findings)
         rule = "rule_id" if "rule_id" in frame.columns else "rule" if "rule" in frame.columns else None
         if rule and "primary_id" in frame.columns:
             stale = set(frame.loc[frame[rule] == "STALE_SIS_MISSING", "primary_id"])
@@ -1090,12 +1205,21 @@ def check_with_api(worklist: Worklist, client: AlmaClient, *, progress: bool | s
 def verify(worklist: Worklist, client: AlmaClient, *, progress: bool | str = False) -> pd.DataFrame:
     """After the merges were done in Alma: check that every approved FROM is gone and its TO still exists.
 
-    Each approved pair is marked done or not done in the journal.
+    Each approved pair is marked done or not done in the journal. A worklist edited into something unsafe
+    (:func:`worklist_problems`) is refused first: an id edited to a typo is "gone" from Alma, which must
+    never read as done.
+
+    Raises:
+        MergeError: the worklist has problems (listed in the message).
 
     Returns:
         One row per approved pair: ``pair_id``, ``from_primary_id``, ``to_primary_id``, ``from_gone``,
         ``to_exists``, ``done``, ``message``.
     """
+    problems = worklist_problems(worklist)
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise MergeError(f"The worklist was edited into something unsafe, nothing was checked in Alma: {shown}.")
     approved = [p for p in worklist.pairs() if p.decision == "approved"]
     ids = sorted({pid for p in approved for pid in (p.from_id, p.to_id)}, key=_key)
     client.check_budget(len(ids))
@@ -1213,8 +1337,9 @@ def export_merge_list(worklist: Worklist, folder: Path | str | None = None) -> P
     writer.writerow(MERGE_LIST_COLUMNS)
     for p in _mergeable(worklist):
         frm, to = worklist.record(p.from_id), worklist.record(p.to_id)
-        writer.writerow([p.pair_id, p.cluster_id, p.from_id, _name(frm), p.to_id, _name(to), p.reason,
-                         _checks_text(p), " | ".join(p.notes), p.reviewer, p.decided_at])
+        writer.writerow([safe_cell(v) for v in (p.pair_id, p.cluster_id, p.from_id, _name(frm), p.to_id, _name(to),
+                                                p.reason, _checks_text(p), " | ".join(p.notes), p.reviewer,
+                                                p.decided_at)])
     path = _out(folder, worklist) / "merge_list.csv"
     _atomic_write(path, buffer.getvalue().encode("utf-8"))
     return path
@@ -1268,6 +1393,8 @@ def export_review_workbook(worklist: Worklist, folder: Path | str | None = None)
     for (cell,) in sign.iter_rows(min_col=1, max_col=1):
         cell.font = Font(bold=True)
     buffer = io.BytesIO()
+    for sheet in book.worksheets:
+        text_cells(sheet)  # names, notes and the reviewer are data: never formulas
     book.save(buffer)
     path = _out(folder, worklist) / "merge_review.xlsx"
     _atomic_write(path, buffer.getvalue())

@@ -39,6 +39,9 @@ PASSWORD_MODES = ("temporary", "none", "optional")
 ID_CASES = ("keep", "upper", "lower")
 MANAGED = ("sis", "local")
 RECORD_TYPES = ("PUBLIC", "STAFF")
+DEFAULT_PLACEHOLDERS = ("N/A", "NA", "NONE", "NULL", "TBD", "UNKNOWN", "0", "00", "000", "0000", "000000", "9999",
+                        "999999", "-", "X", "XXX", "noemail@none.com", "none@none.com")
+"""Values staff type when the real one is unknown (the ``placeholders`` key of ``[institution]``)."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,12 @@ class Affiliation:
 
 @dataclass(frozen=True)
 class Policy:
-    """An institution's policy file, checked and typed."""
+    """An institution's policy file, checked and typed.
+
+    ``placeholders``: identifier, email and phone values staff type when the real one is unknown (``N/A``,
+    ``0000``, ``TBD``…), compared ignoring case, spaces and punctuation; records sharing one are reported
+    once, with their count, never pair by pair.
+    """
 
     name: str
     source: Path
@@ -118,6 +126,7 @@ class Policy:
     patron_type_category_type: str
     groups: dict[str, GroupPolicy] = field(default_factory=dict)
     affiliations: dict[str, Affiliation] = field(default_factory=dict)
+    placeholders: tuple[str, ...] = DEFAULT_PLACEHOLDERS
     # One person keeps one account: any active, locally managed account of the person blocks a new one.
     one_account_per_person: bool = True
     identifier_types: dict[str, IdentifierType] = field(default_factory=dict)
@@ -202,7 +211,7 @@ def _value(field_value: Any) -> str:
 
 _TOP = {"institution", "groups", "affiliations", "identifier_types"}
 _INSTITUTION = {"name": str, "sis_profiles": list, "retention_days": int, "mandatory": list, "move_wait_days": int,
-                "patron_type_category_type": str, "one_account_per_person": bool}
+                "patron_type_category_type": str, "one_account_per_person": bool, "placeholders": list}
 _GROUP = {"description": str, "sis_loaded": bool, "id_pattern": str, "id_hint": str, "id_case": str,
           "default_expiry_days": int, "password": str, "patron_type": str, "record_type": str,
           "sis_match_ids": list}
@@ -250,6 +259,13 @@ class _Reader:
 
 def _default_path() -> Path:
     return Path(str(resources.files("almatools") / "policies" / "default.toml"))
+
+
+def _placeholders(read: _Reader, inst: dict[str, Any]) -> tuple[str, ...]:
+    values = inst.get("placeholders", list(DEFAULT_PLACEHOLDERS))
+    if not all(isinstance(v, str) and v.strip() for v in values):
+        raise read.fail("institution.placeholders", 'must list values as text, e.g. ["N/A", "0000", "TBD"]')
+    return tuple(v.strip() for v in values)
 
 
 def load_policy(path: str | Path | None = None) -> Policy:
@@ -345,4 +361,4 @@ def load_policy(path: str | Path | None = None) -> Policy:
                   patron_type_category_type=inst.get("patron_type_category_type", "PATRON_TYPE"),
                   groups=groups, affiliations=affiliations,
                   one_account_per_person=inst.get("one_account_per_person", True),
-                  identifier_types=identifier_types)
+                  identifier_types=identifier_types, placeholders=_placeholders(read, inst))

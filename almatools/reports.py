@@ -27,7 +27,13 @@ started (``2026-11-24T1030``; ``-2``, ``-3`` … when two runs start in one minu
 
 A run is written into a hidden temporary folder (``DIR/.tmp-…``) and renamed into place only when it
 is complete (:func:`start_run`, :func:`finish_run`); a run that fails leaves nothing behind
-(:func:`abandon_run`), and the history is appended only after the rename.
+(:func:`abandon_run`), and the history is appended only after the rename. A run holds an exclusive lock
+on ``.owner.lock`` in its folder for as long as its process lives; :func:`start_run` removes every
+``.tmp-…`` folder whose lock is free (its run was killed, even with kill -9), so nothing unmasked stays
+behind and a live run's folder is never touched (without ``fcntl``, as on Windows: after a day).
+
+Masking builds each message from masked values: a finding's message has the values of its own records
+replaced first (:meth:`Masker.about`), whatever their shape, then known and recognisable values.
 
 New and resolved
 ----------------
@@ -71,6 +77,7 @@ import pandas as pd
 
 from almatools.errors import AlmaToolsError
 from almatools.files import atomic_write as _atomic_write
+from almatools.files import safe_tables, text_cells, write_csv
 from almatools.quality.catalog import RULES, Severity
 from almatools.quality.rules import FINDING_COLUMNS
 
@@ -96,6 +103,7 @@ RUN_FILE = "run.json"  # written last into a run's folder: the run is complete
 KEYS_FILE = "finding_keys.json"
 _TMP_PREFIX = ".tmp-"
 _STALE_TMP_SECONDS = 24 * 3600
+_LOCK_NAME = ".owner.lock"
 
 SECTIONS = (
     ("summary", "Summary"),
@@ -248,6 +256,7 @@ class ReportRun:
     folder: Path
     started: datetime
     external: bool = False
+    lock: Any = field(default=None, repr=False, compare=False)  # held while the run lives (see _hold)
 
 
 def start_run(root: str | os.PathLike[str] | None = None, *, run_dir: str | os.PathLike[str] | None = None
@@ -269,14 +278,56 @@ def start_run(root: str | os.PathLike[str] | None = None, *, run_dir: str | os.P
     _remove_stale_temporaries(folder_root)
     started = _now()
     folder = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{started:%Y-%m-%dT%H%M}-", dir=folder_root))
-    return ReportRun(folder_root, folder, started)
+    return ReportRun(folder_root, folder, started, lock=_hold(folder))
+
+
+def _hold(folder: Path) -> Any:
+    """Lock ``folder/.owner.lock`` for as long as this process lives: the operating system releases the lock
+    when the process ends, however it ends (kill -9 included), so the next run can tell a live run's
+    temporary folder from one a dead run left behind. None where locks are not available."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: stale folders go by age alone
+        return None
+    handle = open(folder / _LOCK_NAME, "w")  # noqa: SIM115 - held open on purpose
+    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return handle
+
+
+def _release(run: ReportRun) -> None:
+    if run.lock is not None:
+        run.lock.close()
+        run.lock = None
+
+
+def _abandoned(folder: Path) -> bool:
+    """Whether a temporary run folder belongs to no live run: its lock is free (its run died), it has no
+    lock and is over a minute old (a run that died before taking it), or it is over a day old."""
+    age = time.time() - folder.stat().st_mtime
+    if age > _STALE_TMP_SECONDS:
+        return True
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return False
+    try:
+        handle = open(folder / _LOCK_NAME, "a")  # noqa: SIM115
+    except FileNotFoundError:
+        return age > 60
+    with handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False  # a live run holds it
+        return True
 
 
 def _remove_stale_temporaries(root: Path) -> None:
-    """Temporary folders a killed run left behind (older than a day: no run takes that long)."""
+    """Remove the temporary folders killed runs left behind (with whatever unmasked data they held)."""
     for tmp in root.glob(f"{_TMP_PREFIX}*"):
         try:
-            if tmp.is_dir() and time.time() - tmp.stat().st_mtime > _STALE_TMP_SECONDS:
+            if tmp.is_dir() and _abandoned(tmp):
+                log.info("removing %s, left behind by a run that did not finish", tmp.name)
                 shutil.rmtree(tmp, ignore_errors=True)
         except OSError:  # pragma: no cover - vanished meanwhile
             pass
@@ -288,6 +339,7 @@ def abandon_run(run: ReportRun) -> None:
         shutil.rmtree(run.folder, ignore_errors=True)
     elif run.folder.exists() and not run.external:
         shutil.rmtree(run.folder, ignore_errors=True)
+    _release(run)
 
 
 def _run_name(root: Path, started: datetime) -> str:
@@ -329,6 +381,8 @@ def finish_run(run: ReportRun) -> Path:
     entry["run"] = name
     try:
         _atomic_write(marker, _json_bytes(entry))
+        (run.folder / _LOCK_NAME).unlink(missing_ok=True)
+        _release(run)
         os.replace(run.folder, final)
     except OSError as err:
         abandon_run(run)
@@ -389,6 +443,10 @@ class Masker:
         self.enabled = enabled
         self._folded: dict[str, str] = {}  # ids, emails, phones (compared ignoring case) -> token
         self._exact: dict[str, str] = {}  # name words, as written -> token
+        # Each learnt record's own values, whatever their form ("yu.xi(at)mailhost.com", a 3-letter id): text
+        # about a record has them replaced first, so nothing depends on recognising their shape.
+        self._own: dict[str, list[tuple[str, str]]] = {}
+        self._own_re: dict[tuple[str, ...], re.Pattern[str] | None] = {}
 
     def token(self, kind: str, value: Any) -> str:
         """The token of ``value`` (``kind``: ``id``, ``name``, ``email`` or ``phone``); "" for no value."""
@@ -431,6 +489,7 @@ class Masker:
         for value in values("phone"):
             if len(value) >= 6:
                 self._folded[value.casefold()] = self.token("phone", value)
+        self._learn_own(rows)
         for column in ("first_name", "middle_name", "last_name"):
             for value in values(column):
                 for word in value.split():
@@ -438,6 +497,53 @@ class Masker:
                         part = part.strip(_EDGE)
                         if len(part) >= 2:
                             self._exact[part] = self.token("name", part)
+
+    def _learn_own(self, rows: pd.DataFrame) -> None:
+        kinds = (("primary_id", "id", None), ("identifier_values", "id", ";"), ("identifiers", "id", ";"),
+                 ("email", "email", None), ("emails", "email", ";"), ("phone", "phone", None),
+                 ("first_name", "name", None), ("middle_name", "name", None), ("last_name", "name", None))
+        present = [k for k in kinds if k[0] in rows.columns]
+        columns = {c: rows[c].astype("string").fillna("").tolist() for c, _k, _s in present}
+        for n, pid in enumerate(columns.get("primary_id", [])):
+            key = pid.strip().casefold()
+            if not key:
+                continue
+            own = self._own.setdefault(key, [])
+            for column, kind, sep in present:
+                for part in columns[column][n].split(sep) if sep else [columns[column][n]]:
+                    if column == "identifiers":
+                        part = part.partition("=")[2]
+                    part = part.strip()
+                    if part:
+                        own.append((part, self.token(kind, part)))
+                        if kind == "name":
+                            own.extend((w.strip(_EDGE), self.token("name", w.strip(_EDGE))) for w in part.split()
+                                       if w.strip(_EDGE))
+
+    def _own_pattern(self, records: tuple[str, ...]) -> tuple[re.Pattern[str] | None, dict[str, str]]:
+        tokens: dict[str, str] = {}
+        for rec in records:
+            for value, token in self._own.get(rec, ()):
+                tokens.setdefault(value.casefold(), token)
+        if records not in self._own_re:
+            if len(self._own_re) > 50_000:
+                self._own_re.clear()
+            alternatives = sorted(tokens, key=len, reverse=True)
+            self._own_re[records] = re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, alternatives)) + r")(?!\w)",
+                                               re.IGNORECASE) if alternatives else None
+        return self._own_re[records], tokens
+
+    def about(self, value: Any, records: Iterable[Any]) -> str:
+        """Free text about some records (a finding's message, a pair's evidence): every value those records
+        hold is replaced by its token first, whatever its shape, then :meth:`text` masks the rest."""
+        text = _text(value)
+        if not self.enabled or not text:
+            return text
+        keys = tuple(sorted({_text(r).strip().casefold() for r in records} - {""}))
+        pattern, tokens = self._own_pattern(keys)
+        if pattern is not None:
+            text = pattern.sub(lambda m: tokens.get(m.group(0).casefold(), m.group(0)), text)
+        return self.text(text)
 
     def learn_clusters(self, cluster_ids: Iterable[Any]) -> None:
         """Remember duplicate cluster ids: the linkage names a cluster by an unkeyed hash of its members'
@@ -692,7 +798,11 @@ def build_report(result: QualityResult, worklist: Worklist | None = None, *,
         new_flags = [k not in previous_keys for k in order]
         current = set(keys)
         resolved_keys = [k for k in previous_keys if k not in current]
-    shown = masker.frame(findings, ids=["primary_id", "other_primary_id"], texts=["message"])
+    shown = masker.frame(findings, ids=["primary_id", "other_primary_id"])
+    if masker.enabled:  # a message is built from its records' values: they are masked first, whatever their form
+        shown["message"] = [masker.about(m, (p, o)) for m, p, o in zip(findings["message"].tolist(),
+                                                                      findings["primary_id"].tolist(),
+                                                                      findings["other_primary_id"].tolist())]
     shown = shown.assign(new=pd.array(new_flags, dtype="boolean"))
     new_total = sum(1 for f in new_flags if f)
     resolved = _resolved_frame(resolved_keys, previous_keys or {}, result, findings, masker)
@@ -732,15 +842,24 @@ def build_report(result: QualityResult, worklist: Worklist | None = None, *,
 
     # duplicate clusters and merge proposals
     shown_clusters = masker.frame(clusters, ids=["primary_id"], id_lists=["other_primary_ids"],
-                                  names=["first_name", "last_name"], texts=["evidence"], clusters=["cluster_id"])
+                                  names=["first_name", "last_name"], clusters=["cluster_id"])
+    if masker.enabled and "evidence" in clusters.columns:
+        others = clusters["other_primary_ids"].astype("string").fillna("").tolist() \
+            if "other_primary_ids" in clusters.columns else [""] * len(clusters)
+        shown_clusters["evidence"] = [masker.about(e, [p, *o.split(";")]) for e, p, o in zip(
+            clusters["evidence"].tolist(), clusters["primary_id"].tolist(), others)]
     cluster_groups = _cluster_groups(shown_clusters, top_n)
     shown_proposals = masker.frame(proposals, ids=["from_primary_id", "to_primary_id"],
-                                   names=["from_name", "to_name", "reviewer"],
-                                   texts=["reason", "hard_failures", "warnings", "evidence", "note", "verified"],
-                                   clusters=["cluster_id"])
+                                   names=["from_name", "to_name", "reviewer"], clusters=["cluster_id"])
+    if masker.enabled:
+        for column in ("reason", "hard_failures", "warnings", "evidence", "note", "verified"):
+            if column in proposals.columns:
+                shown_proposals[column] = [masker.about(t, (f, o)) for t, f, o in zip(
+                    proposals[column].tolist(), proposals["from_primary_id"].tolist(),
+                    proposals["to_primary_id"].tolist())]
     shown_held = [{"cluster_id": masker.cluster(h.get("cluster_id")) if h.get("cluster_id") else "",
                    "primary_ids": [masker.id(p) for p in h.get("primary_ids", [])],
-                   "reason": masker.text(h.get("reason"))} for h in held]
+                   "reason": masker.about(h.get("reason"), h.get("primary_ids", []))} for h in held]
     blocked = int((proposals["hard_failures"].astype("string").fillna("") != "").sum()) if len(proposals) else 0
 
     generated = _now()
@@ -1023,10 +1142,7 @@ def write_xlsx(data: ReportData, path: str | os.PathLike[str]) -> Path:
             clean.to_excel(writer, sheet_name=name, index=False)
         for name, frame in sheets:
             ws = writer.sheets[name]
-            for row in ws.iter_rows(min_row=2):
-                for cell in row:
-                    if cell.data_type == "f":  # a value that starts with "=" is data, never a formula
-                        cell.data_type = "s"
+            text_cells(ws)  # a value that starts with "=" is data, never a formula
             for cell in ws[1]:
                 cell.font = Font(bold=True)
             ws.freeze_panes = "A2"
@@ -1070,18 +1186,17 @@ def write_report(data: ReportData, folder: str | os.PathLike[str], *, result: Qu
         if result is None:
             raise ReportError("the unmasked CSV files need the analysis result", step="writing the CSV files")
         raw = out if not data.masked else out / "unmasked"
-        files = write_outputs(result, raw)
+        files = write_outputs(safe_tables(result), raw)
         raw_proposals = data.proposals if not data.masked else worklist.to_frame() if worklist is not None else None
         if raw_proposals is not None:
-            raw_proposals.to_csv(raw / "merge_proposals.csv", index=False)
+            write_csv(raw_proposals, raw / "merge_proposals.csv")
             files["merge_proposals.csv"] = raw / "merge_proposals.csv"
         written.update({(k if raw == out else f"unmasked/{k}"): v for k, v in files.items()})
     if data.masked:
         findings = data.findings[list(FINDING_COLUMNS)]
-        findings.to_csv(out / "findings.csv", index=False)
-        data.clusters[[c for c in DUPLICATE_COLUMNS if c in data.clusters.columns]].to_csv(
-            out / "duplicates.csv", index=False)
-        data.proposals.to_csv(out / "merge_proposals.csv", index=False)
+        write_csv(findings, out / "findings.csv")
+        write_csv(data.clusters[[c for c in DUPLICATE_COLUMNS if c in data.clusters.columns]], out / "duplicates.csv")
+        write_csv(data.proposals, out / "merge_proposals.csv")
         summary = dict(result.summary) if result is not None else {}
         summary["sources"] = data.summary["sources"]  # file names and counts, never the skipped records' values
         summary["masked"] = True

@@ -11,15 +11,29 @@ A source is any of:
 * ``"analytics:PATH"``: an Alma Analytics users report, read by column heading (:data:`ANALYTICS_HEADINGS`).
 
 :func:`load_users` and :func:`load_sis` return the patron table of :mod:`almatools.quality.frame`.
-XML is streamed (each ``<user>`` is freed once read, so a file of a million users never becomes one
+XML is streamed (every element is freed once read, so a file of a million users never becomes one
 tree) and read safely: no entities, DTDs or network. The members of a zip (and the parts of a large
 JSON lines file) are read in parallel processes.
 
 Errors: a file that cannot be read at all (missing, not XML, not a zip, XML that stops being well
 formed) raises :class:`~almatools.errors.SourceError` naming the file and line. A bad record (a date
-that is not a date, a list holding the wrong elements, a line that is not JSON) is skipped and
-reported as a :class:`~almatools.models.RecordError` with file, record number and field, in the
-:class:`LoadReport` of the table (:func:`load_report`).
+that is not a date, a list holding the wrong elements, a line that is not JSON, no primary id) is
+skipped and reported as a :class:`~almatools.models.RecordError` with file, record number and field,
+in the :class:`LoadReport` of the table (:func:`load_report`).
+
+Limits (memory grows with the records kept, never with the file):
+
+* XML: the root must be ``<users>`` or ``<user>`` (checked before the rest is read); every child of
+  ``<users>`` is freed once read, ``<user>`` or not; one that grows past :data:`MAX_RECORD_BYTES`
+  (16 MiB) stops the file; libxml2's defaults cap a text node at 10,000,000 bytes and nesting at 256.
+* Zip: at most :data:`MAX_ZIP_MEMBERS` ``.xml`` members; each worker opens the archive once for a
+  batch of members (its directory is not re-read per member).
+* JSON lines: a line of more than :data:`MAX_RECORD_BYTES` is read past in pieces and reported; JSON
+  nested deeper than Python's parser takes is reported; a number, list or object where Alma sends text
+  (names, dates, ``primary_id``, a code's ``value``, an email address…) is reported, never turned into
+  text; a missing or null ``primary_id`` is reported.
+* CSV: streamed; a line over 1 MiB or a cell over :data:`MAX_FIELD_CHARS` characters, or more cells than
+  the header has columns, is a reported record (:func:`almatools.files.csv_records`).
 
 Reading a zip in parallel starts worker processes; as with any use of :mod:`multiprocessing`, a
 script that does so keeps its top-level code under ``if __name__ == "__main__":``.
@@ -27,6 +41,7 @@ script that does so keeps its top-level code under ``if __name__ == "__main__":`
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import math
@@ -38,6 +53,7 @@ import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -47,8 +63,8 @@ import pandas as pd
 from lxml import etree
 
 from almatools.errors import AlmaError, ConfigError, SourceError
-from almatools.files import atomic_path
-from almatools.models import NotAUserFile, RecordError, user_elements, user_from_xml, user_to_xml_bytes, write_users_xml
+from almatools.files import atomic_path, csv_records
+from almatools.models import NotAUserFile, RecordError, user_from_xml, user_to_xml_bytes, write_users_xml
 from almatools.quality.frame import (USER_COLUMNS, _date, _text, address_entry, digits, joined, normalise_identifier,
                                      rows_frame, user_row)
 
@@ -69,6 +85,12 @@ ones are derived or left empty: ``email`` is the first of ``emails``, ``email_co
 _KEPT_ERRORS = 100  # errors kept in a report (all are counted, and all go to on_error)
 _PARALLEL_BYTES = 48 << 20  # below this much (uncompressed) input, one process reads it all
 _JSONL_PART = 64 << 20
+MAX_RECORD_BYTES = 16 << 20
+"""The most one record may take: one ``<user>`` element of XML, one line of JSON lines, one line of CSV."""
+MAX_FIELD_CHARS = 100_000
+"""The most characters one field (a CSV cell, a JSON text value) may hold; a longer one makes its record bad."""
+MAX_ZIP_MEMBERS = 100_000
+"""The most ``.xml`` files a zip may hold."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -335,6 +357,79 @@ def element_row(user: etree._Element, patron_type_category_type: str = "PATRON_T
 
 
 # ---------------------------------------------------------------------------------------------
+# Streaming XML with bounded memory
+
+_XML_CHUNK = 1 << 16
+
+
+def _xml_parser(**kwargs: Any) -> Any:
+    # No entities, no DTD, no network; huge_tree=False keeps libxml2's own limits: a text node of at
+    # most 10,000,000 bytes and elements nested at most 256 deep.
+    return etree.XMLPullParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
+                               remove_comments=True, remove_pis=True, **kwargs)
+
+
+def _user_elements(src: IO[bytes]) -> Iterator[tuple[int, Any]]:
+    """The ``<user>`` records of an Alma user XML stream, as (record number from 1, element).
+
+    Memory stays bounded by one record, whatever the file holds: the root is checked as soon as it
+    starts (a file whose root is not ``<users>`` or ``<user>`` stops there, before the rest is read),
+    every child of ``<users>`` (``<user>`` or anything else) is dropped once complete, and one that
+    grows past :data:`MAX_RECORD_BYTES` stops the file.
+
+    Raises:
+        lxml.etree.XMLSyntaxError: The XML is not well formed (raised where it stops being so).
+        NotAUserFile: The root is not ``<users>`` or ``<user>``, or a record is too large.
+    """
+    parser = _xml_parser(events=("start", "end"), tag=("users", "user"))
+    probe: Any = _xml_parser(events=("start",))
+    root: Any = None
+    n = fed = 0
+    last: Any = None
+    last_seen = 0
+    while True:
+        chunk = src.read(_XML_CHUNK)
+        if probe is not None and chunk:
+            probe.feed(chunk)
+            for _event, el in probe.read_events():
+                if el.tag not in ("users", "user"):
+                    raise NotAUserFile(f"is not an Alma user file: the root element is <{el.tag}>, expected <users> "
+                                       "(holding <user> elements)")
+                probe = None
+                break
+        if chunk:
+            parser.feed(chunk)
+            fed += len(chunk)
+        else:
+            parser.close()  # raises XMLSyntaxError when the document is incomplete or empty
+        for event, el in parser.read_events():
+            if event == "start":
+                if root is None:
+                    root = el
+                continue
+            if el.tag == "user" and (el is root or (el.getparent() is root and root.tag == "users")):
+                n += 1
+                try:
+                    yield n, el
+                finally:
+                    el.clear(keep_tail=False)
+        if not chunk:
+            return
+        if root is None:
+            continue
+        # Drop the complete children of <users> (records and anything else); the last may still grow.
+        if root.tag == "users" and len(root) > 1:
+            del root[:-1]
+        current = root[-1] if root.tag == "users" and len(root) else root
+        if current is not last:
+            last, last_seen = current, fed
+        elif fed - last_seen > MAX_RECORD_BYTES:
+            what = "record" if current.tag == "user" else f"<{current.tag}> element"
+            raise NotAUserFile(f"holds a {what} (from line {current.sourceline}) larger than "
+                               f"{MAX_RECORD_BYTES >> 20} MiB, the limit for one user record")
+
+
+# ---------------------------------------------------------------------------------------------
 # Readers: each returns (rows, error tuples, records seen); a file that cannot be read raises SourceError
 
 
@@ -344,21 +439,79 @@ def _xml_rows(src: IO[bytes], name: str, ptype: str, tick: Callable[[int], None]
     errors: list[tuple[Any, ...]] = []
     n = 0
     try:
-        for n, el in user_elements(src):
+        for n, el in _user_elements(src):
             try:
-                rows.append(element_row(el, ptype))
+                row = element_row(el, ptype)
+                if not row[0]:  # Alma has no user without a primary id: an empty one would match nothing
+                    raise RecordError("no primary id", field="primary_id")
+                rows.append(row)
             except RecordError as err:
                 errors.append(_error_tuple(err.located(file=name, record=n, line=el.sourceline)))
             if tick is not None and n % 5000 == 0:
                 tick(src.tell())
     except etree.XMLSyntaxError as err:
         what = "is not XML" if n == 0 else f"stops being well-formed XML after {n:,} complete records"
-        raise SourceError(f"{name} {what} (line {err.lineno}: {err.msg})") from None
+        raise SourceError(f"{name} {what} (line {err.lineno}: {' '.join(str(err.msg).split())})") from None
     except OSError as err:
         raise SourceError(f"{name} cannot be read: {err}") from None
     except NotAUserFile as err:
-        raise SourceError(f"{name} is {err}") from None
+        raise SourceError(f"{name} {err}") from None
     return rows, errors, n
+
+
+_TEXT_FIELDS = ("primary_id", "first_name", "middle_name", "last_name", "full_name", "external_id",
+                "job_description", "birth_date", "expiry_date", "purge_date", "pin_number")
+_CODE_FIELDS = ("user_group", "account_type", "status", "record_type", "preferred_language", "gender",
+                "campus_code", "cataloger_level", "job_category", "user_title")
+_LISTS = {"email": ("email_address",), "phone": ("phone_number",),
+          "address": ("line1", "line2", "line3", "city", "postal_code", "state_province")}
+
+
+def _check_text(value: Any, where: str) -> None:
+    if value is None or isinstance(value, str):
+        if value is not None and len(value) > MAX_FIELD_CHARS:
+            raise RecordError(f"{len(value):,} characters, more than the limit of {MAX_FIELD_CHARS:,}", field=where)
+        return
+    kind = {bool: "true/false", int: "a number", float: "a number", list: "a list", dict: "an object"}.get(
+        type(value), type(value).__name__)
+    raise RecordError(f"expected text, found {kind}", field=where)
+
+
+def _check_user(user: dict[str, Any]) -> None:
+    """Refuse what Alma never sends in a user object: a missing primary id, or a list, an object or a
+    number where text belongs (they would otherwise become text such as ``['x']`` or ``inf``)."""
+    pid = user.get("primary_id")
+    if not isinstance(pid, str) or not pid.strip():
+        raise RecordError("no primary id" if pid is None or pid == "" else
+                          f"the primary id must be text, found {type(pid).__name__}", field="primary_id")
+    for name in _TEXT_FIELDS:
+        _check_text(user.get(name), name)
+    for name in _CODE_FIELDS:
+        value = user.get(name)
+        if isinstance(value, dict):
+            _check_text(value.get("value"), f"{name}/value")
+        elif value is not None:
+            _check_text(value, name)
+    for name in ("user_identifier", "user_role", "user_statistic"):
+        items = user.get(name)
+        if items is not None and not isinstance(items, list | dict):
+            raise RecordError("expected a list", field=name)
+    contact = user.get("contact_info")
+    if contact is None:
+        return
+    if not isinstance(contact, dict):
+        raise RecordError("expected an object", field="contact_info")
+    for kind, keys in _LISTS.items():
+        items = contact.get(kind)
+        if items is None:
+            continue
+        items = [items] if isinstance(items, dict) else items
+        if not isinstance(items, list):
+            raise RecordError("expected a list", field=f"contact_info/{kind}")
+        for k, item in enumerate(items, 1):
+            if isinstance(item, dict):
+                for key in keys:
+                    _check_text(item.get(key), f"contact_info/{kind}[{k}]/{key}")
 
 
 def _json_row(line: bytes, ptype: str) -> tuple[Any, ...]:
@@ -366,13 +519,38 @@ def _json_row(line: bytes, ptype: str) -> tuple[Any, ...]:
         user = json.loads(line)
     except ValueError as err:
         raise RecordError(f"not JSON ({err})") from None
+    except RecursionError:  # the C parser stops at Python's recursion limit: report, never crash
+        raise RecordError("JSON nested too deeply to be an Alma user") from None
     if not isinstance(user, dict):
         raise RecordError(f"expected an Alma user object, found {type(user).__name__}")
+    _check_user(user)
     try:
         row = user_row(user, patron_type_category_type=ptype)
-    except (AttributeError, TypeError, ValueError) as err:
-        raise RecordError(f"not an Alma user object ({err})") from None
+    except (AttributeError, TypeError, ValueError, RecursionError) as err:
+        raise RecordError(f"not an Alma user object ({err.__class__.__name__})") from None
     return tuple(row[c] for c in USER_COLUMNS)
+
+
+def _capped_lines(fh: IO[bytes], start: int, end: int | None) -> Iterator[tuple[int, bytes | None]]:
+    """The lines that start in ``[start, end)``, as (bytes consumed, line); a line longer than
+    :data:`MAX_RECORD_BYTES` is read past in chunks and given as None (memory stays bounded)."""
+    fh.seek(start)
+    pos = start
+    while end is None or pos < end:
+        line = fh.readline(MAX_RECORD_BYTES + 1)
+        if not line:
+            return
+        used = len(line)
+        if len(line) > MAX_RECORD_BYTES and not line.endswith(b"\n"):
+            while True:  # skip the rest of the overlong line
+                more = fh.readline(1 << 20)
+                used += len(more)
+                if not more or more.endswith(b"\n"):
+                    break
+            yield used, None
+        else:
+            yield used, line
+        pos += used
 
 
 def _jsonl_rows(path: str, name: str, ptype: str, start: int = 0, end: int | None = None,
@@ -383,13 +561,15 @@ def _jsonl_rows(path: str, name: str, ptype: str, start: int = 0, end: int | Non
     n = 0
     try:
         with open(path, "rb") as fh:
-            fh.seek(start)
             pos = start
-            for line in fh:
-                if end is not None and pos >= end:
-                    break
-                pos += len(line)
+            for used, line in _capped_lines(fh, start, end):
+                pos += used
                 n += 1
+                if line is None:
+                    errors.append(_error_tuple(RecordError(
+                        f"the line is longer than {MAX_RECORD_BYTES >> 20} MiB, the limit for one record",
+                        file=name, record=n, line=n)))
+                    continue
                 if not line.strip():
                     continue
                 try:
@@ -407,33 +587,45 @@ def _jsonl_rows(path: str, name: str, ptype: str, start: int = 0, end: int | Non
 class _Task:
     kind: str  # xml | zip | jsonl
     path: str
-    member: str = ""
+    members: tuple[str, ...] = ()  # zip members read by this task (the zip is opened once for them all)
     start: int = 0
     end: int | None = None
     size: int = 0  # bytes, for the progress bar
 
     @property
-    def name(self) -> str:
-        return f"{self.path}:{self.member}" if self.member else self.path
+    def names(self) -> list[str]:
+        return [f"{self.path}:{m}" for m in self.members] if self.members else [self.path]
 
 
 def _run_task(task: _Task, ptype: str, tick: Callable[[int], None] | None = None
               ) -> tuple[pd.DataFrame, list[tuple[Any, ...]], int]:
-    """Read one file, zip member or part of a JSON lines file into a table (runs in a worker process)."""
+    """Read one file, some zip members or part of a JSON lines file into a table (runs in a worker process)."""
     if task.kind == "jsonl":
         rows, errors, n = _jsonl_rows(task.path, task.path, ptype, task.start, task.end, tick)
     elif task.kind == "zip":
+        rows, errors, n = [], [], 0
+        done = 0
+        member = ""
         try:
-            with zipfile.ZipFile(task.path) as zf, zf.open(task.member) as fh:
-                rows, errors, n = _xml_rows(fh, task.name, ptype, tick)
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError) as err:
-            raise SourceError(f"{task.name} cannot be read from the zip: {err}") from None
+            with zipfile.ZipFile(task.path) as zf:  # opened once: its directory is read once per task
+                for member in task.members:
+                    with zf.open(member) as fh:
+                        inner = (lambda pos, done=done: tick(done + pos)) if tick is not None else None
+                        r, e, k = _xml_rows(fh, f"{task.path}:{member}", ptype, inner)
+                    rows.extend(r)
+                    errors.extend(e)
+                    n += k
+                    done += zf.getinfo(member).file_size
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, EOFError) as err:
+            raise SourceError(f"{task.path}:{member} cannot be read from the zip: {err}") from None
+        except OSError as err:
+            raise SourceError(f"{task.path} cannot be read: {err}") from None
     else:
         try:
             with open(task.path, "rb") as fh:
-                rows, errors, n = _xml_rows(fh, task.name, ptype, tick)
+                rows, errors, n = _xml_rows(fh, task.path, ptype, tick)
         except OSError as err:
-            raise SourceError(f"{task.name} cannot be read: {err}") from None
+            raise SourceError(f"{task.path} cannot be read: {err}") from None
     return rows_frame(rows), errors, n
 
 
@@ -473,7 +665,11 @@ def _run(tasks: list[_Task], ptype: str, report: LoadReport, bad: Callable[[Reco
                     while pending:
                         done, pending = wait(pending, return_when=FIRST_COMPLETED)
                         for fut in done:
-                            results[futures[fut]] = fut.result()
+                            try:
+                                results[futures[fut]] = fut.result()
+                            except BrokenProcessPool:
+                                raise SourceError(f"{tasks[futures[fut]].path}: a reader process died while reading "
+                                                  "it (out of memory?)") from None
                             if bar is not None:
                                 bar.update(tasks[futures[fut]].size)
                 finally:
@@ -511,22 +707,33 @@ def _run(tasks: list[_Task], ptype: str, report: LoadReport, bad: Callable[[Reco
 
 
 def _csv_frame(path: Path, report: LoadReport, bad: Callable[[RecordError], None]) -> pd.DataFrame:
-    try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-        raise SourceError(f"{path} is not a readable CSV file: {err}") from None
-    raw.columns = [str(c).strip() for c in raw.columns]
-    if "primary_id" not in raw.columns:
-        raise SourceError(f"{path} is not a users CSV: it has no primary_id column (it has {', '.join(raw.columns)})")
-    ignored = [c for c in raw.columns if c not in CSV_COLUMNS]
-    if ignored:
-        report.notes.append(f"columns ignored: {', '.join(ignored)}")
+    """A users CSV, streamed (memory grows with the rows kept, not the file); bad rows are reported."""
     rows = []
-    for n, rec in enumerate(raw.to_dict("records"), 1):
-        try:
-            rows.append(_csv_row(rec))
-        except RecordError as err:
-            bad(err.located(file=str(path), record=n, line=n + 1))
+    try:
+        for n, rec in csv_records(path):
+            if n == 0:
+                columns = list(rec)
+                if "primary_id" not in columns:
+                    raise SourceError(f"{path} is not a users CSV: it has no primary_id column (it has "
+                                      f"{', '.join(c[:40] for c in columns[:30])})")
+                ignored = [c for c in columns if c not in CSV_COLUMNS]
+                if ignored:
+                    report.notes.append(f"columns ignored: {', '.join(c[:40] for c in ignored[:30])}")
+                continue
+            if isinstance(rec, str):
+                bad(RecordError(rec, file=str(path), record=n))
+                continue
+            try:
+                if not rec.get("primary_id", "").strip():
+                    raise RecordError("no primary id", field="primary_id")
+                rows.append(_csv_row(rec))
+            except RecordError as err:
+                bad(err.located(file=str(path), record=n))
+    except UnicodeDecodeError as err:
+        raise SourceError(f"{path} is not a readable CSV file: it is not UTF-8 text ({err.reason} at byte "
+                          f"{err.start} of a block)") from None
+    except csv.Error as err:
+        raise SourceError(f"{path} is not a readable CSV file: {err}") from None
     return rows_frame(rows)
 
 
@@ -605,19 +812,37 @@ def _tasks(path: Path, kind: str, workers: int | None) -> list[_Task]:
         try:
             with zipfile.ZipFile(path) as zf:
                 members = [i for i in zf.infolist() if not i.is_dir() and i.filename.lower().endswith(".xml")]
-        except (zipfile.BadZipFile, OSError) as err:
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
             raise SourceError(f"{path} is not a readable zip file: {err}") from None
         if not members:
             raise SourceError(f"{path} holds no .xml files")
-        return [_Task("zip", str(path), i.filename, size=i.file_size) for i in members]
+        if len(members) > MAX_ZIP_MEMBERS:
+            raise SourceError(f"{path} holds {len(members):,} .xml files, more than the limit of {MAX_ZIP_MEMBERS:,}")
+        # Members go in batches (about 4 per worker, at most 32 MiB each): each batch opens the zip once.
+        total = sum(i.file_size for i in members)
+        target = max(1, min(32 << 20, total // (4 * _workers(workers)) or 1))
+        tasks: list[_Task] = []
+        batch: list[zipfile.ZipInfo] = []
+        for info in members:
+            batch.append(info)
+            if sum(i.file_size for i in batch) >= target or len(batch) >= 2000:
+                tasks.append(_Task("zip", str(path), tuple(i.filename for i in batch),
+                                   size=sum(i.file_size for i in batch)))
+                batch = []
+        if batch:
+            tasks.append(_Task("zip", str(path), tuple(i.filename for i in batch), size=sum(i.file_size for i in batch)))
+        return tasks
     size = path.stat().st_size
     if kind == "jsonl" and size > _JSONL_PART and _workers(workers) > 1:
         bounds = [0]
-        with open(path, "rb") as fh:  # cut at line starts
+        with open(path, "rb") as fh:  # cut at line starts (read in bounded pieces: a line may be huge)
             for k in range(1, math.ceil(size / _JSONL_PART)):
-                fh.seek(k * _JSONL_PART)
-                fh.readline()
-                if fh.tell() > bounds[-1] and fh.tell() < size:
+                fh.seek(max(k * _JSONL_PART, bounds[-1]))
+                while (piece := fh.readline(1 << 20)) and not piece.endswith(b"\n"):
+                    pass
+                if fh.tell() >= size:
+                    break  # the last line runs to the end: no later cut can be found
+                if fh.tell() > bounds[-1]:
                     bounds.append(fh.tell())
         bounds.append(size)
         return [_Task("jsonl", str(path), start=a, end=b, size=b - a) for a, b in zip(bounds, bounds[1:])]
@@ -653,7 +878,7 @@ def _load(src: str | os.PathLike[str], *, on_error: OnError, progress: bool, cli
             frame = _csv_frame(path, report, bad)
         else:
             tasks = _tasks(path, report.kind, workers)
-            report.files = list(dict.fromkeys(t.name for t in tasks))
+            report.files = list(dict.fromkeys(name for t in tasks for name in t.names))
             frame = _run(tasks, ptype, report, bad, progress=progress, workers=workers, label=label or path.name)
     report.records, report.seconds = len(frame), time.monotonic() - started
     if report.skipped:
@@ -833,6 +1058,11 @@ def _analytics_frame(client: AlmaClient | None, path: str, ptype: str,
         if n == 1 and "Primary Identifier" not in cells:
             raise SourceError(f"the Analytics report {path} has no 'Primary Identifier' column; its columns are "
                               f"{', '.join(cells) or 'none'} (the kit reads {', '.join(ANALYTICS_HEADINGS)})")
+        long = next((h for h, v in cells.items() if not isinstance(v, str) or len(v) > MAX_FIELD_CHARS), None)
+        if long is not None:
+            bad(RecordError(f"more than {MAX_FIELD_CHARS:,} characters (or not text)", file=path, record=n,
+                            field=str(long)[:80]))
+            continue
         fields = {ANALYTICS_HEADINGS[h]: v.strip() for h, v in cells.items() if h in ANALYTICS_HEADINGS and v.strip()}
         if not fields.get("primary_id"):
             bad(RecordError("the row has no primary identifier", file=path, record=n, field="Primary Identifier"))
@@ -862,12 +1092,12 @@ def _written_ids(path: Path) -> set[str]:
         return done
     good = 0
     with open(path, "rb+") as fh:
-        for line in fh:
+        while line := fh.readline(MAX_RECORD_BYTES + 1):  # capped: a damaged file may hold one huge line
             if not line.endswith(b"\n"):
                 break
             try:
                 done.add(str(json.loads(line)["primary_id"]).casefold())
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, RecursionError):
                 break
             good += len(line)
         if good != fh.seek(0, os.SEEK_END):

@@ -23,7 +23,8 @@ How each rule reads the records (ids compared as Alma does: case-insensitively):
 * ``LOCAL_IN_SIS_GROUP``: INTERNAL in a group the SIS loads (and, with an extract, not in it by
   primary id: that case is ``SIS_LOCAL_SAME_ID``).
 * ``ID_COLLISION``: an identifier value (primary id included) that another record also holds once case
-  and spaces are ignored; one finding per record and other record.
+  and spaces are ignored; one finding per record and other record, except for the policy's placeholders
+  (``N/A``, ``0000``…) and values more than ten records hold: one finding each, with the count.
 * ``MULTI_PREFERRED_EMAIL``: more than one email marked preferred. ``BAD_EMAIL``: an address not of
   the form ``local@domain.tld``. ``BAD_ID_FORMAT``: the primary id does not match its group's
   ``id_pattern`` (groups the policy does not know are not checked).
@@ -244,15 +245,38 @@ def _exploded(s: pd.Series, *, bad: str | None = None) -> pd.DataFrame:
     return pd.DataFrame({"i": rows.filter(keep).to_numpy().astype("int64"), "value": _texts(values.filter(keep))})
 
 
+def _widely_held(values: pd.Series, counts: pd.Series, placeholders: Iterable[str]) -> pd.Series:
+    """Which shared identifier values are reported once with their count instead of pair by pair: the
+    policy's placeholders (``N/A``, ``0000``… compared ignoring case, spaces and punctuation) and any value
+    more than ten records hold (an institution-wide number): n records would otherwise make n² findings."""
+    import re
+
+    def fold(v: str) -> str:
+        return re.sub(r"[\W_]+", "", v.casefold()) or v.casefold()
+    marks = {fold(p) for p in placeholders}
+    return (counts > 10) | values.map(lambda v: fold(v) in marks).astype(bool)
+
+
 def _id_collision(c: _Ctx) -> pd.DataFrame:
     ids = _exploded(c.col("identifier_values")).drop_duplicates()
-    ids = ids[ids["value"].duplicated(keep=False)]
+    counts = ids["value"].map(ids["value"].value_counts())
+    shared = counts > 1
+    ids, counts = ids[shared], counts[shared]
+    wide = _widely_held(ids["value"], counts, c.policy.placeholders)
+    # A placeholder or a value many records hold: one finding, on the first record holding it.
+    held = ids[wide.to_numpy()].groupby("value", sort=True)["i"].agg(["min", "size"]).reset_index()
+    one = _hits("ID_COLLISION", held["min"].to_numpy(),
+                [f"Identifier {v} (ignoring case and spaces) is held by {n:,} records: a placeholder or shared value, "
+                 "reported once; give each record its own identifier" for v, n in zip(held["value"], held["size"])],
+                field="identifiers")
+    ids = ids[~wide.to_numpy()]
     pairs = ids.merge(ids, on="value", suffixes=("", "_o"))
     pairs = pairs[pairs["i"] != pairs["i_o"]]
     pairs = pairs.groupby(["i", "i_o"], sort=True)["value"].agg(lambda v: ", ".join(sorted(v))).reset_index()
     other = c.col("primary_id").astype(object).to_numpy()[pairs["i_o"].to_numpy()]
     msg = "Identifier " + pairs["value"] + " (ignoring case and spaces) is also held by " + other
-    return _hits("ID_COLLISION", pairs["i"].to_numpy(), msg, field="identifiers", other=other)
+    return pd.concat([_hits("ID_COLLISION", pairs["i"].to_numpy(), msg, field="identifiers", other=other), one],
+                     ignore_index=True)
 
 
 def _emails(c: _Ctx) -> pd.DataFrame:
