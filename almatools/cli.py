@@ -222,7 +222,6 @@ def cmd_quality(args: argparse.Namespace) -> int:
     """Findings and duplicate clusters of a users source against a SIS extract; exit 0 with or without findings."""
     import datetime as dt
 
-    from almatools.files import safe_tables
     from almatools.policy import load_policy
     from almatools.quality import analyse, write_outputs
     from almatools.sources import load_sis, load_users
@@ -252,7 +251,7 @@ def cmd_quality(args: argparse.Namespace) -> int:
     result = analyse(users, sis, policy, today=today, duplicates=not args.no_duplicates, progress=not args.quiet,
                      decisions=decisions)
     # Patron data in the CSV files is escaped so that no spreadsheet runs it as a formula.
-    files = write_outputs(safe_tables(result), args.out)
+    files = write_outputs(result, args.out)
     _say(result.summary_text())
     _say("Written: " + ", ".join(str(p) for p in files.values()))
     if skipped:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["AppendLog", "atomic_path", "atomic_write", "fsync_dir", "safe_cell", "safe_frame", "safe_tables", "text_cells",
+__all__ = ["AppendLog", "atomic_path", "atomic_write", "fsync_dir", "safe_cell", "safe_frame", "text_cells",
            "unsafe_cell", "unsafe_frame", "write_csv", "csv_records", "CSV_MAX_FIELD_CHARS", "CSV_MAX_LINE_CHARS"]
 
 
@@ -158,16 +158,6 @@ def unsafe_frame(frame: pd.DataFrame) -> pd.DataFrame:
             frame[column] = frame[column].map(unsafe_cell, na_action="ignore")
     frame.columns = [unsafe_cell(c) for c in frame.columns]
     return frame
-
-
-def safe_tables(result: Any, *, skip: tuple[str, ...] = ("users",)) -> Any:
-    """A copy of a dataclass (a quality result) whose tables went through :func:`safe_frame`: what to give a
-    writer of CSV files for people (``write_outputs``). ``skip`` names tables that are not written."""
-    import dataclasses
-
-    changes = {f.name: safe_frame(getattr(result, f.name)) for f in dataclasses.fields(result)
-               if f.name not in skip and isinstance(getattr(result, f.name), pd.DataFrame)}
-    return dataclasses.replace(result, **changes)
 
 
 def write_csv(frame: pd.DataFrame, path: Path, **kwargs: Any) -> Path:

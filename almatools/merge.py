@@ -982,14 +982,20 @@ def propose(clusters: pd.DataFrame, users: pd.DataFrame | None = None, sis_ids: 
                          "itself; nothing to do."})
             continue
         if fk in cluster_of and cluster_of[fk] == cluster_of.get(tk):
-            existing = by_pair.get(frozenset((fk, tk)))
-            target = existing or next(p for p in proposals
-                                      if p["cluster_id"] == cluster_of[fk] and _key(p["from_id"]) in (fk, tk))
-            if existing is not None and _key(existing["from_id"]) == fk:
-                target["reason"] += f" {said}."
-            else:
-                target["reason"] += (f" {said} (it asked for {f} into {t}; this worklist merges the cluster into "
-                                     f"{target['to_id']}: swap if staff decided otherwise).")
+            # Staff asked at registration for the old account into the new one: the new account is the
+            # cluster's survivor, whatever the ranking would have chosen.
+            cid = cluster_of[fk]
+            members = [p for p in proposals if p["cluster_id"] == cid]
+            if members and _key(members[0]["to_id"]) != tk:
+                ranked = members[0]["to_id"]  # the survivor the ranking chose
+                for p in members:
+                    del by_pair[frozenset((_key(p["from_id"]), _key(p["to_id"])))]
+                    p["from_id"] = ranked if _key(p["from_id"]) == tk else p["from_id"]
+                    p["to_id"] = t
+                    p["reason"] = f"Kept {t}, the account the registration merge request names."
+                    by_pair[frozenset((_key(p["from_id"]), _key(p["to_id"])))] = p
+            target = by_pair[frozenset((fk, tk))]
+            target["reason"] += f" {said}."
             target["source"] = "duplicates+registration"
             continue
         if frozenset((fk, tk)) in by_pair:  # the same request twice

@@ -77,7 +77,7 @@ import pandas as pd
 
 from almatools.errors import AlmaToolsError
 from almatools.files import atomic_write as _atomic_write
-from almatools.files import safe_tables, text_cells, write_csv
+from almatools.files import text_cells, write_csv
 from almatools.quality.catalog import RULES, Severity
 from almatools.quality.rules import FINDING_COLUMNS
 
@@ -1186,7 +1186,7 @@ def write_report(data: ReportData, folder: str | os.PathLike[str], *, result: Qu
         if result is None:
             raise ReportError("the unmasked CSV files need the analysis result", step="writing the CSV files")
         raw = out if not data.masked else out / "unmasked"
-        files = write_outputs(safe_tables(result), raw)
+        files = write_outputs(result, raw)
         raw_proposals = data.proposals if not data.masked else worklist.to_frame() if worklist is not None else None
         if raw_proposals is not None:
             write_csv(raw_proposals, raw / "merge_proposals.csv")

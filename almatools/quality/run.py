@@ -10,7 +10,8 @@
 * ``load_errors.csv``, only when a source had bad records that were skipped.
 
 Each file is written under a temporary name and renamed when complete, so a run that fails never
-leaves half a report behind.
+leaves half a report behind. Every text cell is made safe for spreadsheets (:func:`almatools.files.safe_cell`:
+no cell written from data is a formula); the kit's readers undo it.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from almatools.files import atomic_path
+from almatools.files import atomic_path, safe_frame
 from almatools.policy import Policy
 from almatools.quality.catalog import RULES
 from almatools.quality.duplicates import find_duplicates
@@ -321,9 +322,9 @@ def write_outputs(result: QualityResult, out_dir: str | os.PathLike[str]) -> dic
     out = Path(out_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, Callable[[Path], None]] = {
-        "findings.csv": lambda p: result.findings.to_csv(p, index=False, columns=list(FINDING_COLUMNS)),
-        "duplicates.csv": lambda p: result.clusters.to_csv(p, index=False, columns=list(DUPLICATE_COLUMNS)),
-        "possible_duplicates.csv": lambda p: result.possible.to_csv(p, index=False, columns=list(POSSIBLE_COLUMNS)),
+        "findings.csv": lambda p: safe_frame(result.findings[list(FINDING_COLUMNS)]).to_csv(p, index=False),
+        "duplicates.csv": lambda p: safe_frame(result.clusters[list(DUPLICATE_COLUMNS)]).to_csv(p, index=False),
+        "possible_duplicates.csv": lambda p: safe_frame(result.possible[list(POSSIBLE_COLUMNS)]).to_csv(p, index=False),
         "summary.json": lambda p: p.write_text(json.dumps(result.summary, indent=2, ensure_ascii=False) + "\n",
                                                encoding="utf-8"),
         "summary.txt": lambda p: p.write_text(result.summary_text() + "\n", encoding="utf-8"),
@@ -332,8 +333,8 @@ def write_outputs(result: QualityResult, out_dir: str | os.PathLike[str]) -> dic
               for e in src.get("errors", [])]
     (out / "load_errors.csv").unlink(missing_ok=True)  # from an earlier run
     if errors:
-        files["load_errors.csv"] = lambda p: pd.DataFrame(errors, columns=["source", "file", "record", "line", "field",
-                                                                           "reason"]).to_csv(p, index=False)
+        files["load_errors.csv"] = lambda p: safe_frame(pd.DataFrame(errors, columns=[
+            "source", "file", "record", "line", "field", "reason"])).to_csv(p, index=False)
     written = {}
     for name, write in files.items():
         with atomic_path(out / name) as tmp:

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import ipywidgets as widgets
 import pandas as pd
 
+from almatools.files import text_cells, write_csv
 from almatools.quality.catalog import RULES
 from almatools.quality.run import DUPLICATE_COLUMNS, QualityResult
 from almatools.ui.labels import label
@@ -170,11 +171,12 @@ def build_findings_panel(result: QualityResult, *, export_dir: str | Path | None
                 with pd.ExcelWriter(path, engine="openpyxl") as xl:
                     shown.to_excel(xl, sheet_name="findings", index=False)
                     clusters[list(DUPLICATE_COLUMNS)].to_excel(xl, sheet_name="duplicates", index=False)
+                    for sheet in xl.book.worksheets:  # data is shown, never run as a formula
+                        text_cells(sheet)
                 written = [path]
             else:
-                written = [out / "findings.csv", out / "duplicates.csv"]
-                shown.to_csv(written[0], index=False)
-                clusters[list(DUPLICATE_COLUMNS)].to_csv(written[1], index=False)
+                written = [write_csv(shown, out / "findings.csv"),
+                           write_csv(clusters[list(DUPLICATE_COLUMNS)], out / "duplicates.csv")]
         except OSError as exc:
             status.value = f"<span style='color:#990000'>Export failed: {html.escape(str(exc))}</span>"
             return

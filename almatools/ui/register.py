@@ -24,6 +24,7 @@ import ipywidgets as widgets
 
 from almatools.client import AlmaClient
 from almatools.errors import AlmaError, AlmaToolsError
+from almatools.files import unsafe_cell
 from almatools.policy import Policy
 from almatools.registration import (
     IDENTIFIER_PREFIX,
@@ -632,7 +633,7 @@ def _count_rows(path: Path) -> int:
 def _issues_html(path: Path, limit: int = 20) -> str:
     try:
         with path.open(newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
+            rows = [{k: unsafe_cell(v) for k, v in r.items()} for r in csv.DictReader(handle)]
     except OSError:
         return ""
     if not rows:
