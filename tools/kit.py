@@ -5,7 +5,7 @@
                          ARGS: --port N, --sandbox-port N, --no-browser, ...: see ./kit lab --help)
     ./kit app [ARGS]     the same notebooks as apps with no code (Voila, port 8866), landing page at /
     ./kit test [ARGS]    the whole test suite (ARGS go to pytest)
-    ./kit setup          only the setup: .venv, the pip packages, Debian's Chromium
+    ./kit setup          only the setup: .venv, the pip packages, Debian's Chromium and Java
 
 The pip packages come from the ``pip:`` section of environment.yml (so conda users and everyone
 else install the same thing); a stamp file skips the install until that file or pyproject.toml changes.
@@ -24,7 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
 STAMP = VENV / ".almatools-installed"
-DEBIAN_PACKAGES = ["chromium"]
+DEBIAN_PACKAGES = {"chromium": "chromium", "default-jre-headless": "java"}
+"""Debian package -> the command that shows it is there."""
 
 
 def say(message: str) -> None:
@@ -78,19 +79,22 @@ def ensure_venv() -> None:
     STAMP.write_text(fingerprint)
 
 
-def ensure_chromium() -> None:
-    """Debian's Chromium drives the browser tests (Playwright's own browser download is not used)."""
-    if shutil.which("chromium") or Path("/usr/bin/chromium").exists():
+def ensure_debian_packages() -> None:
+    """Debian's Chromium drives the browser tests (Playwright's own browser download is not used), and a Java
+    runtime runs the Spark backend's test of the duplicate linkage."""
+    missing = [package for package, command in DEBIAN_PACKAGES.items()
+               if not (shutil.which(command) or Path("/usr/bin", command).exists())]
+    if not missing:
         return
     if not shutil.which("apt-get"):
-        sys.exit("[kit] the browser tests need Chromium; install it with your system's package manager")
+        sys.exit(f"[kit] the tests need {', '.join(missing)}; install them with your system's package manager")
     prefix = [] if os.geteuid() == 0 else (["sudo"] if shutil.which("sudo") else None)
     if prefix is None:
-        sys.exit("[kit] the browser tests need Debian's chromium package: run `apt-get install chromium` as root")
-    say("installing Debian's chromium for the browser tests")
+        sys.exit(f"[kit] the tests need Debian's {' '.join(missing)}: run `apt-get install {' '.join(missing)}` as root")
+    say(f"installing Debian's {', '.join(missing)} for the browser and Spark tests")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     subprocess.run([*prefix, "apt-get", "update", "-q"], check=True, env=env)
-    subprocess.run([*prefix, "apt-get", "install", "-y", "-q", *DEBIAN_PACKAGES], check=True, env=env)
+    subprocess.run([*prefix, "apt-get", "install", "-y", "-q", "--no-install-recommends", *missing], check=True, env=env)
 
 
 def main(argv: list[str]) -> int:
@@ -103,7 +107,7 @@ def main(argv: list[str]) -> int:
         return 2
     ensure_venv()
     if command in ("test", "setup"):
-        ensure_chromium()
+        ensure_debian_packages()
     bindir = VENV / "bin"
     env = dict(os.environ, PATH=f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}", VIRTUAL_ENV=str(VENV))
     os.chdir(ROOT)
