@@ -273,6 +273,7 @@ def analyse(users_df: pd.DataFrame, sis_df: pd.DataFrame | None, policy: Policy,
         "rules_not_checked": not_checked,
         "duplicates": status, "duplicate_pairs": len(pairs), "duplicate_clusters": int(table["cluster_id"].nunique()),
         "possible_pairs": len(possible), "linkage_model": model,
+        "decisions_file": str(decisions.path) if decisions is not None else None,
         "sources": {"users": _report(users_df), "sis": _report(sis_df)},
         "timings": {k: round(v, 3) for k, v in timings.items()},
     }

@@ -1,4 +1,5 @@
-"""The findings panel: filter a quality run's findings, look at a duplicate cluster side by side, export."""
+"""The findings panel: filter a quality run's findings, look at a duplicate cluster side by side, review the
+possible duplicate pairs, export."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from types import SimpleNamespace
 import ipywidgets as widgets
 import pandas as pd
 
+from almatools.config import workspace
 from almatools.files import text_cells, write_csv
 from almatools.quality.catalog import RULES
+from almatools.quality.review import DECISIONS_FILE, PairDecisions
 from almatools.quality.run import DUPLICATE_COLUMNS, QualityResult
 from almatools.ui.labels import label
 from almatools.ui.links import link_html
@@ -49,10 +52,9 @@ def _table(frame: pd.DataFrame, columns: list[str]) -> str:
             f"</thead><tbody>{body}</tbody></table>")
 
 
-def cluster_html(result: QualityResult, cluster_id: str) -> str:
-    """The records of a duplicate cluster side by side; fields whose values differ are highlighted."""
-    members = result.clusters.loc[result.clusters["cluster_id"] == cluster_id, "primary_id"].astype(str).tolist()
-    users = result.users[result.users["primary_id"].astype(str).isin(members)].drop_duplicates("primary_id")
+def _side_by_side(users: pd.DataFrame, members: list[str]) -> str:
+    """Records side by side; fields whose values differ are highlighted."""
+    users = users[users["primary_id"].astype(str).isin(members)].drop_duplicates("primary_id")
     users = users.set_index(users["primary_id"].astype(str)).reindex(members)
     fields = [f for f in _RECORD_FIELDS if f in users.columns]
     head = "".join(f"<th style='text-align:left;padding:2px 8px'>{html.escape(m)}</th>" for m in members)
@@ -63,26 +65,107 @@ def cluster_html(result: QualityResult, cluster_id: str) -> str:
         style = "background:#fff3b0" if differs else ""
         cells = "".join(f"<td style='padding:2px 8px;{style}'>{html.escape(v)}</td>" for v in values)
         rows.append(f"<tr><th style='text-align:left;padding:2px 8px'>{html.escape(label(f))}</th>{cells}</tr>")
+    return f"<table><thead><tr><th></th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def cluster_html(result: QualityResult, cluster_id: str) -> str:
+    """The records of a duplicate cluster side by side; fields whose values differ are highlighted."""
+    members = result.clusters.loc[result.clusters["cluster_id"] == cluster_id, "primary_id"].astype(str).tolist()
     pairs = result.pairs[result.pairs["cluster_id"] == cluster_id]
     links = "".join(f"<li>{html.escape(str(p.primary_id_l))} ~ {html.escape(str(p.primary_id_r))}: "
                     f"{p.match_probability:.3f}, {html.escape(str(p.evidence))}</li>" for p in pairs.itertuples())
-    return (f"<table><thead><tr><th></th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-            f"<ul>{links}</ul>")
+    return f"{_side_by_side(result.users, members)}<ul>{links}</ul>"
 
 
-def build_possible_review(result: QualityResult) -> widgets.VBox:
-    """The review of *possible* duplicate pairs (the linkage's uncertain band): to come.
+def _decisions(result: QualityResult, decisions: PairDecisions | str | Path | None) -> PairDecisions:
+    if isinstance(decisions, PairDecisions):
+        return decisions
+    if decisions is None:
+        decisions = result.summary.get("decisions_file") or (workspace() / "quality-output" / DECISIONS_FILE)
+    return PairDecisions(Path(decisions).expanduser())
 
-    For now an empty box, kept in its place in the findings panel (after the duplicate clusters) so that
-    the review can be added without moving anything else.
+
+def build_possible_review(result: QualityResult, decisions: PairDecisions | str | Path | None = None
+                          ) -> widgets.VBox:
+    """The review of *possible* duplicate pairs: one pair at a time, side by side, and a decision.
+
+    *Same person* and *Different people* are written at once to the decisions journal (the one the run
+    read, else ``pair_decisions.jsonl`` in ``quality-output`` in the workspace). The next run of the
+    linkage reads it: a pair marked different is never proposed again, one marked same is linked (and
+    goes to the merge proposals). *Skip* moves on without deciding.
+
+    Widgets for tests and scripts: ``box.controls`` (``pick``, ``view``, ``same``, ``different``, ``skip``,
+    ``status``, ``count``).
     """
-    box = widgets.VBox([])
+    review = _decisions(result, decisions)
+    pairs = result.possible.reset_index(drop=True)
+    title = widgets.HTML(f"<h3>Possible duplicates to review ({len(pairs):,})</h3>")
+    count = widgets.HTML()
+    pick = widgets.Dropdown(options=[("(no pair to review)" if pairs.empty else "(pick a pair)", -1)] + [
+        (f"{r.primary_id_l} ~ {r.primary_id_r}: {r.first_name_l} {r.last_name_l} / {r.first_name_r} {r.last_name_r}"
+         f" ({r.match_probability:.2f})", i) for i, r in enumerate(pairs.itertuples())],
+        value=-1, description="Pair", layout=widgets.Layout(width="80%"))
+    view, status = widgets.HTML(), widgets.HTML()
+    same = widgets.Button(description="Same person", icon="link", button_style="success",
+                          layout=widgets.Layout(width="auto"))
+    different = widgets.Button(description="Different people", icon="unlink", button_style="warning",
+                               layout=widgets.Layout(width="auto"))
+    skip = widgets.Button(description="Skip", icon="forward", layout=widgets.Layout(width="auto"))
+
+    def undecided() -> int:
+        return sum(1 for a, b in zip(pairs["primary_id_l"], pairs["primary_id_r"]) if review.lookup(a, b) is None)
+
+    def show(_=None) -> None:
+        i = pick.value
+        for b in (same, different, skip):
+            b.disabled = i < 0
+        count.value = (f"{undecided():,} of {len(pairs):,} pairs not decided yet; decisions are kept in "
+                       f"<code>{html.escape(str(review.path))}</code>")
+        if i < 0:
+            view.value = ""
+            return
+        r = pairs.iloc[i]
+        said = review.lookup(r["primary_id_l"], r["primary_id_r"])
+        decided = f"<p><b>Decided:</b> {'same person' if said == 'same' else 'different people'}</p>" if said else ""
+        view.value = (f"{_side_by_side(result.users, [str(r['primary_id_l']), str(r['primary_id_r'])])}"
+                      f"<p><b>Why it is only possible:</b> {html.escape(str(r['reason']))}<br>"
+                      f"<b>Evidence:</b> {html.escape(str(r['evidence']))}</p>{decided}")
+
+    def next_pair() -> None:
+        later = [i for i in range(pick.value + 1, len(pairs))
+                 if review.lookup(pairs.at[i, "primary_id_l"], pairs.at[i, "primary_id_r"]) is None]
+        if later:
+            pick.value = later[0]
+        else:
+            show()
+
+    def decide(verdict: str) -> None:
+        r = pairs.iloc[pick.value]
+        try:
+            review.decide(str(r["primary_id_l"]), str(r["primary_id_r"]), verdict)
+        except (OSError, ValueError) as exc:
+            status.value = f"<span style='color:#990000'>Not saved: {html.escape(str(exc))}</span>"
+            return
+        words = "the same person" if verdict == "same" else "different people"
+        status.value = (f"Saved: {html.escape(str(r['primary_id_l']))} and {html.escape(str(r['primary_id_r']))} "
+                        f"are {words}. The next run uses it.")
+        next_pair()
+
+    pick.observe(show, names="value")
+    same.on_click(lambda _: decide("same"))
+    different.on_click(lambda _: decide("different"))
+    skip.on_click(lambda _: next_pair())
+    show()
+    box = widgets.VBox([title, count, pick, view, widgets.HBox([same, different, skip]), status])
     box.add_class("almatools-possible-review")
+    box.controls = SimpleNamespace(pick=pick, view=view, same=same, different=different, skip=skip, status=status,
+                                   count=count)
     return box
 
 
 def build_findings_panel(result: QualityResult, *, export_dir: str | Path | None = None,
-                         page_size: int = PAGE_SIZE) -> widgets.VBox:
+                         page_size: int = PAGE_SIZE, decisions: PairDecisions | str | Path | None = None
+                         ) -> widgets.VBox:
     """A panel over a quality run, in the order a librarian works.
 
     First the filters (rule and user group: pick several, none means all; severity) and the duplicate
@@ -96,8 +179,6 @@ def build_findings_panel(result: QualityResult, *, export_dir: str | Path | None
     ``table``, ``previous``, ``next``, ``page``, ``cluster``, ``cluster_view``, ``possible``, ``folder``,
     ``format``, ``export``, ``status``), for tests and scripts: set ``.value``, call ``.click()``.
     """
-    from almatools.config import workspace
-
     if page_size < 1:
         raise ValueError(f"page_size must be at least 1, not {page_size}")
     findings = result.findings
@@ -152,7 +233,7 @@ def build_findings_panel(result: QualityResult, *, export_dir: str | Path | None
     cluster_view = widgets.HTML()
     cluster.observe(lambda _: setattr(cluster_view, "value", cluster_html(result, cluster.value) if cluster.value
                                       else ""), names="value")
-    possible = build_possible_review(result)
+    possible = build_possible_review(result, decisions)
 
     folder = widgets.Text(value=str(export_dir if export_dir is not None else workspace() / "quality-output"),
                           description="Folder", layout=widgets.Layout(width="50%"))

@@ -118,11 +118,38 @@ def test_cluster_records_use_human_labels(result, panel):
     assert ">Primary id</th>" in c.cluster_view.value
 
 
-def test_the_place_for_the_review_of_possible_pairs(result, panel):
-    box = build_possible_review(result)
-    assert box.children == () and "almatools-possible-review" in box._dom_classes
+def test_the_review_of_possible_pairs_is_kept_and_used_by_the_next_run(sandbox_dir, tmp_path):
+    from almatools.quality.frame import users_frame
+    from almatools.quality.review import PairDecisions
+
+    folder, today = institution(sandbox_dir)
+    users = load_users(folder / "users_export.zip")
+    path = tmp_path / "pair_decisions.jsonl"
+    first = analyse(users, None, load_policy(), today=today, decisions=path)
+    assert len(first.possible) >= 2, "the sandbox plants pairs the linkage is not sure of"
+    panel = build_findings_panel(first, export_dir=tmp_path / "export", decisions=path)
+    box = panel.controls.possible
     children = list(panel.children)
-    assert children.index(panel.controls.possible) == children.index(panel.controls.cluster_view) + 1
+    assert children.index(box) == children.index(panel.controls.cluster_view) + 1  # after the clusters
+    c = box.controls
+    assert c.same.disabled and f"{len(first.possible):,} of {len(first.possible):,} pairs not decided" in c.count.value
+    c.pick.value = 0
+    a, b = first.possible.loc[0, ["primary_id_l", "primary_id_r"]]
+    assert f">{a}</th>" in c.view.value and f">{b}</th>" in c.view.value and "Why it is only possible" in c.view.value
+    c.same.click()
+    assert "are the same person" in c.status.value and c.pick.value == 1  # on to the next pair
+    x, y = first.possible.loc[1, ["primary_id_l", "primary_id_r"]]
+    c.different.click()
+    assert PairDecisions(path).lookup(a, b) == "same" and PairDecisions(path).lookup(y, x) == "different"
+
+    again = analyse(users, None, load_policy(), today=today, decisions=path)  # the next run reads the journal
+    linked = {frozenset(p) for p in zip(again.pairs["primary_id_l"], again.pairs["primary_id_r"])}
+    offered = {frozenset(p) for p in zip(again.possible["primary_id_l"], again.possible["primary_id_r"])}
+    assert frozenset((a, b)) in linked and frozenset((x, y)) not in linked | offered
+    assert set(again.possible.loc[again.possible["primary_id_l"] == a, "decision"]) <= {"", "same"}
+
+    empty = build_possible_review(analyse(users_frame([]), None, load_policy(), today=today, decisions=path))
+    assert empty.controls.same.disabled and "(no pair to review)" in str(empty.controls.pick.options)
 
 
 def test_export_defaults_to_the_workspace(result, monkeypatch, tmp_path):
