@@ -85,6 +85,7 @@ __all__ = [
     "BLOCKING_RULES",
     "DEFAULT_THRESHOLD",
     "DUPLICATE_RATE",
+    "LINKAGE_COLUMNS",
     "MAX_KEY_RECORDS",
     "MIN_TRAIN_RECORDS",
     "MODEL",
@@ -373,6 +374,8 @@ def linkage_settings(n_records: int, model: dict[tuple[str, str], tuple[float, f
 _INPUT_COLUMNS = ("primary_id", "first_name", "middle_name", "last_name", "birth_date", "emails", "phone",
                   "identifier_values", "line1", "postal_code", "account_type")
 _OPTIONAL_COLUMNS = {"pref_first_name": "", "phones": "", "addresses": ""}
+LINKAGE_COLUMNS = frozenset({*_INPUT_COLUMNS, *_OPTIONAL_COLUMNS, *DISPLAY_COLUMNS, "in_sis_extract"})
+"""The patron-table columns :func:`find_duplicates` reads (others are not needed)."""
 _RECORDS = "almatools_dup_records"
 
 
@@ -999,7 +1002,8 @@ def find_duplicates(users: pd.DataFrame, *, backend: str = "duckdb", threshold: 
         raise ValueError(f"backend must be 'duckdb' or 'spark', not {backend!r}")
     _check_columns(users)
     timer = _Timer(progress)
-    users = users.reset_index(drop=True)
+    if not isinstance(users.index, pd.RangeIndex) or users.index.start != 0 or users.index.step != 1:
+        users = users.reset_index(drop=True)
     train = len(users) >= MIN_TRAIN_RECORDS if train is None else train
     model: dict[tuple[str, str], tuple[float, float]] | None = None
     with duckdb.connect() as con:

@@ -32,7 +32,7 @@ import pandas as pd
 from almatools.files import atomic_path, safe_frame
 from almatools.policy import Policy
 from almatools.quality.catalog import RULES
-from almatools.quality.duplicates import find_duplicates
+from almatools.quality.duplicates import LINKAGE_COLUMNS, find_duplicates
 from almatools.quality.review import PairDecisions
 from almatools.quality.rules import FINDING_COLUMNS, evaluate
 
@@ -113,7 +113,9 @@ def _fold(s: pd.Series) -> pd.Series:
 def _linkage_input(users: pd.DataFrame, sis: pd.DataFrame | None) -> pd.DataFrame:
     """The records the linkage compares: the Alma users, and the SIS extract's records Alma does not hold yet
     (``_sis_only``), so a local record can be linked to the SIS's record of the same person in one run."""
-    frame = users.assign(_sis_only=False)
+    # only the columns the linkage reads (a million-row patron table is not copied whole)
+    columns = [c for c in users.columns if c in LINKAGE_COLUMNS]
+    frame = users[columns].assign(_sis_only=False)
     if sis is None:
         return frame
     in_alma = set(_fold(users["primary_id"]))
