@@ -339,13 +339,11 @@ def _ascii_or(values: Any, fast: Callable[[pa.Array], pa.Array], slow: Callable[
 
     arr = _arrow_text(values)
     out = fast(arr)
-    other = np.flatnonzero(~pc.string_is_ascii(arr).to_numpy(zero_copy_only=False))
-    if not len(other):
+    other = pc.invert(pc.string_is_ascii(arr))
+    if not pc.any(other).as_py():
         return out
-    patched = out.to_pylist()
-    for i, text in zip(other.tolist(), pc.take(arr, pa.array(other)).to_pylist()):
-        patched[i] = slow(text)
-    return pa.array(patched, out.type)
+    slow_values = pa.array([slow(text) for text in pc.filter(arr, other).to_pylist()], out.type)
+    return pc.replace_with_mask(out, other, slow_values)
 
 
 def email_key_column(values: Any) -> pa.Array:

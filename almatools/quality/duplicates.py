@@ -586,7 +586,7 @@ def prepare_records(users: pd.DataFrame) -> pd.DataFrame:
         ``ids``, ``sis`` and ``live_sis`` (in the current SIS extract, and SIS-managed).
     """
     _check_columns(users)
-    with duckdb.connect() as con:
+    with _connect() as con:
         return con.sql(f"SELECT * FROM {_prepare(con, users.reset_index(drop=True))} ORDER BY unique_id").df()
 
 
@@ -846,6 +846,15 @@ class _Scorer:
         self.api.delete_tables_created_by_splink_from_db()
 
 
+DUCKDB_MEMORY = "1GB"
+"""DuckDB's memory limit for the linkage; beyond it DuckDB spills to temporary files, so a million records
+stay within a few GiB."""
+
+
+def _connect() -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(config={"memory_limit": DUCKDB_MEMORY})
+
+
 def _finite(x: Any) -> bool:
     return isinstance(x, float) and math.isfinite(x) and 0 < x < 1
 
@@ -857,7 +866,7 @@ def candidate_pairs(users: pd.DataFrame) -> pd.DataFrame:
     """
     _check_columns(users)
     users = users.reset_index(drop=True)
-    with duckdb.connect() as con:
+    with _connect() as con:
         scorer = _Scorer(con, _prepare(con, users), len(users), "duckdb", None)
         pairs = scorer.candidates() if len(users) > 1 else pd.DataFrame({"unique_id_l": [], "unique_id_r": []})
         scorer.close()
@@ -1006,7 +1015,7 @@ def find_duplicates(users: pd.DataFrame, *, backend: str = "duckdb", threshold: 
         users = users.reset_index(drop=True)
     train = len(users) >= MIN_TRAIN_RECORDS if train is None else train
     model: dict[tuple[str, str], tuple[float, float]] | None = None
-    with duckdb.connect() as con:
+    with _connect() as con:
         with timer.step("prepare"):
             table = _prepare(con, users)
             live = con.sql(f"SELECT live_sis FROM {table} ORDER BY unique_id").fetchnumpy()["live_sis"]
