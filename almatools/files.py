@@ -81,7 +81,7 @@ class AppendLog:
         except FileNotFoundError:
             return []
         lines = data.split(b"\n")
-        complete, tail = lines[:-1], lines[-1]
+        complete = lines[:-1]  # the part after the last newline is a torn line, or nothing
         out: list[dict] = []
         for number, raw in enumerate(complete, start=1):
             if not raw.strip():

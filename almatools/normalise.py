@@ -48,7 +48,6 @@ from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 from anyascii import anyascii
 

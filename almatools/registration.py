@@ -845,6 +845,22 @@ def register(client, validation: Validation, *, search: ExistingSearch | None = 
                               merge_from=merge_from, calls=client.calls - start, decision=decision)
 
 
+def _read_existing(client, primary_id: str, action: str, start: int
+                   ) -> tuple[str, dict[str, Any]] | RegistrationResult:
+    """The account to renew or update, read from Alma: (its primary id, the record), or the failed result."""
+    from almatools.errors import AlmaError
+
+    pid = "".join(str(primary_id or "").split())
+    try:
+        record = client.find_user(pid) if pid else None
+    except AlmaError as exc:
+        return RegistrationResult("failed", pid, explain_alma_error(exc), calls=client.calls - start)
+    if record is None:
+        return RegistrationResult("failed", pid, f"No account {pid} in Alma: nothing to {action}.",
+                                  calls=client.calls - start)
+    return str(record.get("primary_id") or pid), record
+
+
 def renew(client, primary_id: str, policy: Policy, *, today: date | None = None) -> RegistrationResult:
     """Renew a locally managed account: a new expiration and purge date from its group's defaults.
 
@@ -864,15 +880,10 @@ def renew(client, primary_id: str, policy: Policy, *, today: date | None = None)
 
     today = today or date.today()
     start = client.calls
-    pid = "".join(str(primary_id or "").split())
-    try:
-        record = client.find_user(pid) if pid else None
-    except AlmaError as exc:
-        return RegistrationResult("failed", pid, explain_alma_error(exc), calls=client.calls - start)
-    if record is None:
-        return RegistrationResult("failed", pid, f"No account {pid} in Alma: nothing to renew.",
-                                  calls=client.calls - start)
-    pid = str(record.get("primary_id") or pid)
+    found = _read_existing(client, primary_id, "renew", start)
+    if isinstance(found, RegistrationResult):
+        return found
+    pid, record = found
     group_code = _code(record.get("user_group"))
     if _code(record.get("account_type")) == "EXTERNAL":
         return RegistrationResult("blocked", pid, f"{pid} is SIS-managed: the SIS load sets its expiration date, so a "
@@ -928,16 +939,11 @@ def update_existing(client, primary_id: str, validation: Validation, *,
 
     policy = policy or validation.policy
     start = client.calls
-    pid = "".join(str(primary_id or "").split())
     form = validation.form
-    try:
-        record = client.find_user(pid) if pid else None
-    except AlmaError as exc:
-        return RegistrationResult("failed", pid, explain_alma_error(exc), calls=client.calls - start)
-    if record is None:
-        return RegistrationResult("failed", pid, f"No account {pid} in Alma: nothing to update.",
-                                  calls=client.calls - start)
-    pid = str(record.get("primary_id") or pid)
+    found = _read_existing(client, primary_id, "update", start)
+    if isinstance(found, RegistrationResult):
+        return found
+    pid, record = found
     body = strip_output_only(record)
     changed: list[str] = []
 
