@@ -87,6 +87,7 @@ __all__ = [
     "DUPLICATE_RATE",
     "LINKAGE_COLUMNS",
     "MAX_KEY_RECORDS",
+    "MAX_NAME_RECORDS",
     "MIN_TRAIN_RECORDS",
     "MODEL",
     "POSSIBLE_THRESHOLD",
@@ -107,7 +108,9 @@ POSSIBLE_THRESHOLD = 0.3
 DUPLICATE_RATE = 0.03
 """The share of records assumed to have a duplicate; sets the model's prior."""
 MAX_KEY_RECORDS = 20
-"""A key (email, phone, identifier, address, full name) held by more records than this is a placeholder."""
+"""A key (email, phone, identifier, address) held by more records than this is a placeholder."""
+MAX_NAME_RECORDS = 5
+"""A full name held by more records than this is not rare: it does not bring records together on its own."""
 MIN_TRAIN_RECORDS = 5000
 """Below this many records the fixed m/u values are used instead of learning them from the data."""
 U_SAMPLE_PAIRS = 300_000
@@ -536,7 +539,8 @@ def _prepare(con: duckdb.DuckDBPyConnection, users: pd.DataFrame) -> str:
             LEFT JOIN __dup_middle_name m ON m.code = w.middle_name
             LEFT JOIN __dup_last_name l ON l.code = w.last_name
         ), crowded_names AS (
-            SELECT full_name FROM named WHERE full_name IS NOT NULL GROUP BY full_name HAVING count(*) > {cap}
+            SELECT full_name FROM named WHERE full_name IS NOT NULL GROUP BY full_name
+            HAVING count(*) > {int(MAX_NAME_RECORDS)}
         )
         SELECT n.* REPLACE (CASE WHEN n.full_name IN (SELECT full_name FROM crowded_names) THEN NULL
                                  ELSE n.full_name END AS full_name),
@@ -700,7 +704,8 @@ def _tier_reason(lv: dict[str, str], live_both: bool) -> str:
                                                           or (lv["middle_name"] == "exact" and born)):
         return "the surname differs and nothing but the name and birth date agrees"
     agree = [c for c in ("birth_date", "email", "phone", "address", "identifier") if lv[c] not in ("null", "else")]
-    if lv["first_name"] in ("null", "initial", "initials") and not strong:
+    if lv["first_name"] in ("null", "initial", "initials") and not (
+            strong or (born and (lv["address"] == "exact" or lv["middle_name"] == "exact"))):
         return "only an initial or no first name" if agree else _NEVER
     if not agree:
         return "only the name agrees"
