@@ -50,6 +50,41 @@ clean under these readings of the rules (``today`` is the generation date, reten
 
 Clean records never share an identifier, email or phone with another person, never share a last
 name and birth date with another person of their chunk, and have exactly one preferred email.
+
+The people and their records
+----------------------------
+Names come from Faker's lists of a US university's origins (:data:`_LOCALES`): English, Spanish
+(a quarter with two surnames, García López), Chinese, Vietnamese and Korean (romanised), German,
+French, Italian, Dutch (particles: van der Berg), Polish, Norwegian, Danish and Turkish, so the
+letters that do not decompose (Đ, ø, æ, Ł, ß, ı) occur; 4% of US surnames are hyphenated. Alma's
+``pref_first_name`` is set for 45% of East-Asian people (an English name: "Jack" for Hương) and 6% of
+others (a nickname or the middle name), on SIS records and half of the desk records. SIS records
+nearly always have the birth date; desk (INTERNAL) records lack it 40% of the time. A record may
+have several emails (school and personal), phones (``mobile``, and the household's ``home`` line,
+whose area codes no mobile uses) and addresses (home, and a term or office address).
+
+Duplicates (``DUPLICATE``, detail ``scenario;kind``, kinds joined by ``+`` on a third record) are
+the records of about 2% of people: ``local_twice``, ``local_twice_id_format``, ``local_three``,
+``alum_old_sis`` (an alum's old SIS record and a desk record), ``sis_and_local``, ``readmitted`` (two
+SIS records under two university ids, 40% without a shared email). The kinds (:data:`_KINDS`):
+``exact``, ``typo_first``, ``typo_last``, ``nickname``, ``swapped`` (first and last name), ``middle``
+(present on one record only), ``middle_in_first`` ("Mary Ann"), ``initial`` ("J."), ``pref_name``
+(the preferred name typed as the first name), ``ascii`` (Đặng/Dang, Søren/Soeren), ``double_surname``
+(García López / Garcia-Lopez / Lopez), ``particle`` (van der Berg / Vanderberg / Berg), ``suffix``
+(Smith Jr / Smith), ``married`` (a new surname; the email still names the old one),
+``married_new_email`` (a new surname and email; the mobile kept), ``email_domain`` (one user name at
+two providers), ``dob_swap`` (day and month), ``dob_typo`` (one digit), ``no_birth`` (a desk record
+without a birth date sharing the mobile), and three with no birth date on the desk record that
+share one field only: ``other_email_only`` (a non-preferred email), ``other_phone_only`` (the
+non-preferred home phone) and ``address_only``. Every pair shares an exact field besides the name
+(an email, a phone, the birth date, an address or an identifier).
+
+Look-alikes (``NOT_DUPLICATE``, detail the pattern), all with both birth dates so the records can
+tell the people apart: ``same_name`` (a common full name, John Smith or Fang Li, nothing else
+shared), ``twins`` (surname, birth date, address and home phone; other first names),
+``parent_child`` (one full name, 45-68 and 17-24 years old, one address, the home phone in half, Jr/Sr
+on some), ``spouses`` (address and home phone, the surname in half), ``family_email`` (a parent and
+a child who give one family address).
 """
 
 from __future__ import annotations
@@ -140,10 +175,13 @@ _EAST_ASIAN = ("zh_CN", "vi_VN", "ko_KR")
 _KO_LAST = (("Kim", 21), ("Lee", 15), ("Park", 8), ("Choi", 5), ("Jung", 4), ("Kang", 2), ("Cho", 2),
             ("Yoon", 2), ("Jang", 2), ("Lim", 2), ("Han", 1), ("Oh", 1), ("Seo", 1), ("Shin", 1),
             ("Kwon", 1), ("Hwang", 1), ("Ahn", 1), ("Song", 1), ("Yoo", 1), ("Hong", 1))
-_KO_FIRST = {"MALE": ("Min-jun", "Ji-hoon", "Hyun-woo", "Jae-won", "Dong-hyun", "Seung-hoon", "Young-ho",
-                      "Sung-min", "Jin-woo", "Tae-yang", "Joon-ho", "Sang-woo"),
-             "FEMALE": ("Seo-yeon", "Ji-woo", "Eun-ji", "Soo-min", "Ye-jin", "Hye-jin", "Mi-kyung",
-                        "Ji-young", "Min-seo", "Ha-eun", "Yu-na", "Seo-hyun")}
+# Given names are two syllables, so there are hundreds (a short list would make namesakes common).
+_KO_SYLLABLES = {"MALE": (("Min", "Ji", "Hyun", "Jae", "Dong", "Seung", "Young", "Sung", "Jin", "Tae", "Joon",
+                           "Sang", "Jong", "Kyung", "Do", "Chan"),
+                          ("jun", "hoon", "woo", "won", "hyun", "ho", "min", "yang", "seok", "bin", "sik", "soo")),
+                 "FEMALE": (("Seo", "Ji", "Eun", "Soo", "Ye", "Hye", "Mi", "Min", "Ha", "Yu", "Da", "So", "Hee",
+                             "Su", "Na", "Yeon"),
+                            ("yeon", "woo", "ji", "min", "jin", "kyung", "young", "seo", "eun", "na", "rin", "hee"))}
 # Letters NFKD cannot take apart, as a clerk types them on a US keyboard (the first spelling is the
 # usual one; German and Scandinavian clerks write the second).
 _TYPED = {"Đ": ("D",), "đ": ("d",), "Ø": ("O", "Oe"), "ø": ("o", "oe"), "Æ": ("Ae",), "æ": ("ae",),
@@ -272,7 +310,8 @@ def _pools() -> _Pools:
     for loc, _w in _LOCALES:
         if loc == "ko_KR":
             last[loc] = tuple(name for name, share in _KO_LAST for _ in range(share))
-            first[(loc, "FEMALE")], first[(loc, "MALE")] = _KO_FIRST["FEMALE"], _KO_FIRST["MALE"]
+            for gender, (heads, tails) in _KO_SYLLABLES.items():
+                first[(loc, gender)] = tuple(f"{h}-{t}" for h in heads for t in tails if h.lower() != t)
             continue
         fk = Faker(loc)
         fk.seed_instance(20240501)
