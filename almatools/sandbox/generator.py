@@ -102,6 +102,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, timedelta
 from functools import lru_cache
+from itertools import accumulate
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -168,7 +169,7 @@ _LOCALES = (("en_US", 62), ("es_MX", 11), ("zh_CN", 5), ("vi_VN", 3), ("ko_KR", 
             ("fr_FR", 3), ("it_IT", 2), ("nl_NL", 2), ("pl_PL", 1.5), ("no_NO", 1), ("da_DK", 1.5),
             ("tr_TR", 1.5))
 _LOCALE_CODES = tuple(code for code, _ in _LOCALES)
-_LOCALE_WEIGHTS = tuple(weight for _, weight in _LOCALES)
+_LOCALE_CUM = tuple(accumulate(weight for _, weight in _LOCALES))  # choices() would sum them per call
 _EAST_ASIAN = ("zh_CN", "vi_VN", "ko_KR")
 # Korean names romanised as US registrars write them (Faker's ko_KR is Hangul): surnames by their
 # approximate national shares (Kim about a fifth, Lee and Park next), given names hyphenated.
@@ -197,6 +198,7 @@ _HOME_AREA_CODES = ("203", "212", "240", "301", "412", "516", "570", "585", "607
 _LANG = {"en": "English", "es": "Spanish", "de": "German", "fr": "French", "it": "Italian"}
 _FREEMAIL = ("gmail.com", "yahoo.com", "outlook.com", "hotmail.com", "icloud.com", "aol.com",
              "proton.me", "comcast.net")
+_FREEMAIL_CUM = tuple(accumulate((40, 15, 15, 8, 8, 5, 4, 5)))
 _AREA_CODES = ("201", "215", "267", "302", "347", "410", "484", "551", "609", "610", "646", "718",
                "732", "848", "856", "862", "908", "917", "973", "929")
 _JOBS = {"FACULTY": ("Assistant Professor", "Associate Professor", "Professor", "Lecturer",
@@ -520,7 +522,7 @@ class _Chunk:
                locale: str | None = None, address: dict[str, Any] | None = None,
                register: bool = True, pref: str | None = None) -> _Person:
         rng, pools = self.rng, self.pools
-        loc = locale or rng.choices(_LOCALE_CODES, _LOCALE_WEIGHTS)[0]
+        loc = locale or rng.choices(_LOCALE_CODES, cum_weights=_LOCALE_CUM)[0]
         gender = gender or rng.choice(("FEMALE", "MALE"))
         first = first or rng.choice(pools.first[(loc, gender)])
         if last is None:
@@ -552,7 +554,7 @@ class _Chunk:
         assert birth is None or isinstance(birth, date)
         return _Person(self.ids.person(), first, middle, last, gender, rng.random() < 0.6, birth, loc,
                        address or self.address(), rng.randrange(5),
-                       rng.choices(_FREEMAIL, (40, 15, 15, 8, 8, 5, 4, 5))[0], pref if pref != first else "")
+                       rng.choices(_FREEMAIL, cum_weights=_FREEMAIL_CUM)[0], pref if pref != first else "")
 
     def birth(self, group: str, last: str, ages: tuple[int, int] | None = None) -> date:
         lo, hi = ages or _AGES[group]
