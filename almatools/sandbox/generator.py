@@ -50,6 +50,41 @@ clean under these readings of the rules (``today`` is the generation date, reten
 
 Clean records never share an identifier, email or phone with another person, never share a last
 name and birth date with another person of their chunk, and have exactly one preferred email.
+
+The people and their records
+----------------------------
+Names come from Faker's lists of a US university's origins (:data:`_LOCALES`): English, Spanish
+(a quarter with two surnames, García López), Chinese, Vietnamese and Korean (romanised), German,
+French, Italian, Dutch (particles: van der Berg), Polish, Norwegian, Danish and Turkish, so the
+letters that do not decompose (Đ, ø, æ, Ł, ß, ı) occur; 4% of US surnames are hyphenated. Alma's
+``pref_first_name`` is set for 45% of East-Asian people (an English name: "Jack" for Hương) and 6% of
+others (a nickname or the middle name), on SIS records and half of the desk records. SIS records
+nearly always have the birth date; desk (INTERNAL) records lack it 40% of the time. A record may
+have several emails (school and personal), phones (``mobile``, and the household's ``home`` line,
+whose area codes no mobile uses) and addresses (home, and a term or office address).
+
+Duplicates (``DUPLICATE``, detail ``scenario;kind``, kinds joined by ``+`` on a third record) are
+the records of about 2% of people: ``local_twice``, ``local_twice_id_format``, ``local_three``,
+``alum_old_sis`` (an alum's old SIS record and a desk record), ``sis_and_local``, ``readmitted`` (two
+SIS records under two university ids, 40% without a shared email). The kinds (:data:`_KINDS`):
+``exact``, ``typo_first``, ``typo_last``, ``nickname``, ``swapped`` (first and last name), ``middle``
+(present on one record only), ``middle_in_first`` ("Mary Ann"), ``initial`` ("J."), ``pref_name``
+(the preferred name typed as the first name), ``ascii`` (Đặng/Dang, Søren/Soeren), ``double_surname``
+(García López / Garcia-Lopez / Lopez), ``particle`` (van der Berg / Vanderberg / Berg), ``suffix``
+(Smith Jr / Smith), ``married`` (a new surname; the email still names the old one),
+``married_new_email`` (a new surname and email; the mobile kept), ``email_domain`` (one user name at
+two providers), ``dob_swap`` (day and month), ``dob_typo`` (one digit), ``no_birth`` (a desk record
+without a birth date sharing the mobile), and three with no birth date on the desk record that
+share one field only: ``other_email_only`` (a non-preferred email), ``other_phone_only`` (the
+non-preferred home phone) and ``address_only``. Every pair shares an exact field besides the name
+(an email, a phone, the birth date, an address or an identifier).
+
+Look-alikes (``NOT_DUPLICATE``, detail the pattern), all with both birth dates so the records can
+tell the people apart: ``same_name`` (a common full name, John Smith or Fang Li, nothing else
+shared), ``twins`` (surname, birth date, address and home phone; other first names),
+``parent_child`` (one full name, 45-68 and 17-24 years old, one address, the home phone in half, Jr/Sr
+on some), ``spouses`` (address and home phone, the surname in half), ``family_email`` (a parent and
+a child who give one family address).
 """
 
 from __future__ import annotations
@@ -64,9 +99,10 @@ import unicodedata
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, timedelta
 from functools import lru_cache
+from itertools import accumulate
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -127,10 +163,42 @@ _LOCAL_PREFIX = {"ALUMNI": "AL", "COMMUNITY": "CB", "RECIPROCAL": "RB", "FRIENDS
 _AGES = {"UGRAD": (17, 24), "GRAD": (22, 40), "FACULTY": (28, 72), "STAFF": (20, 66),
          "ALUMNI": (22, 80), "COMMUNITY": (16, 85), "RECIPROCAL": (20, 70), "FRIENDS": (35, 90),
          "LIBSTAFF": (22, 66)}
-_LOCALES = (("en_US", 72), ("es_MX", 10), ("de_DE", 5), ("fr_FR", 5), ("it_IT", 3), ("zh_CN", 5))
+# Origins of names (shares of people): a US university's mix, with the letters that do not decompose
+# (Vietnamese Đ, Danish/Norwegian ø and æ, Polish Ł, German ß, Turkish ı) and surname particles (nl, es).
+_LOCALES = (("en_US", 62), ("es_MX", 11), ("zh_CN", 5), ("vi_VN", 3), ("ko_KR", 2.5), ("de_DE", 3),
+            ("fr_FR", 3), ("it_IT", 2), ("nl_NL", 2), ("pl_PL", 1.5), ("no_NO", 1), ("da_DK", 1.5),
+            ("tr_TR", 1.5))
+_LOCALE_CODES = tuple(code for code, _ in _LOCALES)
+_LOCALE_CUM = tuple(accumulate(weight for _, weight in _LOCALES))  # choices() would sum them per call
+_EAST_ASIAN = ("zh_CN", "vi_VN", "ko_KR")
+# Korean names romanised as US registrars write them (Faker's ko_KR is Hangul): surnames by their
+# approximate national shares (Kim about a fifth, Lee and Park next), given names hyphenated.
+_KO_LAST = (("Kim", 21), ("Lee", 15), ("Park", 8), ("Choi", 5), ("Jung", 4), ("Kang", 2), ("Cho", 2),
+            ("Yoon", 2), ("Jang", 2), ("Lim", 2), ("Han", 1), ("Oh", 1), ("Seo", 1), ("Shin", 1),
+            ("Kwon", 1), ("Hwang", 1), ("Ahn", 1), ("Song", 1), ("Yoo", 1), ("Hong", 1))
+# Given names are two syllables, so there are hundreds (a short list would make namesakes common).
+_KO_SYLLABLES = {"MALE": (("Min", "Ji", "Hyun", "Jae", "Dong", "Seung", "Young", "Sung", "Jin", "Tae", "Joon",
+                           "Sang", "Jong", "Kyung", "Do", "Chan"),
+                          ("jun", "hoon", "woo", "won", "hyun", "ho", "min", "yang", "seok", "bin", "sik", "soo")),
+                 "FEMALE": (("Seo", "Ji", "Eun", "Soo", "Ye", "Hye", "Mi", "Min", "Ha", "Yu", "Da", "So", "Hee",
+                             "Su", "Na", "Yeon"),
+                            ("yeon", "woo", "ji", "min", "jin", "kyung", "young", "seo", "eun", "na", "rin", "hee"))}
+# Letters NFKD cannot take apart, as a clerk types them on a US keyboard (the first spelling is the
+# usual one; German and Scandinavian clerks write the second).
+_TYPED = {"Đ": ("D",), "đ": ("d",), "Ø": ("O", "Oe"), "ø": ("o", "oe"), "Æ": ("Ae",), "æ": ("ae",),
+          "Ł": ("L",), "ł": ("l",), "ß": ("ss",), "ı": ("i",), "İ": ("I",), "Œ": ("Oe",), "œ": ("oe",),
+          "Þ": ("Th",), "þ": ("th",), "ð": ("d",), "ä": ("a", "ae"), "ö": ("o", "oe"), "ü": ("u", "ue"),
+          "Ä": ("A", "Ae"), "Ö": ("O", "Oe"), "Ü": ("U", "Ue"), "å": ("a", "aa"), "Å": ("A", "Aa")}
+_PARTICLES = (("van der", "nl_NL"), ("van den", "nl_NL"), ("van", "nl_NL"), ("de", "nl_NL"),
+              ("de la", "es_MX"), ("del", "es_MX"), ("de", "fr_FR"), ("von", "de_DE"), ("di", "it_IT"),
+              ("da", "it_IT"))
+_SUFFIXES = ("Jr", "Jr.", "Sr", "II", "III")
+_HOME_AREA_CODES = ("203", "212", "240", "301", "412", "516", "570", "585", "607", "631", "717", "724",
+                    "814", "845", "914", "315", "860", "443", "540", "703")
 _LANG = {"en": "English", "es": "Spanish", "de": "German", "fr": "French", "it": "Italian"}
 _FREEMAIL = ("gmail.com", "yahoo.com", "outlook.com", "hotmail.com", "icloud.com", "aol.com",
              "proton.me", "comcast.net")
+_FREEMAIL_CUM = tuple(accumulate((40, 15, 15, 8, 8, 5, 4, 5)))
 _AREA_CODES = ("201", "215", "267", "302", "347", "410", "484", "551", "609", "610", "646", "718",
                "732", "848", "856", "862", "908", "917", "973", "929")
 _JOBS = {"FACULTY": ("Assistant Professor", "Associate Professor", "Professor", "Lecturer",
@@ -148,11 +216,25 @@ _NEIGHBOURS = {c: n for c, n in zip("abcdefghijklmnopqrstuvwxyz",
                                      "ko", "nk", "bm", "ip", "ol", "wa", "et", "ad", "ry", "yi", "cb",
                                      "qe", "zc", "tu", "xa"))}
 
-# Rate of each planted scenario per 1,000 records (at 5,000 records every rule gets 8+ cases).
+# How records of one person differ (weights; see Chunk.vary). The first seven are the classics.
+_KINDS: tuple[tuple[str, float], ...] = (
+    ("typo_first", 6), ("typo_last", 6), ("nickname", 7), ("married", 6), ("middle", 5), ("email_domain", 8),
+    ("exact", 8), ("married_new_email", 4), ("swapped", 3), ("no_birth", 6), ("pref_name", 6), ("ascii", 5),
+    ("double_surname", 5), ("particle", 3), ("suffix", 3), ("initial", 3), ("middle_in_first", 3),
+    ("dob_swap", 3), ("dob_typo", 3), ("other_email_only", 2), ("other_phone_only", 2), ("address_only", 2))
+_CLASSIC = tuple(k for k, _ in _KINDS[:7])
+_NO_BIRTH = ("no_birth", "other_email_only", "other_phone_only", "address_only")
+_DOB = ("dob_swap", "dob_typo")
+_LIGHT = ("typo_first", "typo_last", "middle", "email_domain", "exact", "initial")
+"""Kinds that combine with any other on a third record (they shape neither the person nor the contacts)."""
+
+# Rate of each planted scenario per 1,000 records (at 5,000 records every rule gets 8+ cases). About 2%
+# of people have a second account (real registries hold 2-4%), 0.4% a look-alike of another person.
 _PLAN: tuple[tuple[str, float], ...] = (
-    ("dup_local", 3.0), ("dup_local_id_format", 0.6), ("dup_alum_old_sis", 1.6),
-    ("dup_sis_local", 1.6), ("dup_readmitted", 0.8), ("dup_local3", 0.6),
-    ("neg_same_name", 1.2), ("neg_twins", 0.8), ("neg_parent_child", 0.6),
+    ("dup_local", 6.0), ("dup_local_id_format", 0.6), ("dup_alum_old_sis", 3.5),
+    ("dup_sis_local", 4.0), ("dup_readmitted", 2.0), ("dup_local3", 1.0),
+    ("neg_same_name", 1.2), ("neg_twins", 0.8), ("neg_parent_child", 0.6), ("neg_spouses", 0.8),
+    ("neg_family_email", 0.6),
     ("sis_local_other_id", 1.6), ("sis_local_same_id", 2.4), ("stale", 5.0),
     ("expired_active", 3.0), ("no_purge", 2.4), ("purge_passed", 2.4), ("purge_too_soon", 2.4),
     ("missing_field", 3.0), ("profile_missing", 2.0), ("profile_unknown", 2.0),
@@ -216,6 +298,8 @@ class _Pools:
     last: dict[str, tuple[str, ...]]
     streets: tuple[str, ...]
     places: tuple[tuple[str, str, str], ...]  # city, state, postal code
+    common_first: dict[tuple[str, str], tuple[str, ...]]  # the commonest names, for namesakes
+    common_last: dict[str, tuple[str, ...]]
 
 
 @lru_cache(maxsize=1)
@@ -226,6 +310,11 @@ def _pools() -> _Pools:
     first: dict[tuple[str, str], tuple[str, ...]] = {}
     last: dict[str, tuple[str, ...]] = {}
     for loc, _w in _LOCALES:
+        if loc == "ko_KR":
+            last[loc] = tuple(name for name, share in _KO_LAST for _ in range(share))
+            for gender, (heads, tails) in _KO_SYLLABLES.items():
+                first[(loc, gender)] = tuple(f"{h}-{t}" for h in heads for t in tails if h.lower() != t)
+            continue
         fk = Faker(loc)
         fk.seed_instance(20240501)
         n = 1500 if loc == "en_US" else 400
@@ -240,14 +329,31 @@ def _pools() -> _Pools:
     fk.seed_instance(20240502)
     streets = tuple(fk.street_name() for _ in range(600))
     places = tuple((fk.city(), fk.state_abbr(include_territories=False), fk.zipcode()) for _ in range(300))
-    return _Pools(first, last, streets, places)
+    common_first = {key: tuple(n for n, _ in Counter(names).most_common(12)) for key, names in first.items()}
+    common_last = {loc: tuple(n for n, _ in Counter(names).most_common(8)) for loc, names in last.items()}
+    return _Pools(first, last, streets, places, common_first, common_last)
+
+
+@lru_cache(maxsize=65536)
+def _typed(s: str, variant: int = 0) -> str:
+    """The name as typed on a US keyboard: accents dropped, Đ ø æ Ł ß ı spelled out.
+
+    ``variant`` 1 writes the German and Scandinavian spellings (ø -> oe, ü -> ue, å -> aa).
+    """
+    out = []
+    for ch in s:
+        spellings = _TYPED.get(ch)
+        if spellings is None:
+            out.append(ch)
+        else:
+            out.append(spellings[min(variant, len(spellings) - 1)])
+    return "".join(c for c in unicodedata.normalize("NFKD", "".join(out)) if not unicodedata.combining(c))
 
 
 @lru_cache(maxsize=65536)
 def _ascii(s: str) -> str:
-    """Lower-case ASCII letters and digits only, for emails and logins."""
-    folded = unicodedata.normalize("NFKD", s).encode("ascii", "ignore").decode()
-    return "".join(c for c in folded.lower() if c.isalnum())
+    """Lower-case ASCII letters and digits only, for emails and logins (Đặng -> dang, not ang)."""
+    return "".join(c for c in _typed(s).lower() if c.isascii() and c.isalnum())
 
 
 def _perm(x: int, space: int, key: int) -> int:
@@ -302,6 +408,8 @@ class _Person:
     address: dict[str, Any]
     email_style: int
     email_domain: str
+    pref_first: str = ""  # Alma's pref_first_name: "Jack" for Hương, "Bill" for William
+    home_p: int = -1  # the household's slot for the home phone (-1: the person's own)
 
 
 @dataclass
@@ -327,6 +435,7 @@ class _Rec:
     campus: str | None = None
     language: str = "en"
     force_password_change: str = ""
+    pref_first: str = ""
     emails: list[list[Any]] = field(default_factory=list)  # [address, [types], preferred]
     phones: list[list[Any]] = field(default_factory=list)  # [number, [types], preferred]
     addresses: list[dict[str, Any]] = field(default_factory=list)
@@ -411,18 +520,33 @@ class _Chunk:
     def person(self, group: str, *, gender: str | None = None, first: str | None = None,
                last: str | None = None, middle: str | None = None, birth: date | None | str = "auto",
                locale: str | None = None, address: dict[str, Any] | None = None,
-               register: bool = True) -> _Person:
+               register: bool = True, pref: str | None = None) -> _Person:
         rng, pools = self.rng, self.pools
-        loc = locale or rng.choices([l for l, _ in _LOCALES], [w for _, w in _LOCALES])[0]
+        loc = locale or rng.choices(_LOCALE_CODES, cum_weights=_LOCALE_CUM)[0]
         gender = gender or rng.choice(("FEMALE", "MALE"))
         first = first or rng.choice(pools.first[(loc, gender)])
-        last = last or rng.choice(pools.last[loc])
+        if last is None:
+            last = rng.choice(pools.last[loc])
+            roll = rng.random()
+            if roll < 0.25 and loc == "es_MX" and " " not in last:  # paternal and maternal surnames
+                second = rng.choice(pools.last[loc])
+                last = f"{last} {second}" if second != last and " " not in second else last
+            elif roll < 0.04 and loc == "en_US":  # a hyphenated surname
+                second = rng.choice(pools.last[loc])
+                last = f"{last}-{second}" if second != last else last
         if middle is None:
             middle = rng.choice(pools.first[(loc, gender)]) if rng.random() < 0.35 else ""
         if middle == first:
             middle = ""
-        if birth == "auto":
-            birth = self.birth(group, last) if rng.random() < 0.92 else None
+        if pref is None:  # Alma's preferred first name: an English name, a nickname or the middle name
+            pref = ""
+            if loc in _EAST_ASIAN:
+                if rng.random() < 0.45:
+                    pref = rng.choice(pools.first[("en_US", gender)])
+            elif rng.random() < 0.06:
+                pref = rng.choice(NICKNAMES[first]) if first in NICKNAMES else middle
+        if birth == "auto":  # the SIS nearly always sends it; a desk form often leaves it out
+            birth = self.birth(group, last) if rng.random() < (0.98 if self.groups[group].sis_loaded else 0.6) else None
         elif birth == "need":
             birth = self.birth(group, last)
         if register and isinstance(birth, date):
@@ -430,7 +554,7 @@ class _Chunk:
         assert birth is None or isinstance(birth, date)
         return _Person(self.ids.person(), first, middle, last, gender, rng.random() < 0.6, birth, loc,
                        address or self.address(), rng.randrange(5),
-                       rng.choices(_FREEMAIL, (40, 15, 15, 8, 8, 5, 4, 5))[0])
+                       rng.choices(_FREEMAIL, cum_weights=_FREEMAIL_CUM)[0], pref if pref != first else "")
 
     def birth(self, group: str, last: str, ages: tuple[int, int] | None = None) -> date:
         lo, hi = ages or _AGES[group]
@@ -455,6 +579,13 @@ class _Chunk:
     def personal_email(self, person: _Person, domain: str | None = None, last: str | None = None) -> str:
         return f"{self.email_local(person, last)}@{domain or person.email_domain}"
 
+    def other_email(self, person: _Person, k: int = 1) -> str:
+        """The person's ``k``-th other personal address (1..7): another user name at another provider,
+        so it differs from :meth:`personal_email` and from every other ``k``."""
+        style = (person.email_style + k) % 5
+        domain = _FREEMAIL[(_FREEMAIL.index(person.email_domain) + k) % len(_FREEMAIL)]
+        return f"{self.email_local(replace(person, email_style=style))}@{domain}"
+
     def netid(self, person: _Person) -> str:
         ini = [(_ascii(s) or "x")[0] for s in (person.first, person.middle or "x", person.last)]
         return "".join(ini) + str(_perm(person.p, self.ids.person_space, self.ids.key(11)))
@@ -462,9 +593,12 @@ class _Chunk:
     def school_email(self, person: _Person) -> str:
         return f"{self.netid(person)}@{SCHOOL_DOMAIN}"
 
-    def phone(self, person: _Person, style: int = 0) -> str:
-        v = _perm(person.p, 8 * 10**6, self.ids.key(12))
-        area = _AREA_CODES[person.p % len(_AREA_CODES)]
+    def phone(self, person: _Person, style: int = 0, *, home: bool = False) -> str:
+        """The person's mobile, or (``home``) the household's landline: area codes of their own, so
+        a home number never equals anyone's mobile."""
+        slot = person.home_p if home and person.home_p >= 0 else person.p
+        v = _perm(slot, 8 * 10**6, self.ids.key(13 if home else 12))
+        area = (_HOME_AREA_CODES if home else _AREA_CODES)[slot % len(_AREA_CODES)]
         exch, line = 200 + v // 10_000, v % 10_000
         return (f"({area}) {exch}-{line:04d}", f"{area}-{exch}-{line:04d}", f"{area}{exch}{line:04d}",
                 f"+1 {area} {exch} {line:04d}")[style]
@@ -499,13 +633,18 @@ class _Chunk:
         self._dates(r, jitter=60)  # set by the SIS at its last update
         r.identifiers = [["UNIV_ID", pid, "ACTIVE"], ["BARCODE", self.ids.barcode(), "ACTIVE"],
                          ["NET_ID", self.netid(person), "ACTIVE"]]
+        r.pref_first = person.pref_first
         r.emails = [[self.school_email(person), ["school"], True]]
-        if rng.random() < 0.4:
+        if rng.random() < 0.45:
             r.emails.append([self.personal_email(person), ["personal"], False])
-        if rng.random() < 0.5:
+        if rng.random() < 0.75:
             r.phones = [[self.phone(person), ["mobile"], True]]
+        if rng.random() < 0.3:  # the family's landline
+            r.phones.append([self.phone(person, home=True), ["home"], not r.phones])
         if rng.random() < 0.6:
             r.addresses = [dict(person.address, types=["home"])]
+        if rng.random() < 0.25:  # a term-time or office address besides the permanent one
+            r.addresses.append(dict(self.address(), types=["work" if group in ("FACULTY", "STAFF") else "school"]))
         if group in ("FACULTY", "STAFF"):
             r.job = rng.choice(_JOBS[group])
             if group == "FACULTY" and rng.random() < 0.5:
@@ -542,9 +681,16 @@ class _Chunk:
             r.roles = ["21", "51"] if rng.random() < 0.3 else ["21"]
         else:
             r.emails = [[self.personal_email(person), ["personal"], True]]
+            if rng.random() < 0.1:
+                r.emails.append([self.other_email(person), ["personal"], False])
             r.force_password_change = "TRUE" if rng.random() < 0.5 else ""
+        if rng.random() < 0.5:
+            r.pref_first = person.pref_first
         if rng.random() < 0.8:
-            r.phones = [[self.phone(person, rng.randrange(2)), [rng.choice(("home", "mobile"))], True]]
+            home = rng.random() < 0.4
+            r.phones = [[self.phone(person, rng.randrange(2), home=home), ["home" if home else "mobile"], True]]
+            if rng.random() < 0.15:
+                r.phones.append([self.phone(person, home=not home), ["mobile" if home else "home"], False])
         if rng.random() < 0.85:
             r.addresses = [dict(person.address, types=["home"])]
         if rng.random() < 0.25:
@@ -606,30 +752,37 @@ class _Chunk:
         return name + ("e" if not name.endswith("e") else "a")
 
     def vary(self, base: _Rec, r: _Rec, kind: str) -> None:
-        """Make ``r`` (another record of ``base``'s person) differ from ``base`` in one way."""
+        """Make ``r`` (another record of ``base``'s person) differ from ``base`` in one way.
+
+        Every pair keeps some evidence besides the name, as real duplicates do: the birth date, or
+        (where the birth date differs or is missing) a shared email, phone or address.
+        """
         rng, p = self.rng, base.person
         r.first, r.middle, r.last, r.birth = base.first, base.middle, base.last, base.birth
+        reroll = True
         if kind == "typo_first":
             r.first = self.typo(base.first)
         elif kind == "typo_last":
             r.last = self.typo(base.last)
         elif kind == "nickname":
             r.first = rng.choice(NICKNAMES[base.first])
-        elif kind == "married":
+        elif kind in ("married", "married_new_email"):
             while True:
                 new = rng.choice(self.pools.last[p.locale])
                 key = (new.casefold(), p.birth.toordinal() if p.birth else 0)
                 if new.casefold() != base.last.casefold() and key not in self.taken:
                     break
             self.taken.add(key)
-            r.last = new
-            if rng.random() < 0.5:  # share the email; otherwise the phone
-                r.emails = [[self.personal_email(p), ["personal"], True]]
-            else:
+            r.last, reroll = new, False
+            if kind == "married":  # the personal email still names the maiden surname
+                old = self.personal_email(p)
+                if not any(e[0] == old for e in base.emails):
+                    base.emails.append([old, ["personal"], False])
+                r.emails = [[old, ["personal"], True]]
+            else:  # a new email under the new surname; the mobile kept
                 r.emails = [[self.personal_email(p, last=new), ["personal"], True]]
                 r.phones = [[self.phone(p, 2), ["mobile"], True]]
-                if not base.phones:
-                    base.phones = [[self.phone(p), ["mobile"], True]]
+                self.ensure_mobile(base)
         elif kind == "swapped":
             r.first, r.last = base.last, base.first
         elif kind == "middle":
@@ -645,38 +798,155 @@ class _Chunk:
                 r.emails.append([self.personal_email(p, other), ["personal"], False])
             else:
                 r.emails = [[self.personal_email(p, other), ["personal"], True]]
-        elif kind == "no_birth":  # fair through the exact name plus a shared phone
-            r.birth = None
+            reroll = False
+        elif kind == "no_birth":  # a desk record without a birth date; the mobile shared
+            r.birth, reroll = None, False
             r.phones = [[self.phone(p, 3), ["mobile"], True]]
+            self.ensure_mobile(base)
+        elif kind == "pref_name":  # the preferred name typed as the first name at the desk
+            base.pref_first, r.first, r.pref_first = p.pref_first, p.pref_first, ""
+        elif kind == "ascii":  # Đặng -> Dang, Søren -> Soren or Soeren, Łukasz -> Lukasz, Strauß -> Strauss
+            variant = 1 if p.locale in ("de_DE", "no_NO", "da_DK") and rng.random() < 0.5 else 0
+            r.first, r.middle, r.last = (_typed(x, variant) for x in (base.first, base.middle, base.last))
+        elif kind == "double_surname":  # García López -> Garcia-Lopez, Garcia or Lopez
+            parts = base.last.replace("-", " ").split()
+            joined = " ".join(parts) if "-" in base.last else "-".join(parts)
+            r.last = rng.choice((_typed(joined), joined, parts[0], parts[-1]))
+        elif kind == "particle":  # van der Berg -> Van Der Berg, Vanderberg or Berg
+            *particle, core = base.last.split()
+            r.last = rng.choice((" ".join(w.title() for w in base.last.split()),
+                                 ("".join(particle) + core).title(), core))
+        elif kind == "suffix":  # "Smith Jr" on one record, the suffix left off on the other
+            r.last = base.last.rsplit(" ", 1)[0]
+        elif kind == "initial":  # J. Smith
+            r.first = base.first[0] + rng.choice((".", ""))
+        elif kind == "middle_in_first":  # "Mary Ann", no middle name
+            r.first, r.middle = f"{base.first} {base.middle}", ""
+        elif kind in ("dob_swap", "dob_typo"):
+            assert base.birth is not None
+            r.birth = self.swapped_date(base.birth) if kind == "dob_swap" else self.typo_date(base.birth)
+            self.taken.add((r.last.casefold(), r.birth.toordinal()))
+            self.share_email(base, r)
+            reroll = False
+        elif kind in ("other_email_only", "other_phone_only", "address_only"):
+            # The same name, no birth date on the desk record, and just one shared field.
+            r.birth, reroll = None, False
+            r.emails = [[self.other_email(p, 2), ["personal"], True]]
+            r.phones, r.addresses = [], [dict(self.address(), types=["home"])]
+            if kind == "other_email_only":
+                shared = self.other_email(p, 1)
+                base.emails = [e for e in base.emails if e[0] != shared] + [[shared, ["personal"], False]]
+                r.emails.append([shared, ["personal"], False])
+            elif kind == "other_phone_only":
+                self.ensure_mobile(base)
+                home = self.phone(p, home=True)
+                base.phones = [ph for ph in base.phones if ph[0] != home] + [[home, ["home"], False]]
+                r.phones = [[self.phone(p, 1, home=True), ["home"], True]]
+            else:
+                if not any(a["line1"] == p.address["line1"] for a in base.addresses):
+                    base.addresses.insert(0, dict(p.address, types=["home"]))
+                r.addresses = [dict(p.address, types=["home"])]
         elif kind != "exact":
             raise ValueError(kind)
-        if kind not in ("married", "email_domain", "no_birth") and not r.external and r.group != "LIBSTAFF":
+        if reroll and not r.external and r.group != "LIBSTAFF":
             # The same email (as registered), or another address and perhaps the same phone.
             roll = rng.random()
             if roll >= 0.4:
                 style = (p.email_style + 1 + rng.randrange(4)) % 5
-                local = self.email_local(_Person(**{**p.__dict__, "email_style": style}))
+                local = self.email_local(replace(p, email_style=style))
                 r.emails = [[f"{local}@{rng.choice(_FREEMAIL)}", ["personal"], True]]
                 r.phones = [[self.phone(p, rng.randrange(4)), ["mobile"], True]] if roll < 0.7 else []
 
-    def dup_person(self, group: str, kinds: list[str], **kw: Any) -> _Person:
-        """A person fit for the given variations (nicknames need a nickname-able first name)."""
-        gender = self.rng.choice(("FEMALE", "MALE"))
-        first = None
-        if "married" in kinds:
-            gender = "FEMALE"
-        if "nickname" in kinds:
-            first = self.rng.choice(_NICK_FEMALE if gender == "FEMALE" else _NICK_MALE)
-            kw.setdefault("locale", "en_US")
-        middle = self.rng.choice(self.pools.first[("en_US", gender)]) if "middle" in kinds else None
-        return self.person(group, gender=gender, first=first, middle=middle, birth="need", **kw)
+    def ensure_mobile(self, r: _Rec) -> None:
+        """Give ``r`` its person's mobile as the preferred phone (keeping its other phones)."""
+        mobile = self.phone(r.person)
+        rest = [[n, t, False] for n, t, _ in r.phones if n != mobile]
+        r.phones = [[mobile, ["mobile"], True]] + rest
 
-    def kind(self, *, exclude: tuple[str, ...] = ()) -> str:
-        kinds = ("typo_first", "typo_last", "nickname", "married", "swapped", "middle", "email_domain",
-                 "exact", "no_birth")
-        weights = (14, 14, 14, 12, 6, 12, 12, 8, 8)
-        return self.rng.choices([k for k in kinds if k not in exclude],
-                                [w for k, w in zip(kinds, weights) if k not in exclude])[0]
+    def share_email(self, base: _Rec, r: _Rec) -> None:
+        """Both records carry the person's personal email (preferred on a desk record)."""
+        email = self.personal_email(base.person)
+        for rec in (base, r):
+            if not any(e[0] == email for e in rec.emails):
+                if rec.external:
+                    rec.emails.append([email, ["personal"], False])
+                else:
+                    rec.emails = [[email, ["personal"], True]] + [[a, t, False] for a, t, _ in rec.emails]
+
+    @staticmethod
+    def swapped_date(d: date) -> date:
+        return date(d.year, d.day, d.month)
+
+    def typo_date(self, d: date) -> date:
+        """The date with one digit of ``YYYY-MM-DD`` mistyped (still a valid date, not in the future)."""
+        text = d.strftime("%Y%m%d")
+        options = []
+        for i in range(2, 8):  # the century is never mistyped
+            for digit in "0123456789":
+                if digit == text[i]:
+                    continue
+                t = text[:i] + digit + text[i + 1:]
+                try:
+                    new = date(int(t[:4]), int(t[4:6]), int(t[6:]))
+                except ValueError:
+                    continue
+                if new < self.today and not (d.day <= 12 and new == self.swapped_date(d)):
+                    options.append(new)
+        return self.rng.choice(options)
+
+    def dup_person(self, group: str, kinds: list[str], **kw: Any) -> _Person:
+        """A person fit for the given variations (nicknames need a nickname-able first name...)."""
+        rng, pools = self.rng, self.pools
+        gender = rng.choice(("FEMALE", "MALE"))
+        first = last = middle = pref = None
+        if "married" in kinds or "married_new_email" in kinds:
+            gender = "FEMALE"
+        if "suffix" in kinds:
+            gender = "MALE"
+        if "nickname" in kinds:
+            first = rng.choice(_NICK_FEMALE if gender == "FEMALE" else _NICK_MALE)
+            kw.setdefault("locale", "en_US")
+        if "pref_name" in kinds and first is None:
+            if rng.random() < 0.7:  # an English name for an East-Asian given name
+                kw.setdefault("locale", rng.choice(_EAST_ASIAN))
+                pref = rng.choice(pools.first[("en_US", gender)])
+            else:  # a nickname
+                first = rng.choice(_NICK_FEMALE if gender == "FEMALE" else _NICK_MALE)
+                kw.setdefault("locale", "en_US")
+                pref = rng.choice(NICKNAMES[first])
+        if "middle" in kinds or "middle_in_first" in kinds:
+            middle = rng.choice(pools.first[("en_US", gender)])
+        if "ascii" in kinds:
+            loc = kw.setdefault("locale", rng.choice(("vi_VN", "pl_PL", "no_NO", "da_DK", "tr_TR", "de_DE")))
+            for _ in range(200):  # a name with letters a US keyboard does not have
+                first = first or rng.choice(pools.first[(loc, gender)])
+                last = rng.choice(pools.last[loc])
+                if _typed(first + last) != first + last and " " not in last:
+                    break
+                first = None if "nickname" not in kinds else first
+        elif "double_surname" in kinds:
+            loc = kw.setdefault("locale", "es_MX" if rng.random() < 0.7 else "en_US")
+            single = [n for n in pools.last[loc] if " " not in n and "-" not in n]
+            a, b = rng.sample(single, 2)
+            last = f"{a} {b}" if loc != "en_US" else f"{a}-{b}"
+        elif "particle" in kinds:
+            particle, loc = rng.choice(_PARTICLES)
+            kw.setdefault("locale", loc)
+            last = f"{particle} {rng.choice([n for n in pools.last[loc] if ' ' not in n and '-' not in n])}"
+        elif "suffix" in kinds:
+            kw.setdefault("locale", "en_US")
+            core = rng.choice([n for n in pools.last["en_US"] if " " not in n and "-" not in n])
+            last = f"{core} {rng.choice(_SUFFIXES)}"
+        p = self.person(group, gender=gender, first=first, last=last, middle=middle, birth="need", pref=pref, **kw)
+        if "dob_swap" in kinds:  # a birth date that can be read both ways
+            while p.birth is None or p.birth.day > 12 or p.birth.day == p.birth.month:
+                p.birth = self.birth(group, p.last)
+            self.taken.add((p.last.casefold(), p.birth.toordinal()))
+        return p
+
+    def kind(self, *, exclude: tuple[str, ...] = (), only: tuple[str, ...] = ()) -> str:
+        names = [k for k, _ in _KINDS if k not in exclude and (not only or k in only)]
+        return self.rng.choices(names, [w for k, w in _KINDS if k in names])[0]
 
     def dup_rows(self, recs: list[_Rec], cluster: str, detail: str) -> None:
         for i, a in enumerate(recs):
@@ -723,7 +993,9 @@ class _Chunk:
     def s_dup_sis_local(self) -> None:
         group = self.rng.choice(_SIS_GROUPS)
         n_local = 2 if self.rng.random() < 0.25 else 1
-        kinds = [self.kind(exclude=("swapped", "no_birth")) for _ in range(n_local)]
+        kinds = [self.kind(exclude=("swapped", "no_birth") + (_DOB + _NO_BIRTH if n_local == 2 else ()))]
+        if n_local == 2:  # the second desk record differs in a way that combines with the first
+            kinds.append(self.kind(only=_LIGHT))
         p = self.dup_person(group, kinds)
         s = self.sis_rec(p, group)
         s.record_type, s.roles = "PUBLIC", []
@@ -740,11 +1012,13 @@ class _Chunk:
             self.row("SIS_LOCAL_OTHER_ID", loc.primary_id, s.primary_id, cluster, "in_alma")
 
     def s_dup_readmitted(self) -> None:
-        kind = self.kind(exclude=("swapped", "married", "no_birth"))
+        kind = self.kind(exclude=("swapped", "married", "married_new_email", "pref_name", "initial") + _NO_BIRTH)
         p = self.dup_person("GRAD", [kind])
         old = self.sis_rec(p, "UGRAD", in_sis=False)
         old.identifiers = old.identifiers[:2]  # no NetID on the old record: the NetID moved on
         old.record_type, old.roles = "PUBLIC", []
+        if self.rng.random() < 0.4:  # the SIS replaced the old record's school email by a personal one
+            old.emails = [[self.other_email(p, 3), ["personal"], True]]
         new = self.sis_rec(p, "GRAD")
         self.vary(old, new, kind)
         self.add(old, new)
@@ -752,8 +1026,8 @@ class _Chunk:
         self.row("STALE_SIS_MISSING", old.primary_id, detail="re-admitted under a new id")
 
     def s_dup_local3(self) -> None:
-        k1 = self.kind(exclude=("no_birth", "swapped"))
-        k2 = self.kind(exclude=("no_birth", "swapped", k1, "married"))
+        k1 = self.kind(exclude=("swapped", "married_new_email") + _NO_BIRTH + _DOB)
+        k2 = self.kind(only=_LIGHT, exclude=(k1,))
         p = self.dup_person("COMMUNITY", [k1, k2])
         groups = self.rng.sample(_LOCAL_BORROWERS, 3)
         a = self.local_rec(p, groups[0], active=True)
@@ -765,45 +1039,109 @@ class _Chunk:
         self.dup_rows([a, b, c], self.cluster("D"), f"local_three;{k1}+{k2}")
 
     def s_neg_same_name(self) -> None:
-        g1, g2 = self.rng.choice(list(_GROUP_WEIGHTS)), self.rng.choice(("UGRAD", "COMMUNITY", "ALUMNI", "STAFF"))
-        x = self.person(g1, locale="en_US", birth="need")
+        """Namesakes: one of the commonest full names (John Smith, Fang Li), nothing else shared."""
+        rng, pools = self.rng, self.pools
+        loc = "zh_CN" if rng.random() < 0.25 else "en_US"
+        gender = rng.choice(("FEMALE", "MALE"))
+        first, last = rng.choice(pools.common_first[(loc, gender)]), rng.choice(pools.common_last[loc])
+        g1, g2 = rng.choice(list(_GROUP_WEIGHTS)), rng.choice(("UGRAD", "COMMUNITY", "ALUMNI", "STAFF"))
+        x = self.person(g1, locale=loc, gender=gender, first=first, last=last, birth="need", pref="")
         birth = self.birth(g2, x.last)
         for _ in range(50):
             if x.birth is not None and abs(birth.toordinal() - x.birth.toordinal()) > 730:
                 break
             birth = self.birth(g2, x.last, (16, 90))
-        y = self.person(g2, locale="en_US", gender=x.gender, first=x.first, last=x.last, birth=birth)
+        y = self.person(g2, locale=loc, gender=gender, first=first, last=last, birth=birth, pref="")
         a, b = self.clean(g1, x), self.clean(g2, y)
         self.add(a, b)
         self.row("NOT_DUPLICATE", a.primary_id, b.primary_id, self.cluster("N"), "same_name")
 
+    def household(self, a: _Rec, b: _Rec, *, phone: bool = True) -> None:
+        """``a`` and ``b`` live at one address (preferred) and, with ``phone``, share its landline."""
+        for r in (a, b):
+            r.addresses = [dict(a.person.address, types=["home"])]
+            if phone:
+                home = self.phone(r.person, home=True)
+                r.phones = [[n, t, False] for n, t, _ in r.phones if n != home] + [[home, ["home"], False]]
+                r.phones[0][2] = True  # the mobile if there is one, else the landline
+
     def s_neg_twins(self) -> None:
+        """Twins: surname, birth date, address and home phone shared; first names differ."""
         x = self.person("UGRAD", birth="need")
         y = self.person("UGRAD", last=x.last, birth=x.birth, locale=x.locale, address=x.address,
                         register=False)
+        y.home_p = x.p
         while y.first.casefold() == x.first.casefold() or _ascii(y.first)[:1] == _ascii(x.first)[:1]:
             y.first = self.rng.choice(self.pools.first[(y.locale, y.gender)])
+        y.pref_first = ""
         g2 = "UGRAD" if self.rng.random() < 0.6 else "COMMUNITY"
         a, b = self.sis_rec(x, "UGRAD"), self.clean(g2, y)
-        a.addresses = [dict(x.address, types=["home"])]
-        b.addresses = [dict(x.address, types=["home"])]
+        self.household(a, b)
         self.add(a, b)
         self.row("NOT_DUPLICATE", a.primary_id, b.primary_id, self.cluster("N"), "twins")
 
     def s_neg_parent_child(self) -> None:
-        parent = self.person("FACULTY", gender="MALE", locale="en_US", birth=None)
+        """A father and son of one full name, decades apart, at one address; Jr/Sr on some."""
+        rng = self.rng
+        parent = self.person("FACULTY", gender="MALE", locale="en_US", birth=None, pref="")
         parent.birth = self.birth("FACULTY", parent.last, (45, 68))
         self.taken.add((parent.last.casefold(), parent.birth.toordinal()))
         child = self.person("UGRAD", gender="MALE", first=parent.first, last=parent.last,
-                            middle=parent.middle, locale="en_US", address=parent.address, birth="need")
-        a, b = self.sis_rec(parent, self.rng.choice(("FACULTY", "STAFF"))), self.sis_rec(child, "UGRAD")
-        a.addresses = [dict(parent.address, types=["home"])]
-        b.addresses = [dict(parent.address, types=["home"])]
+                            middle=parent.middle, locale="en_US", address=parent.address, birth="need", pref="")
+        child.home_p = parent.p
+        a, b = self.sis_rec(parent, rng.choice(("FACULTY", "STAFF"))), self.sis_rec(child, "UGRAD")
+        self.household(a, b, phone=rng.random() < 0.5)
+        how = rng.randrange(5)  # the suffix on both, on the son only, on the father only, or on neither
+        if how == 0:
+            a.last, b.last = f"{parent.last} Sr", f"{parent.last} Jr"
+        elif how == 1:
+            b.last = f"{parent.last} {rng.choice(('Jr', 'Jr.', 'II'))}"
+        elif how == 2:
+            a.last = f"{parent.last} Sr."
         self.add(a, b)
         self.row("NOT_DUPLICATE", a.primary_id, b.primary_id, self.cluster("N"), "parent_child")
 
+    def s_neg_spouses(self) -> None:
+        """Spouses: one address and home phone, the surname shared in half; first names and births differ."""
+        rng = self.rng
+        g1, g2 = rng.choice(("FACULTY", "STAFF", "GRAD", "COMMUNITY")), rng.choice(("STAFF", "COMMUNITY", "ALUMNI", "FRIENDS"))
+        x = self.person(g1, gender="MALE", birth="need")
+        last = x.last if rng.random() < 0.5 else None
+        y = self.person(g2, gender="FEMALE", last=last, locale=x.locale, address=x.address, birth="need")
+        while _ascii(y.first)[:1] == _ascii(x.first)[:1] or (y.pref_first or y.first) == (x.pref_first or x.first):
+            y.first = self.rng.choice(self.pools.first[(y.locale, y.gender)])
+        y.home_p = x.p
+        a, b = self.clean(g1, x), self.clean(g2, y)
+        self.household(a, b)
+        self.add(a, b)
+        self.row("NOT_DUPLICATE", a.primary_id, b.primary_id, self.cluster("N"), "spouses")
+
+    def s_neg_family_email(self) -> None:
+        """A parent and a child who give one family email; other first names, decades apart."""
+        rng = self.rng
+        parent = self.person("COMMUNITY", birth=None, pref="")
+        parent.birth = self.birth("COMMUNITY", parent.last, (42, 65))
+        self.taken.add((parent.last.casefold(), parent.birth.toordinal()))
+        child = self.person("UGRAD", last=parent.last, locale=parent.locale, address=parent.address,
+                            birth="need", pref="")
+        while _ascii(child.first)[:1] == _ascii(parent.first)[:1]:
+            child.first = self.rng.choice(self.pools.first[(child.locale, child.gender)])
+        n = _perm(parent.p, self.ids.person_space, self.ids.key(14))
+        family = f"{_ascii(parent.last) or 'the'}family{n}@{parent.email_domain}"
+        a = self.local_rec(parent, rng.choice(("COMMUNITY", "FRIENDS")), active=True)
+        g2 = rng.choice(("UGRAD", "COMMUNITY"))
+        b = self.clean(g2, child) if g2 == "UGRAD" else self.local_rec(child, g2, active=True)
+        a.emails = [[family, ["personal"], True]]
+        if b.external:
+            b.emails.append([family, ["personal"], False])
+        else:
+            b.emails = [[family, ["personal"], True]]
+        self.household(a, b, phone=False)
+        self.add(a, b)
+        self.row("NOT_DUPLICATE", a.primary_id, b.primary_id, self.cluster("N"), "family_email")
+
     def s_sis_local_other_id(self) -> None:
-        kind = self.kind(exclude=("swapped", "no_birth"))
+        kind = self.kind(only=_CLASSIC)
         group = self.rng.choice(_SIS_GROUPS)
         p = self.dup_person(group, [kind])
         s = self.sis_rec(p, group)
@@ -1047,7 +1385,7 @@ class _Chunk:
             "phone": [{"phone_number": num, "preferred": pref, "preferred_sms": False, "segment_type": seg,
                        "phone_type": [_c(t, _TYPE_DESC[t]) for t in types]} for num, types, pref in r.phones],
         }
-        u.update(pref_first_name="", pref_middle_name="", pref_last_name="", pref_name_suffix="",
+        u.update(pref_first_name=r.pref_first, pref_middle_name="", pref_last_name="", pref_name_suffix="",
                  is_researcher=False, researcher=None, link=None)
         u["user_identifier"] = [{"value": v, "id_type": _c(t, _ID_TYPES[t]), "note": "", "status": st,
                                  "segment_type": seg} for t, v, st in r.identifiers]

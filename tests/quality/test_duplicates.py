@@ -71,7 +71,13 @@ def test_evidence_names_what_agreed(institution, result):
         kind = truth.get(frozenset((left, right)), "")
         kinds = kind.split(";")[1].split("+") if ";" in kind else []
         if len(kinds) == 1 and kinds[0] in expect:
-            assert any(phrase in evidence for phrase in expect[kinds[0]]), (kind, evidence)
+            phrases = expect[kinds[0]]
+            if kinds[0] == "typo_first":  # a slip that makes another form of the name (Sarah -> Sara)
+                users = institution[0].set_index("primary_id")
+                first = users.loc[[left, right], "first_name"].tolist()
+                if {f.casefold() for f in name_forms(first[0])} & {f.casefold() for f in name_forms(first[1])}:
+                    phrases = ("nickname",)
+            assert any(phrase in evidence for phrase in phrases), (kind, evidence)
             checked += 1
     assert checked >= 10
 
