@@ -53,7 +53,8 @@ there), so the Spark backend scores with the same model. Name agreement is term-
 The prior, the probability that two random records are one person, is
 ``2 * DUPLICATE_RATE / (n - 1)``. Blocking rules (:data:`BLOCKING_RULES`) are equi-joins on exploded
 keys, so candidate pairs grow about linearly; a key that more than :data:`MAX_KEY_RECORDS` records
-share (``none@none.com``, a switchboard, ``N/A``) is a placeholder and is dropped first. Every value is
+share (``none@none.com``, a switchboard, ``N/A``) is a placeholder and is dropped first, and a full name
+brings records together only when at most :data:`MAX_NAME_RECORDS` hold it. Every value is
 normalised by :mod:`almatools.normalise`, the kit's one definition. A cluster's id is ``"C-"`` and a
 hash of its sorted member ids, the same in every run that finds the same members.
 """
