@@ -104,7 +104,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLD = 0.9
 """Match probability at and above which a consistent pair is *likely* the same person."""
-POSSIBLE_THRESHOLD = 0.3
+POSSIBLE_THRESHOLD = 0.2
 """Match probability at and above which a pair is shown for review as *possible*."""
 DUPLICATE_RATE = 0.03
 """The share of records assumed to have a duplicate; sets the model's prior."""
@@ -289,7 +289,9 @@ MODEL: tuple[_Comparison, ...] = (
     )),
     _Comparison("address", "line1", (
         _Level("null", "", _null("addresses"), 1, 1),
-        _Level("exact", "address equal", _shared("addresses"), 0.5, 0.002),
+        # a shared street address (apartment included) is rare between two random records; households
+        # (twins, spouses, a parent and a child) are kept apart by their names and birth dates instead
+        _Level("exact", "address equal", _shared("addresses"), 0.5, 5e-5, u_range=(1e-6, 1e-3)),
         _Level("else", "", _else, 0.5, 1.0),
     )),
     _Comparison("middle_name", "middle_name", (
@@ -919,10 +921,12 @@ def _components(edges: Iterable[tuple[int, int]]) -> list[list[int]]:
 
 
 def _consistent_clusters(edges: dict[tuple[int, int], float], conflicts: dict[tuple[int, int], str],
-                         forms: dict[int, frozenset[str]]) -> tuple[list[list[int]], list[tuple[int, int]]]:
+                         forms: dict[int, frozenset[str]], pinned: frozenset[tuple[int, int]] = frozenset()
+                         ) -> tuple[list[list[int]], list[tuple[int, int]]]:
     """Connected components of ``edges`` in which no two members conflict.
 
-    A component holding a conflicting pair loses its weakest edge until none does. Two members whose
+    A component holding a conflicting pair loses its weakest edge until none does (``pinned`` edges,
+    pairs staff marked the same person, are never cut, and their two records never conflict). Two members whose
     first names differ (conflict kind ``"first"``) do not conflict when a third member's names (its
     first and preferred names, see ``forms``) agree with both: Hương Đặng, known as Jack, links a
     "Huong" record and a "Jack" record.
@@ -944,7 +948,7 @@ def _consistent_clusters(edges: dict[tuple[int, int], float], conflicts: dict[tu
             for b in against.get(a, ()):
                 if b in members and a < b:
                     kind = conflicts.get((a, b), "")
-                    if not (kind == "first" and bridged(a, b, members)):
+                    if (a, b) not in pinned and not (kind == "first" and bridged(a, b, members)):
                         return False
         return True
 
@@ -958,7 +962,11 @@ def _consistent_clusters(edges: dict[tuple[int, int], float], conflicts: dict[tu
             clusters.append(group)
             continue
         inner = {e: p for e, p in edges.items() if e[0] in members}
-        weakest = min(inner, key=lambda e: (inner[e], e))
+        cuttable = [e for e in inner if e not in pinned]
+        if not cuttable:  # only staff decisions hold it together: their word stands
+            clusters.append(group)
+            continue
+        weakest = min(cuttable, key=lambda e: (inner[e], e))
         del edges[weakest]
         cut.append(weakest)
         del inner[weakest]
@@ -1116,7 +1124,8 @@ def _tiers(users: pd.DataFrame, pred: pd.DataFrame, live: np.ndarray, threshold:
         for a, b, lv in zip(inner["unique_id_l"].astype("int64"), inner["unique_id_r"].astype("int64"), _levels(inner)):
             if kind := _conflict(lv):
                 conflicts.setdefault((min(a, b), max(a, b)), kind)
-    clusters, cut = _consistent_clusters(dict(likely), conflicts, forms)
+    pinned = frozenset(k for k in likely if decided(pid[k[0]], pid[k[1]]) == "same")
+    clusters, cut = _consistent_clusters(dict(likely), conflicts, forms, pinned)
     for e in cut:
         possible[e] = (likely.pop(e), "split from a cluster whose members conflict")
 
