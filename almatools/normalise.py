@@ -48,6 +48,7 @@ from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 from anyascii import anyascii
 
@@ -70,6 +71,8 @@ __all__ = [
     "identifier_key",
     "identifier_loose",
     "identifier_loose_column",
+    "id_key_column",
+    "ids_in",
     "is_email",
     "is_email_column",
     "is_academic_column",
@@ -439,3 +442,17 @@ def is_academic_column(values: Any) -> pa.Array:
     return _ascii_or(values, lambda a: pc.match_substring_regex(
         pc.replace_substring_regex(pc.utf8_lower(pc.utf8_trim_whitespace(a)), "^.*@", ""),
         r"(?:^|\.)(?:edu|ac|edu\.[a-z]{2}|ac\.[a-z]{2})$"), is_academic)
+
+
+def id_key_column(values: Any) -> pa.Array:
+    """Primary ids as Alma compares them, case folded (:meth:`str.casefold`), for a million at once."""
+    import pyarrow.compute as pc
+
+    return _ascii_or(values, pc.utf8_lower, lambda text: text.casefold())
+
+
+def ids_in(values: Any, others: Any) -> np.ndarray:
+    """For each of ``values``, whether ``others`` holds the same primary id ignoring case (a bool array)."""
+    import pyarrow.compute as pc
+
+    return pc.is_in(id_key_column(values), value_set=pc.unique(id_key_column(others))).to_numpy(zero_copy_only=False)

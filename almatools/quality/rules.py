@@ -42,7 +42,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from almatools.normalise import EMAIL_PATTERN
+from almatools.normalise import EMAIL_PATTERN, ids_in
 from almatools.policy import Policy
 from almatools.quality.catalog import RULES
 
@@ -85,7 +85,7 @@ class _Ctx:
         """Whether the SIS extract has the record's primary id (all False without an extract)."""
         if self.sis is None:
             return pd.Series(False, index=self.users.index)
-        return _fold(self.users["primary_id"]).isin(set(_fold(self.sis["primary_id"])))
+        return pd.Series(ids_in(self.users["primary_id"], self.sis["primary_id"]), index=self.users.index)
 
     def col(self, name: str) -> pd.Series:
         return self.users[name]
@@ -93,9 +93,6 @@ class _Ctx:
     def is_(self, column: str, value: str) -> pd.Series:
         return self.users[column] == value
 
-
-def _fold(s: pd.Series) -> pd.Series:
-    return s.astype("string").str.casefold()
 
 
 def _hits(rule: str, rows: object, message: object, *, field: object = "", other: object = "") -> pd.DataFrame:

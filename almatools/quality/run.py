@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from almatools.files import atomic_path, safe_frame
+from almatools.normalise import ids_in
 from almatools.policy import Policy
 from almatools.quality.catalog import RULES
 from almatools.quality.duplicates import LINKAGE_COLUMNS, find_duplicates
@@ -106,9 +107,6 @@ def _duplicate_findings(pairs: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def _fold(s: pd.Series) -> pd.Series:
-    return s.astype("string").fillna("").str.casefold()
-
 
 def _linkage_input(users: pd.DataFrame, sis: pd.DataFrame | None) -> pd.DataFrame:
     """The records the linkage compares: the Alma users, and the SIS extract's records Alma does not hold yet
@@ -118,10 +116,8 @@ def _linkage_input(users: pd.DataFrame, sis: pd.DataFrame | None) -> pd.DataFram
     frame = users[columns].assign(_sis_only=False)
     if sis is None:
         return frame
-    in_alma = set(_fold(users["primary_id"]))
-    in_sis = set(_fold(sis["primary_id"]))
-    frame["in_sis_extract"] = _fold(users["primary_id"]).isin(in_sis).to_numpy()
-    extra = sis[~_fold(sis["primary_id"]).isin(in_alma)].assign(_sis_only=True, in_sis_extract=True)
+    frame["in_sis_extract"] = ids_in(users["primary_id"], sis["primary_id"])
+    extra = sis[~ids_in(sis["primary_id"], users["primary_id"])].assign(_sis_only=True, in_sis_extract=True)
     extra = extra[[c for c in frame.columns if c in extra.columns]]
     return pd.concat([frame, extra], ignore_index=True) if len(extra) else frame
 

@@ -93,6 +93,12 @@ def test_addresses():
     assert address_key("", "27701") == "" and address_key("4 Elm Ave", "SW1A 1AA") == "4 elm ave|sw1a1aa"
 
 
+def test_primary_ids_are_compared_ignoring_case():
+    from almatools.normalise import ids_in
+
+    assert ids_in(["AB12", "ab13", "Straße", "x"], ["ab12", "STRASSE", "AB13"]).tolist() == [True, True, True, False]
+
+
 def test_identifiers():
     assert identifier_key("AB 12 34") == identifier_key("ab1234") == "ab1234"
     assert identifier_key("CB-1234") != identifier_key("cb1234")  # Alma keeps punctuation
