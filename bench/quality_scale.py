@@ -2,10 +2,11 @@
 
 For each size it generates Sandbox University once (Export Users zip, SIS extract, ground truth; cached
 in --cache), then runs ``load_users`` + ``load_sis`` + ``analyse`` in a fresh process and prints, measured
-in this one run: seconds (load, rules, duplicates, total), peak RSS of the main process and of its
+in this one run: seconds (load, rules, duplicates and the linkage's stages, total), candidate pairs per
+record (the linkage's blocking, counted after the timed run), peak RSS of the main process and of its
 worker processes, each rule's recall and precision against the planted ground truth, and the ratio of
 the largest size's time to the smallest's (at 10x the records it must stay near 10, not 100).
-Targets on 2 cores: 100k in at most 20 s; 1M in at most 180 s and 8 GiB.
+Targets on 2 cores: 1M in at most 120 s and 4 GiB (issue 9); 1M in 70 s and 3 GiB, 100k in 7 s (issue 14).
 
     python bench/quality_scale.py [--sizes 100000 1000000] [--cache DIR] [--no-duplicates]
 """
@@ -109,7 +110,15 @@ def _run(folder: Path, duplicates: bool) -> dict:
     cpu_main = time.process_time() - cpu0
     peak, cpu_workers = sampler.close()
     truth = pd.read_csv(folder / "ground_truth.csv", dtype=str, keep_default_na=False)
+    stages = {k.removeprefix("linkage "): round(v, 1) for k, v in result.summary["timings"].items()
+              if k.startswith("linkage ")}
+    candidates = 0
+    if duplicates:  # outside the timed run: every pair the blocking rules compare
+        from almatools.quality.duplicates import candidate_pairs
+
+        candidates = len(candidate_pairs(users))
     return {"users": len(users), "sis": len(sis), "load": loaded - started, "total": total,
+            "linkage_stages": stages, "candidates_per_record": candidates / max(1, len(users)),
             "rules": result.summary["timings"].get("rules", 0.0),
             "duplicates": result.summary["timings"].get("duplicates", 0.0), "duplicates_status": result.summary["duplicates"],
             "cpu_main": cpu_main, "cpu_workers": cpu_workers, "peak_all": max(peak, _maxrss()), "rss_main": _maxrss(),
@@ -141,6 +150,9 @@ def main() -> None:
         print(f"\n{n:,} users ({r['sis']:,} in the SIS extract): {r['total']:.1f} s end to end "
               f"(load {r['load']:.1f} s, rules {r['rules']:.1f} s, duplicates {r['duplicates']:.1f} s: "
               f"{r['duplicates_status']})")
+        if r["linkage_stages"]:
+            print("  linkage: " + ", ".join(f"{k} {v} s" for k, v in r["linkage_stages"].items())
+                  + f"; {r['candidates_per_record']:.2f} candidate pairs per record (Alma's users alone)")
         print(f"  CPU {r['cpu_main']:.0f} s main + {r['cpu_workers']:.0f} s parse workers; peak RSS "
               f"{r['peak_all'] / gib:.2f} GiB (main process and workers together; main alone {r['rss_main'] / gib:.2f} GiB)")
         for rule, (exp, got, hit) in r["scores"].items():

@@ -250,6 +250,7 @@ def analyse(users_df: pd.DataFrame, sis_df: pd.DataFrame | None, policy: Policy,
             extra.append(_linked_sis_findings(linkage, sis_df, result))
         result = _alma_only(result, set(linkage.loc[linkage["_sis_only"], "primary_id"].astype(str)))
         pairs, clusters, status, model = result.pairs, result.clusters, "done", result.model
+        timings.update({f"linkage {k}": v for k, v in result.timings.items() if k != "total"})
         possible = _possible_table(result.possible, users, decisions)
         findings = _merge_findings(findings, [_duplicate_findings(pairs), *extra], users)
         timings["duplicates"] = time.monotonic() - started
