@@ -6,7 +6,7 @@ in this one run: seconds (load, rules, duplicates and the linkage's stages, tota
 record (the linkage's blocking, counted after the timed run), peak RSS of the main process and of its
 worker processes, each rule's recall and precision against the planted ground truth, and the ratio of
 the largest size's time to the smallest's (at 10x the records it must stay near 10, not 100).
-Targets on 2 cores: 1M in at most 120 s and 4 GiB (issue 9); 1M in 70 s and 3 GiB, 100k in 7 s (issue 14).
+Targets on 2 cores: 1M in at most 120 s and 4 GiB; next, near the parsing floor: 1M in 70 s and 3 GiB, 100k in 7 s.
 
     python bench/quality_scale.py [--sizes 100000 1000000] [--cache DIR] [--no-duplicates]
 """
