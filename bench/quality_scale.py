@@ -112,6 +112,7 @@ def _run(folder: Path, duplicates: bool) -> dict:
     truth = pd.read_csv(folder / "ground_truth.csv", dtype=str, keep_default_na=False)
     stages = {k.removeprefix("linkage "): round(v, 1) for k, v in result.summary["timings"].items()
               if k.startswith("linkage ")}
+    rss_main = _maxrss()  # before the candidate count below, which is not part of the run
     candidates = 0
     if duplicates:  # outside the timed run: every pair the blocking rules compare
         from almatools.quality.duplicates import candidate_pairs
@@ -121,7 +122,7 @@ def _run(folder: Path, duplicates: bool) -> dict:
             "linkage_stages": stages, "candidates_per_record": candidates / max(1, len(users)),
             "rules": result.summary["timings"].get("rules", 0.0),
             "duplicates": result.summary["timings"].get("duplicates", 0.0), "duplicates_status": result.summary["duplicates"],
-            "cpu_main": cpu_main, "cpu_workers": cpu_workers, "peak_all": max(peak, _maxrss()), "rss_main": _maxrss(),
+            "cpu_main": cpu_main, "cpu_workers": cpu_workers, "peak_all": max(peak, rss_main), "rss_main": rss_main,
             "scores": _scores(result.findings, truth)}
 
 
