@@ -6,6 +6,7 @@ Everything the kit raises on purpose derives from :class:`AlmaToolsError`::
     ├── ConfigError               a bad environment variable or argument
     ├── PolicyError               a broken policy file (names the file, the key and what is allowed)
     ├── SourceError               a user or SIS source that cannot be read
+    ├── JournalError              a line before the end of an append-only journal is damaged (names file, line)
     └── AlmaError                 anything Alma (or the sandbox) answered with an error, or no answer
         ├── AlmaConnectionError   no usable reply: refused, reset, timed out (``ambiguous`` if it may have arrived)
         ├── AuthError             the key is wrong, missing, or not allowed this API (UNAUTHORIZED, HTTP 401/403)
@@ -29,6 +30,7 @@ __all__ = [
     "ConfigError",
     "PolicyError",
     "SourceError",
+    "JournalError",
     "AlmaError",
     "AlmaConnectionError",
     "AuthError",
@@ -57,6 +59,20 @@ class PolicyError(AlmaToolsError):
 
 class SourceError(AlmaToolsError):
     """A user or SIS source cannot be read (missing file, unknown format, unparseable content)."""
+
+
+class JournalError(AlmaToolsError, ValueError):
+    """A line of an append-only journal (:class:`almatools.files.AppendLog`) other than a torn last one is
+    damaged. A ``ValueError`` too, as the journal readers raised before.
+
+    Attributes:
+        path: The journal file.
+        line: The damaged line's number (from 1).
+    """
+
+    def __init__(self, message: str, *, path: object = None, line: int | None = None) -> None:
+        super().__init__(message)
+        self.path, self.line = path, line
 
 
 class AlmaError(AlmaToolsError):

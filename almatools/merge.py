@@ -51,7 +51,6 @@ import io
 import json
 import logging
 import math
-import os
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -66,12 +65,13 @@ from almatools.errors import (
     AlmaError,
     AlmaToolsError,
     AuthError,
+    JournalError,
     NotFoundError,
     QuotaExhaustedError,
     SourceError,
 )
 from almatools.files import atomic_write as _atomic_write
-from almatools.files import safe_cell, text_cells
+from almatools.files import AppendLog, safe_cell, text_cells
 from almatools.quality.frame import user_row
 
 if TYPE_CHECKING:
@@ -509,45 +509,20 @@ class Worklist:
             raise MergeError(f"{source / PROPOSALS_FILE} is damaged: {err}") from err
         _check_body(body, source / PROPOSALS_FILE)
         worklist = cls(body["pairs"], body["records"], body.get("held"), created_at=body.get("created_at"))
-        journal = source / JOURNAL_FILE
-        raw = journal.read_bytes() if journal.exists() else b""
-        lines = raw.split(b"\n")
-        tail = lines.pop()  # b"" when the file ends with a newline
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                event = json.loads(line)
-                if not isinstance(event, dict):
-                    raise ValueError(f"a {type(event).__name__}, not a decision")
-                worklist._apply(event)
-            except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as err:
-                raise MergeError(f"{journal}, line {number}, is damaged or was edited by hand ({_brief(err)}); the "
-                                 "decisions after it cannot be trusted. Restore the file from a backup.") from None
-            worklist._events.append(event)
-        if tail:
-            try:  # a whole event whose newline did not make it to disk is kept
-                event = json.loads(tail)
-                complete = isinstance(event, dict)
-            except json.JSONDecodeError:
-                complete = False
-            with journal.open("r+b") as handle:
-                if complete:
-                    try:
-                        worklist._apply(event)
-                    except (ValueError, KeyError, TypeError, AttributeError) as err:
-                        raise MergeError(f"{journal}, last line, is damaged or was edited by hand ({_brief(err)}). "
-                                         "Restore the file from a backup.") from None
-                    worklist._events.append(event)
-                    handle.seek(0, os.SEEK_END)
-                    handle.write(b"\n")
-                else:
-                    if tail.strip():
-                        log.warning("dropping the incomplete last line of %s (the previous session ended "
-                                    "mid-write)", journal)
-                    handle.truncate(len(raw) - len(tail))
-                handle.flush()
-                os.fsync(handle.fileno())
+        journal = AppendLog(source / JOURNAL_FILE, sort_keys=False)
+        try:
+            for number, event in journal.numbered():
+                try:
+                    worklist._apply(event)
+                except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as err:
+                    raise MergeError(f"{journal.path}, line {number}, is damaged or was edited by hand "
+                                     f"({_brief(err)}); the decisions after it cannot be trusted. Restore the "
+                                     "file from a backup.") from None
+                worklist._events.append(event)
+        except JournalError as err:
+            raise MergeError(f"{journal.path}, line {err.line}, is damaged or was edited by hand; the decisions "
+                             "after it cannot be trusted. Restore the file from a backup.") from None
+        journal.repair()  # the kit's torn-tail policy: a whole last event is kept, a torn one cut off
         worklist.folder = source
         return worklist
 
@@ -556,10 +531,7 @@ class Worklist:
         for event in events:
             event.setdefault("at", _now())
         if self.folder is not None:
-            with (self.folder / JOURNAL_FILE).open("a", encoding="utf-8", newline="\n") as handle:
-                handle.write("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in events))
-                handle.flush()
-                os.fsync(handle.fileno())
+            AppendLog(self.folder / JOURNAL_FILE, sort_keys=False).extend(events)
         for event in events:
             self._apply(event)
             self._events.append(event)

@@ -75,9 +75,9 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from almatools.errors import AlmaToolsError
+from almatools.errors import AlmaToolsError, JournalError
 from almatools.files import atomic_write as _atomic_write
-from almatools.files import text_cells, write_csv
+from almatools.files import AppendLog, text_cells, write_csv
 from almatools.quality.catalog import RULES, Severity
 from almatools.quality.rules import FINDING_COLUMNS
 
@@ -209,22 +209,20 @@ def load_secret(root: str | os.PathLike[str] | None) -> bytes:
 
 
 def read_history(root: str | os.PathLike[str] | None) -> list[dict[str, Any]]:
-    """The runs recorded in the output root's ``history.jsonl``, oldest first (a torn line is skipped)."""
+    """The runs recorded in the output root's ``history.jsonl``, oldest first.
+
+    The file is an :class:`almatools.files.AppendLog`: a torn last line is dropped.
+
+    Raises:
+        ReportError: a line before the last is damaged (the message names the file and line).
+    """
     path = _root(root) / HISTORY_FILE
     if not path.is_file():
         return []
-    entries = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            log.warning("%s line %d is not a run record (torn write?); skipped", path, number)
-            continue
-        if isinstance(entry, dict):
-            entries.append(entry)
-    return entries
+    try:
+        return AppendLog(path).read()
+    except JournalError as err:
+        raise ReportError(str(err), step="reading the run history", source=str(path)) from None
 
 
 def read_last_findings(root: str | os.PathLike[str] | None) -> dict[str, Any] | None:
@@ -351,11 +349,8 @@ def _run_name(root: Path, started: datetime) -> str:
     return name
 
 
-def _append_line(path: Path, line: str) -> None:
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(line + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+def _append_line(path: Path, entry: dict[str, Any]) -> None:
+    AppendLog(path, sort_keys=False).append(entry)
 
 
 def finish_run(run: ReportRun) -> Path:
@@ -389,7 +384,7 @@ def finish_run(run: ReportRun) -> Path:
         raise ReportError(f"moving the report into {final} failed: {err}", step="finishing the run",
                           source=str(final)) from err
     try:
-        _append_line(run.root / HISTORY_FILE, json.dumps(entry, ensure_ascii=False, separators=(",", ":")))
+        _append_line(run.root / HISTORY_FILE, entry)
     except OSError as err:
         shutil.rmtree(final, ignore_errors=True)
         raise ReportError(f"recording the run in {run.root / HISTORY_FILE} failed: {err}; the run was removed.",

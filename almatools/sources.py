@@ -62,8 +62,8 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 import pandas as pd
 from lxml import etree
 
-from almatools.errors import AlmaError, ConfigError, SourceError
-from almatools.files import atomic_path, csv_records
+from almatools.errors import AlmaError, ConfigError, JournalError, SourceError
+from almatools.files import AppendLog, atomic_path, csv_records
 from almatools.models import NotAUserFile, RecordError, user_from_xml, user_to_xml_bytes, write_users_xml
 from almatools.quality.frame import (USER_COLUMNS, _date, _text, address_entry, digits, joined, normalise_identifier,
                                      rows_frame, user_row)
@@ -1085,24 +1085,17 @@ def _analytics_frame(client: AlmaClient | None, path: str, ptype: str,
     return rows_frame(rows)
 
 
-def _written_ids(path: Path) -> set[str]:
-    """Primary ids (case-folded) already in a snapshot file; a torn last line is cut off."""
+def _written_ids(journal: AppendLog) -> set[str]:
+    """Primary ids (case-folded) already in a snapshot file (the kit's torn-tail policy: a torn last
+    record is cut off and written again; a damaged record before it is an error naming its line)."""
     done: set[str] = set()
-    if not path.exists():
-        return done
-    good = 0
-    with open(path, "rb+") as fh:
-        while line := fh.readline(MAX_RECORD_BYTES + 1):  # capped: a damaged file may hold one huge line
-            if not line.endswith(b"\n"):
-                break
-            try:
-                done.add(str(json.loads(line)["primary_id"]).casefold())
-            except (ValueError, KeyError, TypeError, RecursionError):
-                break
-            good += len(line)
-        if good != fh.seek(0, os.SEEK_END):
-            log.warning("snapshot: %s ends in an incomplete record; it is written again", path)
-            fh.truncate(good)
+    for number, record in journal.numbered():
+        if not isinstance(record.get("primary_id"), str):
+            raise SourceError(f"{journal.path}: line {number} is not an Alma user (no primary_id); fix or remove "
+                              "that line, or delete the file to take the snapshot afresh.")
+        done.add(record["primary_id"].casefold())
+    if journal.repair():
+        log.warning("snapshot: %s ended in an incomplete record; it is written again", journal.path)
     return done
 
 
@@ -1131,19 +1124,17 @@ def snapshot(client: AlmaClient, out_path: str | os.PathLike[str], *, progress: 
         raise ConfigError(f"page_size must be 1 to 100 (Alma's limit), not {page_size}")
     path = Path(out_path).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
-    done = _written_ids(path)
+    journal = AppendLog(path, sort_keys=False, max_line_bytes=MAX_RECORD_BYTES)
+    try:
+        done = _written_ids(journal)
+    except JournalError as err:
+        raise SourceError(str(err)) from None
     result = SnapshotResult(path, already=len(done))
-    with open(path, "ab") as out:
-        try:
-            for record in _api_users(client, done=done, progress=progress, reserve=reserve, page_size=page_size,
-                                     result=result):
-                out.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n")
-                result.written += 1
-                if result.written % 500 == 0:
-                    out.flush()
-        finally:
-            out.flush()
-            os.fsync(out.fileno())
+    with journal.writer(flush_every=500) as write:
+        for record in _api_users(client, done=done, progress=progress, reserve=reserve, page_size=page_size,
+                                 result=result):
+            write(record)
+            result.written += 1
     return result
 
 

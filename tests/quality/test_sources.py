@@ -230,6 +230,15 @@ def test_snapshot_writes_every_user_and_resumes(client, sandbox, tmp_path):
     assert len(frame) == total and load_report(frame).skipped == 0
 
 
+def test_a_snapshot_damaged_before_its_end_is_an_error_not_cut(client, tmp_path):
+    out = tmp_path / "users.jsonl"
+    original = b'{"primary_id": "A1"}\nnot a record\n{"primary_id": "A3"}\n'
+    out.write_bytes(original)
+    with pytest.raises(SourceError, match="line 2"):
+        snapshot(client, out)
+    assert out.read_bytes() == original
+
+
 def test_snapshot_checks_the_quota_before_it_starts(client, knobs, tmp_path):
     knobs.daily_limit = 10_000_000
     out = tmp_path / "users.jsonl"

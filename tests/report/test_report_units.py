@@ -168,3 +168,9 @@ def test_chart_labels_are_escaped():
     svg = report.bar_chart([("<script>alert(1)</script>", 3), ("B&B", 1)], label="x")
     assert "<script>" not in svg and "&lt;script&gt;" in svg and "B&amp;B" in svg
     assert report.line_chart(["a"], {"all": [None]}, label="x").startswith("<p")
+
+
+def test_a_damaged_history_line_before_the_end_is_an_error_naming_it(tmp_path):
+    (tmp_path / report.HISTORY_FILE).write_text('{"run": "a"}\nnot json\n{"run": "c"}\n', encoding="utf-8")
+    with pytest.raises(report.ReportError, match="line 2"):
+        report.read_history(tmp_path)
