@@ -245,7 +245,7 @@ def register_csv(client, csv_path: str | Path, policy: Policy, *, out_dir: str |
                 pid = checked.form.primary_id
                 found = list(checked.issues)
                 if pid and _key(pid) in first_row:
-                    found.append(Issue("DUPLICATE_IN_FILE", "error", "primary_id",
+                    found.append(Issue.of("DUPLICATE_IN_FILE", "primary_id",
                                        f"Row {first_row[_key(pid)]} has the same primary identifier: one person gets "
                                        "one account. Remove or correct one of the two rows."))
                 elif pid:

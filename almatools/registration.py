@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from almatools.catalog import Severity, entry_severity
 from almatools.normalise import email_key, given_name, is_email, name_forms, surname_key, surname_parts
 from almatools.policy import Affiliation, GroupPolicy, Policy
 
@@ -28,7 +29,8 @@ __all__ = ["PatronForm", "Issue", "Validation", "validate", "password_problem", 
            "explain_alma_error", "Decision", "decide", "renew", "update_existing", "OUTPUT_ONLY_FIELDS",
            "strip_output_only", "ACTIONS"]
 
-ERROR, WARNING, INFO = "error", "warning", "info"
+# The one severity vocabulary (almatools.catalog.Severity), as the plain strings an Issue holds.
+ERROR, WARNING, INFO = Severity.ERROR.value, Severity.WARNING.value, Severity.INFO.value
 
 # Alma's password rule (error 500038): at least 8 characters, not the user's identifier, not a common password.
 COMMON_PASSWORDS = frozenset({
@@ -81,6 +83,11 @@ class Issue:
     @property
     def blocking(self) -> bool:
         return self.severity == ERROR
+
+    @classmethod
+    def of(cls, rule: str, field: str, message: str) -> Issue:
+        """An issue of a catalogue rule, with the rule's severity at entry (:data:`~almatools.catalog.ENTRY_RULES`)."""
+        return cls(rule, entry_severity(rule), field, message)
 
 
 @dataclass(frozen=True)
@@ -192,8 +199,8 @@ def validate(form: PatronForm, policy: Policy, *, today: date | None = None) -> 
     today = today or date.today()
     issues: list[Issue] = []
 
-    def add(rule: str, severity: str, name: str, message: str) -> None:
-        issues.append(Issue(rule, severity, name, message))
+    def add(rule: str, name: str, message: str) -> None:
+        issues.append(Issue.of(rule, name, message))
 
     text = ("affiliation", "first_name", "middle_name", "last_name", "primary_id", "user_group", "managed",
             "email_address", "email_type", "phone_number", "password", "note")
@@ -206,31 +213,31 @@ def validate(form: PatronForm, policy: Policy, *, today: date | None = None) -> 
     if affiliation is not None:
         clean = replace(clean, affiliation=affiliation.key)
     if clean.affiliation and affiliation is None:
-        add("UNKNOWN_AFFILIATION", ERROR, "affiliation",
+        add("UNKNOWN_AFFILIATION", "affiliation",
             f"Choose one of the affiliations of {policy.name}: {', '.join(a.label for a in policy.affiliations.values())}.")
     group_code = clean.user_group or (affiliation.group if affiliation else "")
     if affiliation and clean.user_group and clean.user_group != affiliation.group:
-        add("GROUP_DISAGREES", WARNING, "user_group",
+        add("GROUP_DISAGREES", "user_group",
             f"The procedure puts a {affiliation.label.lower()} in group {affiliation.group}, not {clean.user_group}; "
             "check the affiliation or the group.")
     group = policy.group(group_code)
     if group_code and group is None:
-        add("UNKNOWN_GROUP", ERROR, "user_group",
+        add("UNKNOWN_GROUP", "user_group",
             f"User group {group_code} is not in the policy; use one of {', '.join(policy.groups)}.")
     if not clean.affiliation and not group_code:
-        add("MISSING_FIELD", ERROR, "affiliation", "Choose the patron's affiliation (who they are).")
+        add("MISSING_FIELD", "affiliation", "Choose the patron's affiliation (who they are).")
 
     managed = clean.managed or (affiliation.managed if affiliation else ("sis" if group and group.sis_loaded else "local"))
     if managed not in ("sis", "local"):
-        add("BAD_CHOICE", ERROR, "managed", "Say whether the SIS manages this patron: sis or local.")
+        add("BAD_CHOICE", "managed", "Say whether the SIS manages this patron: sis or local.")
         managed = "local"
     if affiliation and clean.managed and clean.managed != affiliation.managed:
         expected = "SIS-managed (Patron has institutional record = Yes)" if affiliation.sis_managed else "locally managed"
-        add("MANAGED_DISAGREES", WARNING, "managed",
+        add("MANAGED_DISAGREES", "managed",
             f"The procedure treats a {affiliation.label.lower()} as {expected}. A record wrongly flagged SIS-managed can "
             "be overwritten by the next SIS load; one wrongly local is duplicated by it.")
     if group and managed == "local" and group.sis_loaded:
-        add("LOCAL_IN_SIS_GROUP", WARNING, "managed",
+        add("LOCAL_IN_SIS_GROUP", "managed",
             f"Group {group.code} comes with the SIS load: if this person is in the SIS, make the record SIS-managed "
             "so the next load updates it instead of creating a duplicate.")
 
@@ -239,7 +246,7 @@ def validate(form: PatronForm, policy: Policy, *, today: date | None = None) -> 
     clean = replace(clean, primary_id=primary_id, user_group=group_code, managed=managed)
     if primary_id and group and not group.id_matches(primary_id):
         extra = " It must be identical to the value in the SIS, or the next load makes a duplicate." if managed == "sis" else ""
-        add("BAD_ID_FORMAT", ERROR, "primary_id", f"The primary identifier should be {group.id_hint}.{extra}")
+        add("BAD_ID_FORMAT", "primary_id", f"The primary identifier should be {group.id_hint}.{extra}")
 
     # Dates.
     expiry, expiry_ok = _to_date(clean.expiry_date)
@@ -247,34 +254,34 @@ def validate(form: PatronForm, policy: Policy, *, today: date | None = None) -> 
     birth, birth_ok = _to_date(clean.birth_date)
     for name, ok in (("expiry_date", expiry_ok), ("purge_date", purge_ok), ("birth_date", birth_ok)):
         if not ok:
-            add("BAD_DATE", ERROR, name, f"{_LABELS[name]}: write the date as YYYY-MM-DD, e.g. {today.isoformat()}.")
+            add("BAD_DATE", name, f"{_LABELS[name]}: write the date as YYYY-MM-DD, e.g. {today.isoformat()}.")
     if expiry is None and expiry_ok and group is not None:
         # The same default on every path (form, CSV, Python): the group's default period from today.
         expiry = today + timedelta(days=group.default_expiry_days)
-        add("EXPIRY_DEFAULTED", INFO, "expiry_date",
+        add("EXPIRY_DEFAULTED", "expiry_date",
             f"Expiration date set to {expiry.isoformat()}: group {group.code}'s default of {group.default_expiry_days} days.")
     if expiry and expiry <= today:
-        add("EXPIRY_NOT_FUTURE", ERROR, "expiry_date", "The expiration date must be in the future.")
+        add("EXPIRY_NOT_FUTURE", "expiry_date", "The expiration date must be in the future.")
     if expiry and purge is None and purge_ok:
         purge = expiry + timedelta(days=policy.retention_days)
-        add("PURGE_DEFAULTED", INFO, "purge_date",
+        add("PURGE_DEFAULTED", "purge_date",
             f"Purge date set to {purge.isoformat()}: the expiration date plus the {policy.retention_days}-day retention period.")
     if expiry and purge:
         if purge < expiry:
-            add("PURGE_BEFORE_EXPIRY", ERROR, "purge_date",
+            add("PURGE_BEFORE_EXPIRY", "purge_date",
                 "The purge date is before the expiration date: the Purge Users job could delete an active patron.")
         elif purge < expiry + timedelta(days=policy.retention_days):
-            add("PURGE_TOO_SOON", WARNING, "purge_date",
+            add("PURGE_TOO_SOON", "purge_date",
                 f"The purge date is sooner than the expiration date plus {policy.retention_days} days (the retention "
                 "period): it may delete an active record too early.")
     if birth and birth >= today:
-        add("BAD_DATE", ERROR, "birth_date", "The birth date must be in the past.")
+        add("BAD_DATE", "birth_date", "The birth date must be in the past.")
 
     identifiers = _check_identifiers(clean, policy, group, managed, primary_id, add)
     clean = replace(clean, identifiers=identifiers)
 
     if clean.email_address and not is_email(clean.email_address):
-        add("BAD_EMAIL", ERROR, "email_address",
+        add("BAD_EMAIL", "email_address",
             f"{clean.email_address!r} is not an email address Alma can send notices to; check it for typos.")
 
     # Mandatory fields (after the defaults above).
@@ -288,23 +295,23 @@ def validate(form: PatronForm, policy: Policy, *, today: date | None = None) -> 
         if not present.get(name):
             message = (f"Group {group_code} has no patron type in the policy file; add patron_type to [groups.{group_code}]."
                        if name == "patron_type" else f"Fill in the {_LABELS[name].lower()}: {policy.name} requires it.")
-            add("MISSING_FIELD", ERROR, name, message)
+            add("MISSING_FIELD", name, message)
 
     # Passwords: only where the procedure wants one.
     mode = "none" if managed == "sis" else (group.password if group else "optional")
     if clean.password and mode == "none":
         why = ("SIS-managed patrons sign in with their institutional login" if managed == "sis"
                else "these patrons sign in with their external identity")
-        add("NO_PASSWORD_WANTED", ERROR, "password", f"Do not set an Alma password: {why}. Clear the password field.")
+        add("NO_PASSWORD_WANTED", "password", f"Do not set an Alma password: {why}. Clear the password field.")
     elif mode == "temporary" and not clean.password:
-        add("MISSING_FIELD", ERROR, "password",
+        add("MISSING_FIELD", "password",
             "Enter a temporary password; the patron signs in to discovery and My Account with it.")
     if clean.password and mode != "none":
         problem = password_problem(clean.password, primary_id)
         if problem:
-            add("BAD_PASSWORD", ERROR, "password", problem)
+            add("BAD_PASSWORD", "password", problem)
         elif mode == "temporary" and not clean.force_password_change:
-            add("FORCE_CHANGE_OFF", WARNING, "password",
+            add("FORCE_CHANGE_OFF", "password",
                 "Tick 'force password change on next login' so the patron replaces the temporary password.")
 
     record = None
@@ -325,7 +332,7 @@ def _check_identifiers(form: PatronForm, policy: Policy, group: GroupPolicy | No
         if code is None:
             if value:
                 known = ", ".join(policy.identifier_types) or "none"
-                add("UNKNOWN_IDENTIFIER_TYPE", ERROR, IDENTIFIER_PREFIX + str(typed),
+                add("UNKNOWN_IDENTIFIER_TYPE", IDENTIFIER_PREFIX + str(typed),
                     f"The policy does not describe the identifier type {typed}; use one of: {known}.")
             continue
         values[code] = policy.identifier_types[code].normalise(value)
@@ -334,16 +341,16 @@ def _check_identifiers(form: PatronForm, policy: Policy, group: GroupPolicy | No
         kind = policy.identifier_types[code]
         if not values.get(code) and kind.default_from == "primary_id" and primary_id:
             values[code] = kind.normalise(primary_id)
-            add("IDENTIFIER_DEFAULTED", INFO, IDENTIFIER_PREFIX + code,
+            add("IDENTIFIER_DEFAULTED", IDENTIFIER_PREFIX + code,
                 f"{kind.label} set to the primary identifier, {values[code]}.")
         if not values.get(code) and managed == "sis":
-            add("MISSING_FIELD", ERROR, IDENTIFIER_PREFIX + code,
+            add("MISSING_FIELD", IDENTIFIER_PREFIX + code,
                 f"Fill in the {kind.label}: the SIS load matches patrons of group {group.code} on it, so without "
                 "it the next load creates a duplicate.")
     for code, value in values.items():
         kind = policy.identifier_types[code]
         if value and not kind.matches(value):
-            add("BAD_IDENTIFIER", ERROR, IDENTIFIER_PREFIX + code, f"The {kind.label} should be {kind.hint}.")
+            add("BAD_IDENTIFIER", IDENTIFIER_PREFIX + code, f"The {kind.label} should be {kind.hint}.")
     return {code: value for code, value in values.items() if value}
 
 

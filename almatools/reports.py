@@ -78,7 +78,7 @@ import pandas as pd
 from almatools.errors import AlmaToolsError, JournalError
 from almatools.files import atomic_write as _atomic_write
 from almatools.files import AppendLog, text_cells, write_csv
-from almatools.quality.catalog import RULES, Severity
+from almatools.catalog import RULES, Severity
 from almatools.quality.rules import FINDING_COLUMNS
 
 if TYPE_CHECKING:

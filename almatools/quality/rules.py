@@ -44,7 +44,7 @@ import pyarrow.compute as pc
 
 from almatools.normalise import EMAIL_PATTERN
 from almatools.policy import Policy
-from almatools.quality.catalog import RULES
+from almatools.catalog import RULES
 
 __all__ = ["FINDING_COLUMNS", "LINKAGE_RULES", "RECORD_RULES", "evaluate"]
 

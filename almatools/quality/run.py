@@ -31,7 +31,7 @@ import pandas as pd
 
 from almatools.files import atomic_path, safe_frame
 from almatools.policy import Policy
-from almatools.quality.catalog import RULES
+from almatools.catalog import RULES
 from almatools.quality.duplicates import find_duplicates
 from almatools.quality.review import PairDecisions
 from almatools.quality.rules import FINDING_COLUMNS, evaluate

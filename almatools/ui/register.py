@@ -381,10 +381,10 @@ class RegistrationForm(widgets.VBox):
         issues = list(checked.issues)
         pw, again = self.fields["password"].value, self.fields["password_confirm"].value
         if wanted != "none" and (pw or again) and pw != again:
-            issues.append(Issue("PASSWORDS_DIFFER", "error", "password_confirm",
+            issues.append(Issue.of("PASSWORDS_DIFFER", "password_confirm",
                                 "The two passwords differ: type the same password in both boxes."))
         elif wanted == "temporary" and not again:
-            issues.append(Issue("MISSING_FIELD", "error", "password_confirm", "Type the password again."))
+            issues.append(Issue.of("MISSING_FIELD", "password_confirm", "Type the password again."))
         self.validation = checked
         by_field: dict[str, list[Issue]] = {}
         for issue in issues:
