@@ -224,7 +224,7 @@ def cmd_quality(args: argparse.Namespace) -> int:
 
     from almatools.policy import load_policy
     from almatools.quality import analyse, write_outputs
-    from almatools.sources import load_sis, load_users
+    from almatools.sources import load_sources
 
     try:
         today = dt.date.fromisoformat(args.today) if args.today else None
@@ -237,14 +237,17 @@ def cmd_quality(args: argparse.Namespace) -> int:
         skipped.append(str(err))
         if len(skipped) <= 20:
             print(f"almatools quality: skipped a bad record: {_one_line(str(err))}", file=sys.stderr)
+    for flag, value in (("--users", args.users), ("--sis", args.sis)):
+        if not value.strip():  # load_sources reads "" as "the sandbox's own data": the command wants it said
+            raise AlmaToolsError(f"{flag} is empty: give a file" + (", or api:" if flag == "--users" else ", or none"))
     client = _client() if args.users.strip().lower() == "api:" else None
     try:
-        users = load_users(args.users, on_error=bad, progress=not args.quiet, client=client, policy=policy)
+        loaded = load_sources(args.users, args.sis, policy=policy, client=client, on_error=bad,
+                              progress=not args.quiet)
     finally:
         if client is not None:
             client.close()
-    sis = None if args.sis.strip().lower() == "none" else load_sis(args.sis, on_error=bad, progress=not args.quiet,
-                                                                   policy=policy)
+    users, sis = loaded.users, loaded.sis
     from almatools.quality.review import DECISIONS_FILE
 
     decisions = args.decisions or (args.out / DECISIONS_FILE)

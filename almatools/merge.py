@@ -1058,30 +1058,25 @@ def add_requests(worklist: Worklist, requests: Path | str | pd.DataFrame | None,
 def findings_folder(findings_dir: Path | str | None, *, out_dir: Path | str, client: AlmaClient) -> Path | None:
     """The findings folder to propose from.
 
-    A given ``findings_dir`` is used as it is. Otherwise, on the sandbox, when the quality analysis is
-    installed, it is run on the sandbox's users (and its SIS extract, when its data folder is on this
-    machine) into ``out_dir``, once: a later call reuses that output. Otherwise (production Alma, or no
-    quality analysis) None: the caller should ask for a findings folder.
+    A given ``findings_dir`` is used as it is. Otherwise, on the sandbox, the quality analysis is run on
+    the sandbox's users (and its SIS extract, when its data folder is on this machine) into ``out_dir``,
+    once: a later call reuses that output. Otherwise (production Alma) None: the caller should ask for a
+    findings folder.
     """
-    import importlib.util
-
     if findings_dir:
         return Path(findings_dir)
     out = Path(out_dir)
     if (out / "duplicates.csv").is_file():
         return out
-    if client.environment != "SANDBOX" or importlib.util.find_spec("almatools.quality.run") is None \
-            or importlib.util.find_spec("almatools.sources") is None:
+    if client.environment != "SANDBOX":
         return None
     from almatools.policy import load_policy
     from almatools.quality import analyse, write_outputs
-    from almatools.sources import load_sis, load_users, sandbox_files
+    from almatools.sources import load_sources
 
     policy = load_policy(None)
-    users_src, sis_src = sandbox_files(client)
-    users = load_users(users_src, client=client if users_src == "api:" else None, policy=policy)
-    sis = load_sis(sis_src, policy=policy) if sis_src else None
-    write_outputs(analyse(users, sis, policy), out)
+    loaded = load_sources("", "", policy=policy, client=client)
+    write_outputs(analyse(loaded.users, loaded.sis, policy), out)
     return out
 
 

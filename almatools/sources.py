@@ -51,6 +51,7 @@ import re
 import sys
 import time
 import zipfile
+from contextlib import AbstractContextManager, contextmanager
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -72,8 +73,8 @@ if TYPE_CHECKING:
     from almatools.client import AlmaClient
     from almatools.policy import Policy
 
-__all__ = ["CSV_COLUMNS", "LoadReport", "SnapshotResult", "element_row", "load_report", "load_sis", "load_users",
-           "sandbox_files", "snapshot"]
+__all__ = ["CSV_COLUMNS", "LoadReport", "LoadedSources", "SnapshotResult", "element_row", "load_report", "load_sis",
+           "load_sources", "load_users", "sandbox_files", "snapshot"]
 
 log = logging.getLogger(__name__)
 
@@ -1211,3 +1212,70 @@ def sandbox_files(client: AlmaClient | None = None, *, data_dir: str | os.PathLi
         _export_store(db, users)
     sis = folder / "sis_extract.zip"
     return str(users), str(sis) if sis.exists() else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading the two sources of an analysis
+
+
+@dataclass
+class LoadedSources:
+    """The users and the SIS extract of one analysis, and where they came from.
+
+    Attributes:
+        users: The patron table of the users.
+        sis: The patron table of the SIS extract, or None (the SIS rules are then not checked).
+        users_source: The users source actually read (the sandbox's export when none was given).
+        sis_source: The SIS extract actually read ("" when there is none).
+    """
+
+    users: pd.DataFrame
+    sis: pd.DataFrame | None
+    users_source: str
+    sis_source: str
+
+    def summary(self) -> str:
+        """One line per table: records read and skipped (:meth:`LoadReport.summary`)."""
+        return "\n".join(load_report(f).summary() for f in (self.users, self.sis) if f is not None)
+
+
+@contextmanager
+def _no_step(name: str, source: Any = None) -> Iterator[None]:
+    yield
+
+
+def load_sources(users_source: str | os.PathLike[str] = "", sis_source: str | os.PathLike[str] = "", *,
+                 policy: Policy | None = None, client: AlmaClient | None = None, on_error: OnError = None,
+                 progress: bool = False,
+                 step: Callable[[str, Any], AbstractContextManager[Any]] | None = None) -> LoadedSources:
+    """Load the users and the SIS extract of an analysis: the one way notebooks and commands do it.
+
+    Args:
+        users_source: Any user source (:func:`load_users`), ``"api:"``, or empty for the sandbox's own
+            users (exported from its store, :func:`sandbox_files`).
+        sis_source: The SIS extract; empty: the sandbox's own when the users are the sandbox's, else none;
+            ``"none"``: none.
+        policy: The policy (identifier types, SIS groups).
+        client: The Alma client, for ``"api:"`` and for finding the sandbox's data.
+        on_error: What to do with a bad record (:func:`load_users`).
+        progress: Show progress bars.
+        step: A context manager factory ``step(name, source)`` wrapped around each step, e.g.
+            :func:`almatools.reports.step`, which names the step in any error.
+
+    Raises:
+        SourceError: A source cannot be read.
+    """
+    step = step or _no_step
+    users_src = str(users_source or "").strip()
+    sis_src = str(sis_source or "").strip()
+    if not users_src:
+        with step("finding the sandbox's data", "the local sandbox"):
+            users_src, sandbox_sis = sandbox_files(client)
+            sis_src = sis_src or sandbox_sis or ""
+    if sis_src.lower() == "none":
+        sis_src = ""
+    with step("loading the users source", users_src):
+        users = load_users(users_src, client=client, policy=policy, progress=progress, on_error=on_error)
+    with step("loading the SIS extract", sis_src):
+        sis = load_sis(sis_src, policy=policy, progress=progress, on_error=on_error) if sis_src else None
+    return LoadedSources(users, sis, users_src, sis_src)

@@ -3,6 +3,7 @@ cannot be read raise SourceError naming them, and the other formats and the live
 
 from __future__ import annotations
 
+import contextlib
 import json
 import zipfile
 from pathlib import Path
@@ -274,6 +275,26 @@ def test_users_from_the_api_and_the_sandbox_files(client, sandbox, sandbox_dir):
     pd.testing.assert_frame_equal(exported.sort_values("primary_id", ignore_index=True),
                                   live.sort_values("primary_id", ignore_index=True))
     assert len(load_sis(sis)) > 0
+
+
+def test_load_sources_reads_both_and_names_the_failing_step(client, sandbox_dir, tmp_path):
+    users_src, sis_src = sandbox_files(client, data_dir=sandbox_dir)
+    loaded = sources.load_sources(users_src, sis_src)
+    assert (loaded.users_source, loaded.sis_source) == (users_src, sis_src)
+    assert len(loaded.users) == len(load_users(users_src)) and len(loaded.sis) == len(load_sis(sis_src))
+    assert loaded.summary().count("\n") == 1
+    alone = sources.load_sources(users_src, "none")
+    assert alone.sis is None and alone.sis_source == ""
+    seen = []
+
+    @contextlib.contextmanager
+    def step(name, source=None):
+        seen.append(name)
+        yield
+
+    with pytest.raises(SourceError, match="does not exist"):
+        sources.load_sources(users_src, tmp_path / "missing.zip", step=step)
+    assert seen == ["loading the users source", "loading the SIS extract"]
 
 
 def test_an_analytics_users_report_is_read_by_column_heading(client, sandbox):
