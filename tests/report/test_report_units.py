@@ -93,7 +93,7 @@ def test_a_run_that_cannot_be_recorded_is_removed(tmp_path, monkeypatch, analyse
 
     def refuse(path, line):
         raise OSError("disk full")
-    monkeypatch.setattr(report, "_append_line", refuse)
+    monkeypatch.setattr(report.runs, "_append_line", refuse)
     with pytest.raises(report.ReportError, match="disk full"):
         report.finish_run(run)
     assert runs(tmp_path) == [] and not list(tmp_path.glob(".tmp-*"))
@@ -154,7 +154,7 @@ def test_a_failure_while_writing_leaves_nothing_behind(tmp_path, monkeypatch, an
 
     def full_disk(data, path):
         raise OSError(28, "No space left on device")
-    monkeypatch.setattr(report, "write_xlsx", full_disk)
+    monkeypatch.setattr(report.outputs, "write_xlsx", full_disk)
     data = report.build_report(result, None, root=root, sis=sis)
     with pytest.raises(report.ReportError, match=r"writing the report files \(.*\) failed: OSError"):
         with report.step("writing the report files", run.folder):
