@@ -17,12 +17,12 @@ import almatools.sources as sources
 from almatools.errors import QuotaExhaustedError, SourceError
 from almatools.models import RecordError, iter_users_xml, user_from_xml, users_to_xml_bytes
 from almatools.quality.frame import USER_COLUMNS, user_row, users_frame
+from almatools.sandbox.files import sandbox_files
 from almatools.sources import (
     element_row,
     load_report,
     load_sis,
     load_users,
-    sandbox_files,
     snapshot,
 )
 
@@ -162,7 +162,7 @@ def test_missing_file_and_sis_from_the_api_are_refused(tmp_path):
 
 
 def test_zip_members_read_in_worker_processes_keep_order_and_name_the_member(tmp_path, monkeypatch):
-    monkeypatch.setattr(sources, "_PARALLEL_BYTES", 0)
+    monkeypatch.setattr(sources.pool, "_PARALLEL_BYTES", 0)
     path = tmp_path / "sis.zip"
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("a.xml", users_xml(*(f"<primary_id>a{i}</primary_id>" for i in range(3))))
@@ -178,8 +178,8 @@ def test_zip_members_read_in_worker_processes_keep_order_and_name_the_member(tmp
 
 
 def test_json_lines_in_parallel_parts_number_lines_across_the_file(tmp_path, monkeypatch, data):
-    monkeypatch.setattr(sources, "_PARALLEL_BYTES", 0)
-    monkeypatch.setattr(sources, "_JSONL_PART", 2000)
+    monkeypatch.setattr(sources.pool, "_PARALLEL_BYTES", 0)
+    monkeypatch.setattr(sources.load, "_JSONL_PART", 2000)
     with zipfile.ZipFile(data / "users_export.zip") as zf:
         users = list(iter_users_xml(zf.open(zf.namelist()[0])))[:40]
     lines = [json.dumps(u) for u in users]
