@@ -405,6 +405,20 @@ class AlmaClient:
         """The Alma region code of the base URL, or None for the sandbox or an unknown host."""
         return region_of(self.base_url)
 
+    def banner_text(self) -> str:
+        """One line naming the environment, e.g. ``PRODUCTION (region eu): https://… (DRY RUN: …)``.
+
+        Every command prints it before anything can write; every notebook shows it as a banner
+        (:func:`almatools.ui.build_banner`).
+        """
+        where = self.environment
+        if where == "PRODUCTION":
+            where += f" (region {self.region})" if self.region else " (custom URL)"
+        text = f"{where}: {self.base_url}"
+        if self.dry_run:
+            text += " (DRY RUN: nothing is written)"
+        return text
+
     def __repr__(self) -> str:
         mode = ", dry_run=True" if self.dry_run else ""
         return f"AlmaClient(base_url={self.base_url!r}, environment={self.environment!r}, api_key=<hidden>{mode})"

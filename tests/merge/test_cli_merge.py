@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from almatools import merge
-from almatools.cli_merge import add_merge_commands
+from almatools.cli.merge import add_merge_commands
 from merge_data import alma_user
 
 DUPLICATES_COLUMNS = ["cluster_id", "primary_id", "match_probability", "evidence", "other_primary_ids", "first_name",

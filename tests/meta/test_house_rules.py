@@ -46,7 +46,7 @@ def test_logic_modules_never_import_widgets():
 
 
 def test_library_code_never_prints_or_exits():
-    allowed = {PACKAGE / "cli.py", PACKAGE / "__main__.py"}
+    allowed = {PACKAGE / "cli" / "__init__.py", PACKAGE / "cli" / "common.py", PACKAGE / "__main__.py"}
     offenders = []
     for path in package_files():
         if path in allowed:

@@ -24,17 +24,13 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from almatools.cli.common import _say
 from almatools.errors import AlmaToolsError
 
 __all__ = ["add_report_commands", "cmd_report", "report_notebook"]
 
 
 NOTEBOOK_NAME = "04_data_quality_report.ipynb"
-
-
-def _say(message: str) -> None:
-    sys.stdout.write(message + "\n")
-    sys.stdout.flush()
 
 
 def _fail(message: str) -> int:
