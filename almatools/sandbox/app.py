@@ -58,37 +58,43 @@ import json
 import logging
 import random
 import re
-import string
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 from lxml import etree
-from lxml.builder import ElementMaker
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from almatools.models import RecordError, user_from_xml_bytes, user_to_xml_bytes
 from almatools.sandbox import codetables as ct
+from almatools.sandbox.analytics import analytics_report
+from almatools.sandbox.http import (
+    AlmaErrorReply,
+    general_error,
+    int_param,
+    not_found,
+    reply,
+    store_of,
+    user_url,
+    wants_json,
+)
 from almatools.sandbox.store import ORDER_FIELDS, SEARCH_FIELDS, IdentifierTaken, Store
 from almatools.sandbox.validation import MAX_BODY_BYTES, BodyError, clean_user, dotted, java_chain
 
-__all__ = ["AlmaError", "Knobs", "TOTAL_QUIRKS", "create_app"]
+__all__ = ["AlmaErrorReply", "Knobs", "TOTAL_QUIRKS", "create_app"]
 
 log = logging.getLogger(__name__)
 
 TOTAL_QUIRKS = ("exact", "overstate", "minus_one")
 UNLIMITED_DAILY = 1_000_000
 """What ``X-Exl-Api-Remaining`` counts down from when no daily limit is set."""
-WSR_NS = "http://com/exlibris/urm/general/xmlbeans"
-XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
 
 # Alma's own wording, from the Users API documentation and real error bodies (the daily threshold's
 # text was not found in public sources; that one is ours).
@@ -119,7 +125,6 @@ _GET_ONLY = ("last_patron_activity_date", "proxy_for_user", "linking_id", "sourc
 _BRIEF_DROP = ("user_role", "user_block", "user_note", "proxy_for_user", "rs_library", "library_notice")
 _DATE = re.compile(r"^(\d{4}-\d{2}-\d{2})(Z|[+-]\d{2}:\d{2}|T.*)?$")
 
-_tracking = random.Random()  # tracking ids need not follow the fault seed
 
 
 @dataclass
@@ -146,75 +151,6 @@ class Knobs:
     total_quirk: str = "exact"
     seed: int = 0
     commit_delay_ms: float = 0
-
-
-class AlmaError(Exception):
-    """An error reply in Alma's ``web_service_result`` shape.
-
-    Args:
-        code: Alma's ``errorCode`` (always a string).
-        message: Alma's ``errorMessage``.
-        status: the HTTP status (400 for business errors, as Alma).
-        tracked: whether the body carries a ``trackingId`` (Alma's threshold errors do not).
-        wrapped: in JSON, use the wrapped shape of Alma's JSON reader (``{"web_service_result": …}``).
-        xml_only: answer in XML even to a client that asked for JSON (Alma's gateway does so for
-            UNAUTHORIZED).
-    """
-
-    def __init__(self, code: str, message: str, status: int = 400, *, tracked: bool = True, wrapped: bool = False,
-                 xml_only: bool = False) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code, self.message, self.status, self.tracked = code, message, status, tracked
-        self.wrapped, self.xml_only = wrapped, xml_only
-
-    def response(self, as_json: bool) -> Response:
-        """This error as a reply, in JSON or XML."""
-        error = {"errorCode": self.code, "errorMessage": self.message}
-        if self.tracked:
-            now = dt.datetime.now(dt.timezone.utc)
-            letters = "".join(_tracking.choices(string.ascii_uppercase + string.digits, k=5))
-            error["trackingId"] = f"E01-{now:%d%m%H%M%S}-{letters}-AWAE{_tracking.randrange(10**9):09d}"
-        if as_json and self.wrapped:
-            # Alma's JSON reader answers in another shape: wrapped, with ``error`` an object, no ``result``.
-            wrapped = {"web_service_result": {"errorsExist": True, "errorList": {"error": error}}}
-            return JSONResponse(wrapped, self.status)
-        if as_json and not self.xml_only:
-            body = {"errorsExist": True, "errorList": {"error": [error]}, "result": None}
-            return JSONResponse(body, self.status)
-        e = ElementMaker(namespace=WSR_NS, nsmap={None: WSR_NS})
-        root = e.web_service_result(
-            e.errorsExist("true"), e.errorList(e.error(*(getattr(e, key)(text) for key, text in error.items())))
-        )
-        return _xml_response(etree.tostring(root), self.status)
-
-
-def _not_found(user_id: str, id_type: str) -> AlmaError:
-    if id_type == "all_unique":
-        return AlmaError("401861", f"User with identifier {user_id} was not found.")
-    return AlmaError("401890", f"User with identifier {user_id} of type {id_type} was not found.")
-
-
-def _general_error(detail: str) -> AlmaError:
-    # Alma documents 402119 'General error.' for bad list requests; the detail helps whoever reads it.
-    return AlmaError("402119", f"General error: {detail}")
-
-
-def wants_json(request: Request) -> bool:
-    """Alma answers in XML unless ``format=json`` or an ``Accept`` header asks for JSON."""
-    fmt = request.query_params.get("format", "").lower()
-    if fmt in ("json", "xml"):
-        return fmt == "json"
-    return "application/json" in request.headers.get("accept", "").lower()
-
-
-def _xml_response(body: bytes, status: int = 200) -> Response:
-    return Response(XML_DECLARATION + body, status, media_type="application/xml")
-
-
-def _reply(request: Request, payload: dict[str, Any], to_xml: Callable[[dict[str, Any]], bytes]) -> Response:
-    if wants_json(request):
-        return JSONResponse(payload)
-    return _xml_response(to_xml(payload))
 
 
 def _user_xml(user: dict[str, Any]) -> bytes:
@@ -285,7 +221,7 @@ class _Gate:
     def _remaining(self, used: int) -> int:
         return max(0, (self.knobs.daily_limit or UNLIMITED_DAILY) - used)
 
-    def _meter(self) -> tuple[AlmaError | None, int]:
+    def _meter(self) -> tuple[AlmaErrorReply | None, int]:
         """Count one call against the thresholds: (the threshold error or None, calls left today)."""
         second = int(time.time())  # Alma's per-second threshold works in fixed one-second windows
         if second != self._second:
@@ -293,9 +229,9 @@ class _Gate:
         self._calls_this_second += 1
         used = int(self.store.meta_get(self._daily_key()) or 0)
         if self.knobs.per_second and self._calls_this_second > self.knobs.per_second:
-            return AlmaError("PER_SECOND_THRESHOLD", MSG_PER_SECOND, 429, tracked=False), self._remaining(used)
+            return AlmaErrorReply("PER_SECOND_THRESHOLD", MSG_PER_SECOND, 429, tracked=False), self._remaining(used)
         if self.knobs.daily_limit and used >= self.knobs.daily_limit:
-            return AlmaError("DAILY_THRESHOLD", MSG_DAILY, 429), 0
+            return AlmaErrorReply("DAILY_THRESHOLD", MSG_DAILY, 429), 0
         return None, self._remaining(self.store.bump(self._daily_key()))
 
     def _authorised(self, request: Request) -> bool:
@@ -330,12 +266,12 @@ class _Gate:
             await send(message)
 
         if error is None and not self._authorised(request):
-            error = AlmaError("UNAUTHORIZED", MSG_UNAUTHORIZED, tracked=False, xml_only=True)
+            error = AlmaErrorReply("UNAUTHORIZED", MSG_UNAUTHORIZED, tracked=False, xml_only=True)
         if error is None and alma and _declared_length(scope) > MAX_BODY_BYTES:
             error = _too_large()
         if error is None and alma and self.knobs.fault_rate > 0 and self._dice.random() < self.knobs.fault_rate:
             if self._dice.random() < 0.5:
-                error = AlmaError("INTERNAL_SERVER_ERROR", "Internal server error.", self._dice.choice((500, 503)))
+                error = AlmaErrorReply("INTERNAL_SERVER_ERROR", "Internal server error.", self._dice.choice((500, 503)))
             else:
                 applied = self._dice.random() < 0.5
                 log.info("fault: dropping the connection of %s %s (%s)", scope["method"], scope["path"],
@@ -355,7 +291,7 @@ class _Gate:
                 log.exception("the sandbox failed on %s %s", scope["method"], scope["path"])
                 if started:
                     raise
-                error = AlmaError("INTERNAL_SERVER_ERROR", "Internal server error.", 500)
+                error = AlmaErrorReply("INTERNAL_SERVER_ERROR", "Internal server error.", 500)
         await error.response(as_json)(scope, receive, send_marked)
 
 
@@ -369,9 +305,9 @@ def _declared_length(scope: Scope) -> int:
     return 0
 
 
-def _too_large() -> AlmaError:
+def _too_large() -> AlmaErrorReply:
     # Our own bound and code: Alma's size limit and its reply to an oversized body are not public.
-    return AlmaError("REQUEST_TOO_LARGE", f"The request body is larger than {MAX_BODY_BYTES:,} bytes.", 413)
+    return AlmaErrorReply("REQUEST_TOO_LARGE", f"The request body is larger than {MAX_BODY_BYTES:,} bytes.", 413)
 
 
 # -- user records ----------------------------------------------------------------------------------
@@ -404,7 +340,7 @@ def _alma_date(value: Any) -> str:
     except ValueError:
         day = None
     if day is None:
-        raise AlmaError("401676", MSG_NO_VALID_XML)
+        raise AlmaErrorReply("401676", MSG_NO_VALID_XML)
     return f"{day.isoformat()}Z"
 
 
@@ -438,7 +374,7 @@ def _complete(body: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
     """The full record Alma would store for a POST/PUT body: defaults, descriptions, dates, segments.
 
     Raises:
-        AlmaError: 401676 for a date that is not a date.
+        AlmaErrorReply: 401676 for a date that is not a date.
     """
     blank = _blank_user(now)
     record = {**blank, **{key: value for key, value in copy.deepcopy(body).items() if value is not None}}
@@ -536,31 +472,31 @@ def _validate(record: dict[str, Any], *, new_external: bool = False) -> None:
             INTERNAL user), so its ``external_id`` must name a configured SIS profile.
 
     Raises:
-        AlmaError: 401857, 401853, 401854, 401864, 401852 or 500038.
+        AlmaErrorReply: 401857, 401853, 401854, 401864, 401852 or 500038.
     """
     account = record["account_type"]["value"]
     external_id = str(record.get("external_id") or "")
     if account not in ct.USER_ACCOUNT_TYPES:
-        raise AlmaError("401857", "The given user account type is illegal (must be INTERNAL/EXTERNAL).")
+        raise AlmaErrorReply("401857", "The given user account type is illegal (must be INTERNAL/EXTERNAL).")
     if account == "INTERNAL" and external_id:
-        raise AlmaError("401853", "External Id must be empty for internal user.")
+        raise AlmaErrorReply("401853", "External Id must be empty for internal user.")
     if account == "EXTERNAL" and not external_id:
-        raise AlmaError("401854", "External Id must be given for external user.")
+        raise AlmaErrorReply("401854", "External Id must be given for external user.")
     if account == "EXTERNAL" and new_external and external_id not in ct.SIS_PROFILES:
         # rest_user.xsd: external_id "must match a valid SIS profile". Alma's code and wording for a
         # wrong one are not public; the sandbox answers with 401854's code and says what to fix.
-        raise AlmaError("401854", f"External Id {external_id} is not a valid SIS profile; use one of: "
+        raise AlmaErrorReply("401854", f"External Id {external_id} is not a valid SIS profile; use one of: "
                         f"{', '.join(sorted(ct.SIS_PROFILES))}.")
     record_type = record["record_type"]["value"]
     if record_type not in ct.USER_RECORD_TYPES:
-        raise AlmaError("401864", f"Given record type ({record_type}) is invalid.")
+        raise AlmaErrorReply("401864", f"Given record type ({record_type}) is invalid.")
     group = record["user_group"]["value"]
     if group and group not in ct.USER_GROUPS:
-        raise AlmaError("401852", "Given user group is not legal.")
+        raise AlmaErrorReply("401852", "Given user group is not legal.")
     password = str(record.get("password") or "")
     folded = password.casefold()
     if password and (len(password) < 8 or folded == str(record["primary_id"]).casefold() or folded in COMMON_PASSWORDS):
-        raise AlmaError("500038", MSG_PASSWORD)
+        raise AlmaErrorReply("500038", MSG_PASSWORD)
 
 
 def _merge_segments(incoming: list[dict[str, Any]], existing: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -580,7 +516,7 @@ def _updated(existing: dict[str, Any], body: dict[str, Any], override: set[str],
     """The record after ``PUT`` of ``body`` on ``existing`` (swap-all, with Alma's exceptions).
 
     Raises:
-        AlmaError: 401859 (EXTERNAL to INTERNAL), 401858 (external_id changed), or a validation error.
+        AlmaErrorReply: 401859 (EXTERNAL to INTERNAL), 401858 (external_id changed), or a validation error.
     """
     body = dict(body)
     for key in ("record_type", "primary_id", "account_type"):  # mandatory: an empty one keeps its value
@@ -589,9 +525,9 @@ def _updated(existing: dict[str, Any], body: dict[str, Any], override: set[str],
     body.setdefault("external_id", existing.get("external_id"))
     was_external = _code_of(existing.get("account_type")) == "EXTERNAL"
     if was_external and _code_of(body["account_type"]) == "INTERNAL":
-        raise AlmaError("401859", "Action currently not supported.")
+        raise AlmaErrorReply("401859", "Action currently not supported.")
     if was_external and str(body.get("external_id") or "") != str(existing.get("external_id") or ""):
-        raise AlmaError(
+        raise AlmaErrorReply(
             "401858", "The external id in DB does not fit the given value in xml - external id cannot be updated."
         )
     if was_external:
@@ -619,28 +555,12 @@ def _updated(existing: dict[str, Any], body: dict[str, Any], override: set[str],
 # -- routes ---------------------------------------------------------------------------------------
 
 
-def _store(request: Request) -> Store:
-    return request.app.state.store
-
-
-def _user_url(request: Request, primary_id: str) -> str:
-    return f"{str(request.base_url).rstrip('/')}/almaws/v1/users/{quote(primary_id, safe='')}"
-
-
-def _int_param(request: Request, name: str, default: int) -> int:
-    raw = request.query_params.get(name, "")
-    try:
-        return int(raw) if raw.strip() else default
-    except ValueError:
-        raise _general_error(f"{name} must be a number") from None
-
-
 def _parse_q(q: str) -> list[tuple[str, str]] | None:
     """Alma's ``q``: ``field~words`` clauses joined by `` AND ``; None for a query Alma cannot run
     (the same field twice, or ``ALL`` with AND), which it answers with a count of -1.
 
     Raises:
-        AlmaError: 402119 for a clause without ``~`` or an unknown field.
+        AlmaErrorReply: 402119 for a clause without ``~`` or an unknown field.
     """
     clauses: list[tuple[str, str]] = []
     for clause in q.split(" AND "):
@@ -648,7 +568,7 @@ def _parse_q(q: str) -> list[tuple[str, str]] | None:
         name = name.strip()
         name = "ALL" if name.upper() == "ALL" else name.lower()
         if not tilde or name not in (*SEARCH_FIELDS, "general_info", "ALL"):
-            raise _general_error(f"cannot search {clause!r}")
+            raise general_error(f"cannot search {clause!r}")
         clauses.append((name, value))
     names = [name for name, _ in clauses]
     if len(set(names)) < len(names) or ("ALL" in names and len(names) > 1):
@@ -659,29 +579,29 @@ def _parse_q(q: str) -> list[tuple[str, str]] | None:
 async def list_users(request: Request) -> Response:
     """``GET /users``: a page of brief (or, with ``expand=full``, full) records."""
     params = request.query_params
-    limit, offset = _int_param(request, "limit", 10), _int_param(request, "offset", 0)
+    limit, offset = int_param(request, "limit", 10), int_param(request, "offset", 0)
     if not 0 <= limit <= 100:
-        raise _general_error("limit must be between 0 and 100")
+        raise general_error("limit must be between 0 and 100")
     if offset < 0:
-        raise _general_error("offset must not be negative")
+        raise general_error("offset must not be negative")
     order_by = params.get("order_by") or "last_name"
     if order_by not in ORDER_FIELDS:
-        raise _general_error(f"cannot order by {order_by}")
+        raise general_error(f"cannot order by {order_by}")
     q, modified_from = params.get("q", "").strip(), params.get("modify_date_from", "").strip()
     if q and modified_from:
-        raise _general_error("q and modify_date_from cannot be used together")
+        raise general_error("q and modify_date_from cannot be used together")
     if modified_from and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", modified_from):
-        raise _general_error("modify_date_from must be yyyy-MM-dd")
+        raise general_error("modify_date_from must be yyyy-MM-dd")
     clauses = _parse_q(q) if q else []
     if clauses is None:
-        return _reply(request, {"total_record_count": -1}, _users_xml)
-    total, records = _store(request).query(
+        return reply(request, {"total_record_count": -1}, _users_xml)
+    total, records = store_of(request).query(
         clauses, order_by=order_by, limit=limit, offset=offset, modified_from=modified_from or None
     )
     full = params.get("expand") == "full"
     entries = []
     for record in records:
-        link = _user_url(request, record["primary_id"])
+        link = user_url(request, record["primary_id"])
         if full:
             entries.append({**record, "link": link})
         else:
@@ -699,15 +619,15 @@ async def list_users(request: Request) -> Response:
     page: dict[str, Any] = {"total_record_count": total}
     if entries:  # Alma leaves the key out when nothing matched
         page["user"] = entries
-    return _reply(request, page, _users_xml)
+    return reply(request, page, _users_xml)
 
 
 def _lookup(request: Request) -> dict[str, Any]:
     user_id = request.path_params["user_id"]
     id_type = request.query_params.get("user_id_type") or "all_unique"
-    record = _store(request).get(user_id, id_type)
+    record = store_of(request).get(user_id, id_type)
     if record is None:
-        raise _not_found(user_id, id_type)
+        raise not_found(user_id, id_type)
     return record
 
 
@@ -727,7 +647,7 @@ async def _read_user(request: Request) -> dict[str, Any]:
     checked field by field (see :mod:`almatools.sandbox.validation`).
 
     Raises:
-        AlmaError: 401676 for a body that is not a user object or holds a value the sandbox could not
+        AlmaErrorReply: 401676 for a body that is not a user object or holds a value the sandbox could not
             serve back; for JSON, a wrapped BAD_REQUEST naming the field whose value has the wrong type.
     """
     raw = await _body(request)
@@ -737,16 +657,16 @@ async def _read_user(request: Request) -> dict[str, Any]:
     except (ValueError, RecordError, RecursionError):  # JSONDecodeError and RecordError are ValueErrors too
         data = None
     if not isinstance(data, dict):
-        raise AlmaError("401676", MSG_NO_VALID_XML)
+        raise AlmaErrorReply("401676", MSG_NO_VALID_XML)
     try:
         return clean_user(data)
     except BodyError as err:
         if err.kind == "type" and is_json:
-            raise AlmaError("BAD_REQUEST", f"\n(was java.lang.IllegalArgumentException) (through reference chain: "
+            raise AlmaErrorReply("BAD_REQUEST", f"\n(was java.lang.IllegalArgumentException) (through reference chain: "
                             f"{java_chain(err.path)})", wrapped=True) from err
         if err.kind == "type":
-            raise AlmaError("401676", MSG_NO_VALID_XML) from err
-        raise AlmaError("401676", f"Field {dotted(err.path)} {err.detail}.") from err
+            raise AlmaErrorReply("401676", MSG_NO_VALID_XML) from err
+        raise AlmaErrorReply("401676", f"Field {dotted(err.path)} {err.detail}.") from err
 
 
 def _servable(record: dict[str, Any]) -> None:
@@ -755,7 +675,7 @@ def _servable(record: dict[str, Any]) -> None:
         _user_xml(record)
         json.dumps(record, ensure_ascii=False).encode("utf-8")
     except (ValueError, TypeError, RecordError) as err:
-        raise AlmaError("401676", f"{MSG_NO_VALID_XML} ({err})") from err
+        raise AlmaErrorReply("401676", f"{MSG_NO_VALID_XML} ({err})") from err
 
 
 async def get_user(request: Request) -> Response:
@@ -766,11 +686,11 @@ async def get_user(request: Request) -> Response:
         record["contact_info"] = {"email": (record.get("contact_info") or {}).get("email", [])}
     expand = set(request.query_params.get("expand", "").split(","))
     if expand & {"loans", "requests", "fees"}:
-        counts = _store(request).fulfillment(record["primary_id"])
-        url = _user_url(request, record["primary_id"])
+        counts = store_of(request).fulfillment(record["primary_id"])
+        url = user_url(request, record["primary_id"])
         for name in expand & set(counts):
             record[name] = {"value": counts[name], "link": f"{url}/{name}"}
-    return _reply(request, record, _user_xml)
+    return reply(request, record, _user_xml)
 
 
 async def create_user(request: Request) -> Response:
@@ -778,26 +698,26 @@ async def create_user(request: Request) -> Response:
     body = await _read_user(request)
     for name in ("record_type", "primary_id", "account_type"):
         if _is_empty(body.get(name)):
-            raise AlmaError("401664", f"Mandatory field is missing: {name}")
+            raise AlmaErrorReply("401664", f"Mandatory field is missing: {name}")
     record = _complete(body, dt.datetime.now(dt.timezone.utc))
     _validate(record, new_external=True)
     if not record["user_role"] and record["record_type"]["value"] != "CONTACT":
         record["user_role"] = [_patron_role()]  # Alma's role assignment rules give every patron this one
     _servable(record)
-    store = _store(request)
+    store = store_of(request)
     delay = request.app.state.knobs.commit_delay_ms
     if delay > 0:
         # A slow commit: the checks pass now, the record appears only after the delay (see Knobs).
         taken = store.taken(record)
         if taken is not None:
-            raise AlmaError("401851", str(taken))
+            raise AlmaErrorReply("401851", str(taken))
         await asyncio.sleep(delay / 1000)
     try:
         stored = store.add(record)
     except IdentifierTaken as err:
-        raise AlmaError("401851", str(err)) from err
+        raise AlmaErrorReply("401851", str(err)) from err
     log.info("created user %s", stored["primary_id"])
-    return _reply(request, stored, _user_xml)
+    return reply(request, stored, _user_xml)
 
 
 async def update_user(request: Request) -> Response:
@@ -811,15 +731,15 @@ async def update_user(request: Request) -> Response:
     record = _updated(existing, body, override, dt.datetime.now(dt.timezone.utc))
     _servable(record)
     try:
-        stored = _store(request).replace(existing["primary_id"], record)
+        stored = store_of(request).replace(existing["primary_id"], record)
     except IdentifierTaken as err:
-        raise AlmaError("401851", str(err)) from err
-    return _reply(request, stored, _user_xml)
+        raise AlmaErrorReply("401851", str(err)) from err
+    return reply(request, stored, _user_xml)
 
 
 async def delete_user(request: Request) -> Response:
     """``DELETE /users/{id}``: 204 with no body."""
-    _store(request).delete(_lookup(request)["primary_id"])
+    store_of(request).delete(_lookup(request)["primary_id"])
     return Response(status_code=204)
 
 
@@ -828,26 +748,26 @@ async def user_operation(request: Request) -> Response:
     ``password``) is right, else 401866. Other operations (``refresh``) need linked accounts, which
     the sandbox does not have."""
     if request.query_params.get("op", "auth") != "auth":
-        raise AlmaError("401859", "Action currently not supported.")
+        raise AlmaErrorReply("401859", "Action currently not supported.")
     record = _lookup(request)
     header = request.headers.get("exl-user-pw")
     password = unquote(header) if header is not None else request.query_params.get("password", "")
-    if not (password and _store(request).check_password(record["primary_id"], password)):
-        raise AlmaError("401866", "User authentication failed")
+    if not (password and store_of(request).check_password(record["primary_id"], password)):
+        raise AlmaErrorReply("401866", "User authentication failed")
     return Response(status_code=204)
 
 
 async def test_operation(request: Request) -> Response:
     """``GET``/``POST /users/operation/test``: Alma's check that a key works (and may write)."""
-    return _reply(request, {}, lambda _: b"<test/>")
+    return reply(request, {}, lambda _: b"<test/>")
 
 
 async def code_table(request: Request) -> Response:
     """``GET /conf/code-tables/{name}``."""
     table = ct.code_table_json(request.path_params["name"])
     if table is None:
-        raise AlmaError("402119", f"General error: no code table named {request.path_params['name']}")
-    return _reply(request, table, lambda body: etree.tostring(_plain_xml("code_table", body)))
+        raise AlmaErrorReply("402119", f"General error: no code table named {request.path_params['name']}")
+    return reply(request, table, lambda body: etree.tostring(_plain_xml("code_table", body)))
 
 
 async def merge_users(request: Request) -> Response:
@@ -859,27 +779,26 @@ async def merge_users(request: Request) -> Response:
     """
     source, target = request.query_params.get("from", ""), request.query_params.get("to", "")
     try:
-        _store(request).merge(source, target)
+        store_of(request).merge(source, target)
     except KeyError as err:
-        raise _not_found(str(err.args[0]), "all_unique") from err
+        raise not_found(str(err.args[0]), "all_unique") from err
     except ValueError as err:
-        raise AlmaError("401859", "Action currently not supported.") from err
+        raise AlmaErrorReply("401859", "Action currently not supported.") from err
     return Response(status_code=204)
 
 
 async def _alma_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, AlmaError)
+    assert isinstance(exc, AlmaErrorReply)
     return exc.response(wants_json(request))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     # No such path or method: answer in Alma's error shape, keeping the HTTP status.
-    return AlmaError("402119", f"General error: {exc.detail}", exc.status_code).response(wants_json(request))
+    return AlmaErrorReply("402119", f"General error: {exc.detail}", exc.status_code).response(wants_json(request))
 
 
 def create_app(store: Store, *, api_key: str, knobs: Knobs) -> Starlette:
-    from almatools.sandbox.analytics import analytics_report
 
     """The sandbox's ASGI app.
 
@@ -902,7 +821,7 @@ def create_app(store: Store, *, api_key: str, knobs: Knobs) -> Starlette:
             Route(f"{base}/analytics/reports", analytics_report, methods=["GET"]),
             Route("/sandbox/merge", merge_users, methods=["POST"]),
         ],
-        exception_handlers={AlmaError: _alma_error, HTTPException: _http_error},
+        exception_handlers={AlmaErrorReply: _alma_error, HTTPException: _http_error},
     )
     app.state.store, app.state.knobs = store, knobs
     app.add_middleware(_Gate, store=store, api_key=api_key, knobs=knobs)
