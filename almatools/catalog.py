@@ -104,7 +104,8 @@ _RULES = [
          at_entry=Severity.WARNING),
     Rule("ID_COLLISION", "policy", Severity.ERROR,
          "Identifier shared with another record once case and spacing are ignored",
-         "Alma treats identifiers case-insensitively: change or remove one of them, or merge the records if they are one person."),
+         "Alma treats identifiers case-insensitively: change or remove one of them, or merge the records if they are "
+         "one person."),
     Rule("MULTI_PREFERRED_EMAIL", "policy", Severity.WARNING,
          "More than one email marked preferred",
          "Keep one preferred email."),
@@ -114,7 +115,8 @@ _RULES = [
          why="at entry the person is there to spell it; an existing record still works for loans"),
     Rule("BAD_ID_FORMAT", "policy", Severity.WARNING,
          "Primary identifier does not follow the user group's format",
-         "Correct the primary identifier to the format named in the message (it must match the SIS value for SIS-managed records).",
+         "Correct the primary identifier to the format named in the message (it must match the SIS value for "
+         "SIS-managed records).",
          at_entry=Severity.ERROR,
          why="a new record with a wrong id becomes a second account at the next SIS load; an existing one is fixed soon"),
     # Duplicates

@@ -605,7 +605,7 @@ class AlmaClient:
         for attempt in itertools.count():
             try:
                 return self.request("POST", "/users", params=params, json=dict(user))
-            except DuplicateError as exc:
+            except DuplicateError:
                 if attempt == 0 or not primary_id:
                     raise
                 # A retried POST: the first one may have been committed after its reply was lost (a slow
@@ -782,7 +782,7 @@ class AlmaClient:
 
 
 class UserSearch:
-    """A lazy ``GET /users`` search: :meth:`records`, :meth:`to_frame`, :meth:`count`, :meth:`full_records`.
+    """A lazy ``GET /users`` search: :meth:`records`, :meth:`to_frame`, :meth:`count`.
 
     Paging copes with Alma's quirks: it pages until a page comes back empty (``total_record_count`` can
     overstate what is there, or be -1 for a query Alma could not handle), and it drops a user seen on an
@@ -873,10 +873,6 @@ class UserSearch:
 
     def __iter__(self) -> Iterator[dict]:
         return self.records()
-
-    def full_records(self, **kwargs: Any) -> Iterator[dict]:
-        """The full record of every hit, fetched concurrently (see :meth:`AlmaClient.fetch_users`)."""
-        return self.client.fetch_users((e["primary_id"] for e in self.records()), **kwargs)
 
     def to_frame(self):
         """The brief entries as a pandas DataFrame."""

@@ -88,7 +88,8 @@ def add_quality_commands(commands: Any) -> None:
         description="Check a users source against the SIS extract and the policy, and link duplicate records. "
         "Writes findings.csv, duplicates.csv (likely duplicates), possible_duplicates.csv (pairs to review), "
         "summary.json and summary.txt to --out (and load_errors.csv when bad records were skipped). Staff decisions "
-        "on pairs (same person / different people) are read from --decisions. A source is an Alma user .xml, a .zip of them, .jsonl, .csv or api:. Exit status: "
+        "on pairs (same person / different people) are read from --decisions. A source is an Alma user .xml, "
+        "a .zip of them, .jsonl, .csv or api:. Exit status: "
         "0 done (findings or not), 1 a source could not be read (or, with --strict, had bad records).")
     quality.add_argument("--users", required=True, metavar="SRC", help="the Alma users: file or api:")
     quality.add_argument("--sis", required=True, metavar="SRC", help="the SIS extract (file), or none")

@@ -54,6 +54,7 @@ Everything public is imported here: ``from almatools import merge`` is all a cal
 
 from __future__ import annotations
 
+from almatools.errors import MergeError
 from almatools.merge.alma import check_with_api, users_from_api, verify
 from almatools.merge.checks import Check, pair_checks
 from almatools.merge.exports import (
@@ -77,7 +78,6 @@ from almatools.merge.records import (
     JOURNAL_FILE,
     MERGE_LIST_COLUMNS,
     PROPOSALS_FILE,
-    MergeError,
     choose_survivor,
     survivor_rank,
 )

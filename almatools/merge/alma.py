@@ -20,8 +20,9 @@ from almatools.quality.frame import user_row
 
 if TYPE_CHECKING:
     from almatools.client import AlmaClient
+from almatools.errors import MergeError
 from almatools.merge.proposals import worklist_problems
-from almatools.merge.records import _LINK_FIELDS, MergeError, _key, _now, _record, _text
+from almatools.merge.records import _LINK_FIELDS, _key, _now, _record, _text
 from almatools.merge.worklist import Worklist
 
 log = logging.getLogger(__name__)

@@ -10,9 +10,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from almatools.errors import MergeError
 from almatools.files import atomic_write as _atomic_write
 from almatools.files import safe_cell, text_cells
-from almatools.merge.records import MERGE_LIST_COLUMNS, MergeError, _name, _now
+from almatools.merge.records import MERGE_LIST_COLUMNS, _name, _now
 from almatools.merge.worklist import Pair, Worklist
 
 log = logging.getLogger(__name__)

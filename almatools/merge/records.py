@@ -9,10 +9,6 @@ from typing import Any
 
 import pandas as pd
 
-from almatools.errors import (
-    AlmaToolsError,
-)
-
 PROPOSALS_FILE = "proposals.json"
 
 
@@ -37,10 +33,6 @@ _NUMBERS = ("loans", "requests", "fees")
 
 
 _LINK_FIELDS = ("source_link_id", "linking_id", "source_institution_code")
-
-
-class MergeError(AlmaToolsError):
-    """A worklist operation that cannot be done (e.g. approving a pair that fails a hard check)."""
 
 
 def _now() -> str:

@@ -16,11 +16,12 @@ import pandas as pd
 
 from almatools.errors import (
     JournalError,
+    MergeError,
 )
 from almatools.files import AppendLog
 from almatools.files import atomic_write as _atomic_write
 from almatools.merge.checks import Check, pair_checks
-from almatools.merge.records import JOURNAL_FILE, PROPOSALS_FILE, MergeError, _key, _missing, _name, _now
+from almatools.merge.records import JOURNAL_FILE, PROPOSALS_FILE, _key, _missing, _name, _now
 
 log = logging.getLogger(__name__)
 
@@ -397,12 +398,6 @@ class Worklist:
         state = self._state[pair_id]
         self._write([{"op": "swap", "pair_id": pair_id, "reviewer": reviewer, "from": state.to_id,
                       "to": state.from_id}])
-        return self.pair(pair_id)
-
-    def reopen(self, pair_id: str, *, reviewer: str) -> Pair:
-        """Take a decision back: the pair is ``proposed`` again."""
-        self._need(pair_id, reviewer)
-        self._write([{"op": "reopen", "pair_id": pair_id, "reviewer": reviewer}])
         return self.pair(pair_id)
 
     def note(self, pair_id: str, text: str, *, reviewer: str) -> Pair:

@@ -62,6 +62,7 @@ Everything public is imported here: ``from almatools import reports`` is all a c
 
 from __future__ import annotations
 
+from almatools.errors import ReportError
 from almatools.reports.charts import bar_chart, line_chart
 from almatools.reports.data import SECTIONS, ReportData, build_report, merge_proposals
 from almatools.reports.masking import Masker, finding_key
@@ -75,7 +76,6 @@ from almatools.reports.runs import (
     LATEST_FILE,
     RUN_FILE,
     SECRET_FILE,
-    ReportError,
     ReportRun,
     abandon_run,
     finish_run,

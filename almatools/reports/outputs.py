@@ -13,9 +13,10 @@ from almatools.quality.rules import FINDING_COLUMNS
 if TYPE_CHECKING:
     from almatools.merge import Worklist
     from almatools.quality.run import QualityResult
+from almatools.errors import ReportError
 from almatools.reports.data import ReportData
 from almatools.reports.page import render_html
-from almatools.reports.runs import KEYS_FILE, RUN_FILE, ReportError, _json_bytes
+from almatools.reports.runs import KEYS_FILE, RUN_FILE, _json_bytes
 from almatools.reports.workbook import write_xlsx
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from almatools.errors import AlmaToolsError, JournalError
+from almatools.errors import AlmaToolsError, JournalError, ReportError
 from almatools.files import AppendLog
 from almatools.files import atomic_write as _atomic_write
 
@@ -56,20 +56,6 @@ _STALE_TMP_SECONDS = 24 * 3600
 
 
 _LOCK_NAME = ".owner.lock"
-
-
-class ReportError(AlmaToolsError):
-    """A step of a report run failed; the message names the step and the source it worked on.
-
-    Attributes:
-        step: what the run was doing, e.g. ``loading the users source``.
-        source: the file or source it was working on (None when there is none).
-    """
-
-    def __init__(self, message: str, *, step: str = "", source: str | None = None) -> None:
-        super().__init__(message)
-        self.step = step
-        self.source = source
 
 
 @contextmanager

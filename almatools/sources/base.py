@@ -76,11 +76,6 @@ class LoadReport:
         if len(self.errors) < _KEPT_ERRORS:
             self.errors.append(err)
 
-    def errors_frame(self) -> pd.DataFrame:
-        """The kept errors as a table: file, record, line, field, reason."""
-        return pd.DataFrame([(e.file, e.record, e.line, e.field, e.reason) for e in self.errors],
-                            columns=["file", "record", "line", "field", "reason"])
-
     def summary(self) -> str:
         """One line: how many records were read and skipped, from how many files, in how long."""
         text = f"{self.source}: {self.records:,} records from {len(self.files)} file(s) in {self.seconds:.1f} s"

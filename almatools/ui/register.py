@@ -415,7 +415,8 @@ class RegistrationForm(widgets.VBox):
                                        for i in blocking))
             self.status.value = f"<span style='color:{_GREY}'>Still to fix before registering: {_esc(', '.join(names))}.</span>"
         else:
-            self.status.value = f"<span style='color:{_GREEN}'>The form is complete: check for existing accounts, then register.</span>"
+            self.status.value = (f"<span style='color:{_GREEN}'>The form is complete: check for existing accounts, "
+                                 "then register.</span>")
         if self.search is not None and self._search_key != self._key():
             self.existing.value = (f"<span style='color:{_GREY}'>The form changed since the last check; "
                                    "Register checks again first.</span>")

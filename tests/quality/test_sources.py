@@ -15,7 +15,7 @@ from lxml import etree
 
 import almatools.sources as sources
 from almatools.errors import QuotaExhaustedError, SourceError
-from almatools.models import RecordError, iter_users_xml, user_from_xml, users_to_xml_bytes
+from almatools.models import RecordError, iter_users_xml, user_from_xml
 from almatools.quality.frame import USER_COLUMNS, user_row, users_frame
 from almatools.sandbox.files import sandbox_files
 from almatools.sources import (

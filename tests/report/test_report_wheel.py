@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -18,8 +19,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.slow
 def test_the_report_command_runs_from_an_installed_wheel_outside_the_checkout(institution, tmp_path):
+    source = tmp_path / "source"  # a copy: building in the checkout would leave build/ behind in it
+    shutil.copytree(ROOT / "almatools", source / "almatools", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
     wheels = tmp_path / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", str(ROOT), "-w", str(wheels)],
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", str(source), "-w", str(wheels)],
                    check=True, capture_output=True, timeout=300)
     (wheel,) = wheels.glob("almatools-*.whl")
     env_dir = tmp_path / "venv"

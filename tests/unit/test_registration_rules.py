@@ -299,7 +299,7 @@ def test_registration_and_quality_share_one_catalogue_and_one_severity_vocabular
 
     root = Path(almatools.__file__).parent
     used = set()
-    for path in (root / "registration.py", root / "bulk.py", root / "ui" / "register.py"):
+    for path in (*(root / "registration").glob("*.py"), root / "bulk.py", root / "ui" / "register.py"):
         used |= set(re.findall(r'(?:add|Issue\.of)\(\s*"([A-Z_]+)"', path.read_text(encoding="utf-8")))
     assert used and used <= set(ENTRY_RULES), sorted(used - set(ENTRY_RULES))
     assert not re.search(r'Issue\(\s*"', "".join(p.read_text(encoding="utf-8") for p in root.rglob("*.py")))
