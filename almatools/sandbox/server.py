@@ -17,7 +17,8 @@ import time
 
 import uvicorn
 
-from almatools.sandbox.app import TOTAL_QUIRKS, Knobs, create_app
+from almatools.sandbox.app import create_app
+from almatools.sandbox.knobs import TOTAL_QUIRKS, Knobs
 from almatools.sandbox.store import Store
 
 __all__ = ["Knobs", "SandboxServer"]
