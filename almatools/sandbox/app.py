@@ -84,6 +84,8 @@ from almatools.sandbox.store import ORDER_FIELDS, SEARCH_FIELDS, IdentifierTaken
 from almatools.sandbox.userrecords import _complete, _is_empty, _patron_role, _updated, _validate
 from almatools.sandbox.validation import MAX_BODY_BYTES, BodyError, clean_user, dotted, java_chain
 
+__all__ = ["create_app"]
+
 log = logging.getLogger(__name__)
 
 def _parse_q(q: str) -> list[tuple[str, str]] | None:
