@@ -39,7 +39,8 @@ def test_only_the_client_imports_requests():
 def test_logic_modules_never_import_widgets():
     logic = [p for p in package_files()
              if p.stem in ("registration", "models", "client", "config", "errors", "catalog", "bulk", "files")
-             or {"quality", "merge", "reports", "sources", "cli"} & set(p.parts)]
+             or {"quality", "merge", "reports", "sources", "cli", "registration", "models"} & set(p.parts)]
+    logic = [p for p in logic if "ui" not in p.relative_to(PACKAGE).parts]
     assert logic, "no logic modules found"
     offenders = [p.relative_to(ROOT) for p in logic if "ipywidgets" in imported_modules(p)]
     assert offenders == []
