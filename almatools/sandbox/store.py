@@ -79,14 +79,18 @@ class Store:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._db = sqlite3.connect(str(self.path or ":memory:"), check_same_thread=False, isolation_level=None)
-        # 16 KiB pages (for a new file) pack records of ~2 KB tighter; a 256 MiB cache holds the indexes
-        # of a million users.
-        for pragma in ("page_size = 16384", "journal_mode = WAL", "synchronous = NORMAL", "temp_store = MEMORY",
-                       "cache_size = -262144"):
-            self._db.execute(f"PRAGMA {pragma}")
-        self._db.executescript(_SCHEMA)
-        for name, definition in _INDEXES.items():
-            self._db.execute(f"CREATE INDEX IF NOT EXISTS {name} {definition}")
+        try:
+            # 16 KiB pages (for a new file) pack records of ~2 KB tighter; a 256 MiB cache holds the indexes
+            # of a million users.
+            for pragma in ("page_size = 16384", "journal_mode = WAL", "synchronous = NORMAL", "temp_store = MEMORY",
+                           "cache_size = -262144"):
+                self._db.execute(f"PRAGMA {pragma}")
+            self._db.executescript(_SCHEMA)
+            for name, definition in _INDEXES.items():
+                self._db.execute(f"CREATE INDEX IF NOT EXISTS {name} {definition}")
+        except BaseException:  # a file that is not a database: no connection left open behind the error
+            self._db.close()
+            raise
 
     def __repr__(self) -> str:
         return f"Store({str(self.path or ':memory:')!r})"
