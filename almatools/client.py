@@ -55,8 +55,6 @@ __all__ = ["AlmaClient", "UserSearch", "PlannedWrite", "Throttle", "build_q", "S
 log = logging.getLogger(__name__)
 
 _SECRET_FIELDS = ("password", "pin_number")
-
-
 _IDEMPOTENT = frozenset({"GET", "PUT", "DELETE", "HEAD"})
 
 

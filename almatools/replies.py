@@ -13,14 +13,8 @@ from lxml import etree
 __all__ = ["alma_error_fields"]
 
 _JAVA_CHAIN = re.compile(r'\["([^"]+)"\]|ArrayList\[(\d+)\]')
-
-
 _HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
-
-
 _HTML_HEADING = re.compile(r"<h1[^>]*>(.*?)</h1>", re.IGNORECASE | re.DOTALL)
-
-
 _TAGS = re.compile(r"<[^>]+>")
 
 

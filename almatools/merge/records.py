@@ -10,28 +10,16 @@ from typing import Any
 import pandas as pd
 
 PROPOSALS_FILE = "proposals.json"
-
-
 JOURNAL_FILE = "decisions.jsonl"
-
-
 PATRON_ROLE = "200"
-
-
 MERGE_LIST_COLUMNS = ("pair_id", "cluster_id", "from_primary_id", "from_name", "to_primary_id", "to_name", "reason",
                       "checks", "note", "reviewer", "decided_at")
-
-
 # The fields shown side by side in review and kept for each record of the worklist.
 DISPLAY_FIELDS = ("primary_id", "first_name", "middle_name", "last_name", "birth_date", "user_group", "account_type",
                   "external_id", "record_type", "status", "expiry_date", "purge_date", "email", "emails", "phone",
                   "identifiers", "line1", "city", "postal_code", "patron_type", "statistics", "roles", "loans",
                   "requests", "fees", "last_patron_activity_date")
-
-
 _NUMBERS = ("loans", "requests", "fees")
-
-
 _LINK_FIELDS = ("source_link_id", "linking_id", "source_institution_code")
 
 
@@ -59,6 +47,8 @@ def _num(value: Any) -> float:
         return 0.0
     return 0.0 if math.isnan(number) else number
 
+
+# -- records -----------------------------------------------------------------------------------------
 
 def _record(row: Mapping[str, Any], *, source: str, in_extract: bool | None, roles_known: bool) -> dict[str, Any]:
     """A worklist record from a patron-table row (or a duplicates.csv row, with fewer fields)."""

@@ -11,8 +11,6 @@ from datetime import date
 from typing import Any
 
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
-
-
 _XSI_NIL = f"{{{XSI_NS}}}nil"
 
 
@@ -51,9 +49,10 @@ class RecordError(ValueError):
                            field=self.field, line=self.line if self.line is not None else line)
 
 
+# ---------------------------------------------------------------------------------------------
+# Dates
+
 _DATE_RE = re.compile(r"(\d{4}-\d{2}-\d{2})(Z|[+-]\d{2}:\d{2})?")
-
-
 _DATETIME_RE = re.compile(r"(\d{4}-\d{2}-\d{2})(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:\d{2})?")
 
 
@@ -94,6 +93,10 @@ def _check_datetime(value: str) -> None:
     date.fromisoformat(m.group(1))
 
 
+# ---------------------------------------------------------------------------------------------
+# The schema: which field is what, per context (the same tag means different things in different
+# places: `status` is a code on the user and a role but a plain string on an identifier).
+
 _TEXT, _CODE, _BOOL, _NUM, _DATE, _DATETIME = "text", "code", "bool", "num", "date", "datetime"
 
 
@@ -117,61 +120,33 @@ class _Ctx:
 
 
 _SEGMENT = {"segment_type": _TEXT}
-
-
 _PARAMETER = _Ctx({"type": _CODE, "scope": _CODE, "value": _CODE})
-
-
 _ADDRESS = _Ctx({"line1": _TEXT, "line2": _TEXT, "line3": _TEXT, "line4": _TEXT, "line5": _TEXT,
                  "city": _TEXT, "state_province": _TEXT, "postal_code": _TEXT, "country": _CODE,
                  "address_note": _TEXT, "start_date": _DATE, "end_date": _DATE,
                  "address_type": _List("address_types", "address_type", _CODE)},
                 {"preferred": _BOOL, **_SEGMENT})
-
-
 _EMAIL = _Ctx({"email_address": _TEXT, "description": _TEXT,
                "email_type": _List("email_types", "email_type", _CODE)},
               {"preferred": _BOOL, **_SEGMENT})
-
-
 _PHONE = _Ctx({"phone_number": _TEXT, "phone_type": _List("phone_types", "phone_type", _CODE)},
               {"preferred": _BOOL, "preferred_sms": _BOOL, **_SEGMENT})
-
-
 _CONTACT = _Ctx({"address": _List("addresses", "address", _ADDRESS),
                  "email": _List("emails", "email", _EMAIL),
                  "phone": _List("phones", "phone", _PHONE)})
-
-
 _IDENTIFIER = _Ctx({"value": _TEXT, "id_type": _CODE, "note": _TEXT, "status": _TEXT}, _SEGMENT)
-
-
 _ROLE = _Ctx({"status": _CODE, "scope": _CODE, "role_type": _CODE, "expiry_date": _DATE,
               "parameter": _List("parameters", "parameter", _PARAMETER)})
-
-
 _BLOCK = _Ctx({"block_type": _CODE, "block_description": _CODE, "block_status": _TEXT,
                "block_note": _TEXT, "created_by": _TEXT, "created_date": _DATETIME,
                "expiry_date": _DATETIME, "item_loan_id": _TEXT}, _SEGMENT)
-
-
 _NOTE = _Ctx({"note_type": _CODE, "note_text": _TEXT, "user_viewable": _BOOL, "popup_note": _BOOL,
               "created_by": _TEXT, "created_date": _DATETIME}, _SEGMENT)
-
-
 _STATISTIC = _Ctx({"statistic_category": _CODE, "category_type": _CODE, "statistic_note": _TEXT},
                   _SEGMENT)
-
-
 _PROXY = _Ctx({"primary_id": _TEXT, "full_name": _TEXT})
-
-
 _RS_LIBRARY = _Ctx({"code": _CODE})
-
-
 _NOTICE = _Ctx({"code": _CODE, "value": _BOOL})
-
-
 _USER = _Ctx(
     {"record_type": _CODE, "user_title": _CODE, "job_category": _CODE, "gender": _CODE,
      "user_group": _CODE, "campus_code": _CODE, "cataloger_level": _CODE,
@@ -188,6 +163,4 @@ _USER = _Ctx(
      "rs_library": _List("rs_libraries", "rs_library", _RS_LIBRARY),
      "library_notice": _List("library_notices", "library_notice", _NOTICE)},
     {"link": _TEXT}, null_attrs=frozenset({"link"}))
-
-
 _GENERIC = _Ctx({})

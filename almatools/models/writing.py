@@ -13,22 +13,12 @@ from almatools.models.reading import _safe_parser
 from almatools.models.schema import _CODE, _GENERIC, _NUM, _USER, XSI_NS, RecordError, _Ctx, _List
 
 _SPECIAL = re.compile('[&<>"\r\n\t\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]')
-
-
 _ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-
-
 # Newlines in text are written as character references so that every <user> is one line.
 _TEXT_ESC = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;", "\n": "&#10;"})
-
-
 _ATTR_ESC = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\r": "&#13;",
                            "\n": "&#10;", "\t": "&#9;"})
-
-
 _NIL = ' xsi:nil="true"'
-
-
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 
 

@@ -70,8 +70,6 @@ class Candidate:
 
 
 ACTIONS = ("create", "create_merge", "renew", "update", "add_role", "block")
-
-
 _OFFERS = {"renew": ("renew", "update"), "update": ("update",)}
 
 

@@ -15,7 +15,6 @@ from almatools.policy import Affiliation, GroupPolicy, Policy
 # The one severity vocabulary (almatools.catalog.Severity), as the plain strings an Issue holds.
 ERROR, WARNING, INFO = Severity.ERROR.value, Severity.WARNING.value, Severity.INFO.value
 
-
 # Alma's password rule (error 500038): at least 8 characters, not the user's identifier, not a common password.
 COMMON_PASSWORDS = frozenset({
     "password", "password1", "password123", "12345678", "123456789", "1234567890", "qwerty123", "qwertyuiop",
@@ -23,8 +22,6 @@ COMMON_PASSWORDS = frozenset({
     "admin123", "abc12345", "11111111", "00000000", "passw0rd", "library1", "library123", "changeme",
     "trustno1", "starwars", "whatever", "superman", "dragon12", "monkey12",
 })
-
-
 # One @, no spaces, a dot in the domain, no empty labels: what Alma's notices need to be deliverable.
 _LABELS = {
     "first_name": "First name", "last_name": "Last name", "primary_id": "Primary identifier",
@@ -33,17 +30,12 @@ _LABELS = {
     "phone_number": "Phone number", "patron_type": "Patron type (statistical category)",
     "password": "Password", "affiliation": "Affiliation", "managed": "Patron has institutional record",
 }
-
-
 IDENTIFIER_PREFIX = "identifier_"  # CSV column / form field of an identifier type: identifier_UNIV_ID
-
 
 # Fields Alma returns but never accepts (rest_user.xsd tags them G only; see the reference, section 4).
 # Sending them back is at best ignored; the kit never does, on POST or on PUT.
 OUTPUT_ONLY_FIELDS = ("full_name", "status_date", "last_patron_activity_date", "requests", "loans", "fees",
                       "proxy_for_user", "source_link_id", "source_institution_code", "linking_id", "link")
-
-
 _OUTPUT_ONLY_IN_LISTS = {"user_statistic": ("category_type",)}
 
 

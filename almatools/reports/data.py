@@ -30,23 +30,12 @@ SECTIONS = (
     ("resolved", "Resolved since the last run"),
     ("about", "How to read this report"),
 )
-
-
 """The report's sections, in order: (HTML id, heading)."""
 
-
 SEVERITIES = tuple(s.value for s in Severity)
-
-
 SEVERITY_COLOURS = {"error": "#c62828", "warning": "#e07b00", "info": "#1565c0"}
-
-
 _SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
-
-
 _RULE_RANK = {r: i for i, r in enumerate(RULES)}
-
-
 _XLSX_MAX_ROWS = 1_000_000  # Excel holds 1,048,576 rows a sheet
 
 
@@ -65,6 +54,8 @@ def merge_proposals(result: QualityResult, sis: pd.DataFrame | None = None, *,
     sis_ids = None if sis is None else sis["primary_id"].astype("string").fillna("").tolist()
     return propose(result.clusters, result.users, sis_ids, requests=requests, pairs=result.pairs)
 
+
+# -- the report's data -------------------------------------------------------------------------------
 
 @dataclass
 class ReportData:

@@ -13,14 +13,8 @@ import pandas as pd
 from almatools.reports.runs import _text
 
 _TOKEN_PREFIX = {"id": "ID", "name": "NAME", "email": "EMAIL", "phone": "PHONE", "cluster": "C"}
-
-
 _WORD = re.compile(r"[\w@.+,'’-]+")
-
-
 _EDGE = ".,'’-"
-
-
 _ID_LIKE = re.compile(r"(?=(?:[^\d]*\d){4})[A-Za-z0-9_]{6,}")  # a long code with 4+ digits: AL146187, rjf3728
 
 
@@ -221,6 +215,8 @@ class Masker:
                     out[column] = [func(v) for v in out[column].tolist()]
         return out
 
+
+# -- finding keys ------------------------------------------------------------------------------------
 
 def finding_key(secret: bytes, rule_id: str, primary_id: str, other_primary_id: str, field_name: str) -> str:
     """The keyed hash that identifies a finding across runs (a duplicate pair in either order)."""

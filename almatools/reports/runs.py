@@ -29,32 +29,14 @@ from almatools.files import atomic_write as _atomic_write
 log = logging.getLogger(__name__)
 
 HISTORY_FILE = "history.jsonl"
-
-
 LAST_FINDINGS_FILE = "last_findings.json"
-
-
 SECRET_FILE = ".report-secret"
-
-
 LATEST_FILE = "latest.txt"
-
-
 LATEST_LINK = "latest"
-
-
 RUN_FILE = "run.json"  # written last into a run's folder: the run is complete
-
-
 KEYS_FILE = "finding_keys.json"
-
-
 _TMP_PREFIX = ".tmp-"
-
-
 _STALE_TMP_SECONDS = 24 * 3600
-
-
 _LOCK_NAME = ".owner.lock"
 
 
@@ -77,6 +59,8 @@ def step(name: str, source: Any = None) -> Iterator[None]:
                           else str(source)) from err
 
 
+# -- small file helpers ------------------------------------------------------------------------------
+
 def _json_bytes(data: Any, indent: int | None = 1) -> bytes:
     return (json.dumps(data, ensure_ascii=False, indent=indent) + "\n").encode("utf-8")
 
@@ -90,6 +74,8 @@ def _text(value: Any) -> str:
 def _now() -> datetime:
     return datetime.now().astimezone()
 
+
+# -- the output root: secret, history, runs ---------------------------------------------------------
 
 def _root(root: str | os.PathLike[str] | None) -> Path:
     if root is None or str(root) == "":

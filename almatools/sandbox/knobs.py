@@ -11,33 +11,19 @@ from lxml import etree
 from almatools.models import user_to_xml_bytes
 
 TOTAL_QUIRKS = ("exact", "overstate", "minus_one")
-
-
 UNLIMITED_DAILY = 1_000_000
-
-
 """What ``X-Exl-Api-Remaining`` counts down from when no daily limit is set."""
-
 
 # Alma's own wording, from the Users API documentation and real error bodies (the daily threshold's
 # text was not found in public sources; that one is ours).
 MSG_UNAUTHORIZED = "API-key not defined or not configured to allow this API."
-
-
 MSG_PER_SECOND = "HTTP requests are more than allowed per second"
-
-
 MSG_DAILY = "Daily API request threshold has been reached"
-
-
 MSG_NO_VALID_XML = "No valid XML was given."
-
-
 MSG_PASSWORD = (
     "New password must be at least 8 characters long and must not include the user-name or any "
     "commonly used password."
 )
-
 
 COMMON_PASSWORDS = frozenset({
     "password", "password1", "password123", "12345678", "123456789", "1234567890", "11111111", "00000000",
@@ -45,30 +31,18 @@ COMMON_PASSWORDS = frozenset({
     "football", "baseball", "princess", "trustno1", "admin123", "changeme", "passw0rd", "library1",
 })
 
-
 # Fields that PUT leaves alone on an EXTERNAL user when they arrive empty, unless named in override=.
 _PROTECTED = (
     "user_group", "job_category", "preferred_language", "campus_code", "rs_library", "user_title",
     "library_notice", "pref_first_name", "pref_middle_name", "pref_last_name", "cataloger_level",
 )
-
-
 _OVERRIDE_NAMES = {"rs_libraries": "rs_library", "library_notices": "library_notice"}  # docs name -> JSON key
-
-
 _SEGMENT_LISTS = ("user_identifier", "user_note", "user_block", "user_statistic")
-
-
 _CONTACT_LISTS = ("address", "email", "phone")
-
-
 _GET_ONLY = ("last_patron_activity_date", "proxy_for_user", "linking_id", "source_link_id", "source_institution_code")
-
-
 _BRIEF_DROP = ("user_role", "user_block", "user_note", "proxy_for_user", "rs_library", "library_notice")
-
-
 _DATE = re.compile(r"^(\d{4}-\d{2}-\d{2})(Z|[+-]\d{2}:\d{2}|T.*)?$")
+
 
 
 @dataclass

@@ -22,30 +22,16 @@ SEARCH_FIELDS: tuple[str, ...] = (
     "identifiers", "birth_date", "user_group", "campus_code", "block_type", "id_type", "note_text",
     "note_type", "statistic_category",
 )
-
-
 """The fields ``q`` can name (Alma's list, less ``fines_fees_sum``), one FTS5 column each."""
-
-
 _OTHER_COLUMN = "other_info"
-
-
 """One more FTS5 column, not nameable in ``q``: the rest of the core fields (status, record and account
 type, gender, title, job description, preferred names, external id), which ``general_info`` and ``ALL``
 cover as "all fields"."""
-
-
 GENERAL_INFO_FIELDS: tuple[str, ...] = (
     *(name for name in SEARCH_FIELDS if name not in ("email", "birth_date", "identifiers")), _OTHER_COLUMN
 )
-
-
 """What ``q=general_info~…`` searches: every field except emails, birth date and identifiers."""
-
-
 _COLUMNS = (*SEARCH_FIELDS, _OTHER_COLUMN)
-
-
 ORDER_FIELDS: dict[str, tuple[str, str]] = {
     # (ORDER BY terms, the index that yields that order). A secondary key on primary_id keeps paging
     # stable; Alma adds it too, except with q.
@@ -53,42 +39,22 @@ ORDER_FIELDS: dict[str, tuple[str, str]] = {
     "first_name": ("first_name COLLATE NOCASE, pid_key", "users_by_first"),
     "primary_id": ("pid_key", "sqlite_autoindex_users_1"),
 }
-
-
 _SORT_LIMIT = 1000
-
-
 """Above this many matches, a page walks the order's index and probes the match set instead of sorting
 every match: a page deep into 250,000 matches among a million users then takes ~0.3 s, not ~7 s. Below
 it, sorting the few matches is cheaper than a walk."""
-
-
 PRIMARY_ID_TYPE = "PRIMARYIDENTIFIER"
-
-
 """The ``user_id_type`` that means "the primary id only"; also the type named when a primary id is taken."""
 
-
 _COUNTS = ("loans", "requests", "fees")
-
-
 _BATCH = 5000
-
-
 # Synthetic patrons only: API writes hash with a modest work factor; a bulk load (which may carry a
 # password for each of a million users) uses one round, still salted, so loading stays fast.
 _PBKDF2_ROUNDS = 10_000
-
-
 _BULK_ROUNDS = 1
-
-
 # Records are trees (they come from JSON), so the encoder may skip its cycle check: ~20% faster.
 _to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
-
-
 _DATE_WORD = re.compile(r"^(\d{4}-\d{2}-\d{2})Z$", re.IGNORECASE)
-
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS users (
@@ -114,15 +80,11 @@ CREATE VIRTUAL TABLE IF NOT EXISTS search USING fts5(
 );
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
 """
-
-
 _INDEXES = {
     "users_by_last": "ON users (last_name COLLATE NOCASE, first_name COLLATE NOCASE, pid_key)",
     "users_by_first": "ON users (first_name COLLATE NOCASE, pid_key)",
     "ids_by_key": "ON ids (key)",
 }
-
-
 """The secondary indexes, which bulk_load builds once at the end of a first load."""
 
 

@@ -20,17 +20,9 @@ from almatools.quality.frame import (
 from almatools.sources.base import MAX_RECORD_BYTES, _error_tuple
 
 _XSI_NIL = "{http://www.w3.org/2001/XMLSchema-instance}nil"
-
-
 _DATE_RE = re.compile(r"(\d{4}-\d{2}-\d{2})(?:Z|[+-]\d{2}:\d{2})?")
-
-
 _NOT_DIGIT = re.compile(r"[^0-9]")
-
-
 _DATES: dict[str, str] = {}
-
-
 _AS_ATTRIBUTE = frozenset({"preferred", "preferred_sms", "segment_type"})
 
 
@@ -211,6 +203,9 @@ def element_row(user: etree._Element, patron_type_category_type: str = "PATRON_T
         return tuple(row[c] for c in USER_COLUMNS)
 
 
+# ---------------------------------------------------------------------------------------------
+# Streaming XML with bounded memory
+
 _XML_CHUNK = 1 << 16
 
 
@@ -279,6 +274,10 @@ def _user_elements(src: IO[bytes]) -> Iterator[tuple[int, Any]]:
             what = "record" if current.tag == "user" else f"<{current.tag}> element"
             raise NotAUserFile(f"holds a {what} (from line {current.sourceline}) larger than "
                                f"{MAX_RECORD_BYTES >> 20} MiB, the limit for one user record")
+
+
+# ---------------------------------------------------------------------------------------------
+# Readers: each returns (rows, error tuples, records seen); a file that cannot be read raises SourceError
 
 
 def _xml_rows(src: IO[bytes], name: str, ptype: str, tick: Callable[[int], None] | None = None

@@ -137,12 +137,8 @@ ANALYTICS_HEADINGS = {
     "Expiry Date": "expiry_date", "Purge Date": "purge_date", "Birth Date": "birth_date",
     "Preferred Email": "email", "Preferred Phone": "phone", "Preferred First Name": "pref_first_name",
 }
-
-
 """Analytics column headings (Users subject area) the ``analytics:PATH`` source reads; only
 ``Primary Identifier`` is required, other columns are ignored."""
-
-
 _CODED = ("user_group", "account_type", "status", "record_type")
 
 

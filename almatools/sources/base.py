@@ -14,34 +14,18 @@ from almatools.quality.frame import (
 )
 
 OnError = Callable[[RecordError], None] | Literal["raise", "skip"] | None
-
-
 CSV_COLUMNS = tuple(c for c in USER_COLUMNS if c not in ("bad_dates", "identifier_values"))
-
-
 """Columns a users CSV may have (the patron table's; ``primary_id`` is the only one required). Missing
 ones are derived or left empty: ``email`` is the first of ``emails``, ``email_count`` and
 ``preferred_emails`` are counted from them, ``staff_role`` comes from ``roles``."""
-
-
 _KEPT_ERRORS = 100  # errors kept in a report (all are counted, and all go to on_error)
 
 
 MAX_RECORD_BYTES = 16 << 20
-
-
 """The most one record may take: one ``<user>`` element of XML, one line of JSON lines, one line of CSV."""
-
-
 MAX_FIELD_CHARS = 100_000
-
-
 """The most characters one field (a CSV cell, a JSON text value) may hold; a longer one makes its record bad."""
-
-
 MAX_ZIP_MEMBERS = 100_000
-
-
 """The most ``.xml`` files a zip may hold."""
 
 

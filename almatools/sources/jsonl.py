@@ -16,12 +16,8 @@ from almatools.sources.base import MAX_FIELD_CHARS, MAX_RECORD_BYTES, _error_tup
 
 _TEXT_FIELDS = ("primary_id", "first_name", "middle_name", "last_name", "full_name", "external_id",
                 "job_description", "birth_date", "expiry_date", "purge_date", "pin_number")
-
-
 _CODE_FIELDS = ("user_group", "account_type", "status", "record_type", "preferred_language", "gender",
                 "campus_code", "cataloger_level", "job_category", "user_title")
-
-
 _LISTS = {"email": ("email_address",), "phone": ("phone_number",),
           "address": ("line1", "line2", "line3", "city", "postal_code", "state_province")}
 

@@ -49,26 +49,14 @@ FIELD_LABELS = {
     "phone_number": "Phone number", "password": "Password", "password_confirm": "Verify password",
     "force_password_change": "Force password change on next login", "note": "Note (staff only)",
 }
-
-
 _EMAIL_TYPES = [("Personal", "personal"), ("School", "school"), ("Work", "work"), ("Alternative", "alternative")]
-
-
 _IDENTIFYING = ("affiliation", "user_group", "managed", "first_name", "last_name", "primary_id", "birth_date",
                 "email_address")
-
-
 _RED, _AMBER, _GREY, _GREEN, _BLUE = "#c62828", "#8a5a00", "#555", "#1b5e20", "#0b5394"
-
-
 _COLOURS = {"created": _GREEN, "converted": _GREEN, "ready": _GREEN, "checked": _GREEN, "done": _GREEN,
             "renewed": _GREEN, "updated": _GREEN, "unchanged": _BLUE,
             "planned": _BLUE, "blocked": _AMBER, "stopped": _AMBER, "failed": _RED}
-
-
 _LABEL_WIDTH = "230px"
-
-
 # Marks a field in error the way Alma's own form does: a red frame and a pale red background.
 _CSS = (f"<style>.almatools-invalid input, .almatools-invalid textarea, .almatools-invalid select "
         f"{{border: 2px solid {_RED} !important; background-color: #fff5f5 !important;}}</style>")
