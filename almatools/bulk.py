@@ -32,7 +32,6 @@ import csv
 import hashlib
 import json
 import logging
-import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -44,12 +43,13 @@ from typing import Any
 from almatools.errors import (
     AlmaConnectionError,
     AlmaError,
+    JournalError,
     QuotaExhaustedError,
     RateLimitError,
     ServerError,
     SourceError,
 )
-from almatools.files import csv_records, safe_cell
+from almatools.files import AppendLog, csv_records, safe_cell
 from almatools.policy import Policy
 from almatools.registration import (
     IDENTIFIER_PREFIX,
@@ -103,29 +103,27 @@ def _key(primary_id: str) -> str:
 
 
 class _Journal:
-    """Append-only JSON lines, flushed and fsynced per entry, readable after any crash.
+    """The run's journal (:class:`almatools.files.AppendLog`: fsynced per entry, the kit's torn-tail policy).
 
     Entries are keyed by primary identifier (not by row number), so a CSV whose rows were reordered or
-    inserted between runs still resumes correctly.
+    inserted between runs still resumes correctly. A row whose last entry was torn off by a crash is
+    looked up again.
+
+    Raises:
+        JournalError: a line before the end is damaged (the file and line are named).
     """
 
     def __init__(self, path: Path) -> None:
+        self.log = AppendLog(path, sort_keys=False)
         self.path = path
         self.state: dict[str, dict[str, Any]] = {}
-        cut_short = False
-        if path.exists():
-            text = path.read_text(encoding="utf-8")
-            cut_short = bool(text) and not text.endswith("\n")
-            for line in text.splitlines():
-                try:
-                    entry = json.loads(line)
-                    self.state[_key(str(entry["primary_id"]))] = entry
-                except (ValueError, KeyError, TypeError):
-                    continue  # a line cut short by a crash: the row is looked up again
+        for number, entry in self.log.numbered():
+            if not isinstance(entry.get("primary_id"), str) or not entry["primary_id"]:
+                raise JournalError(f"{path}: line {number} names no primary_id; fix or remove that line (or "
+                                   "delete the journal to start the file afresh).", path=path, line=number)
+            self.state[_key(entry["primary_id"])] = entry
+        self.log.repair()
         self._lock = threading.Lock()
-        self._handle = path.open("a", encoding="utf-8")
-        if cut_short:  # end the broken line, or the next entry would be glued to it and lost too
-            self._handle.write("\n")
 
     def get(self, primary_id: str) -> dict[str, Any] | None:
         return self.state.get(_key(primary_id))
@@ -134,13 +132,11 @@ class _Journal:
         entry = {"row": row, "primary_id": primary_id, "fingerprint": fingerprint, "status": status,
                  "message": message, "at": datetime.now().astimezone().isoformat(timespec="seconds")}
         with self._lock:
-            self._handle.write(json.dumps(entry) + "\n")
-            self._handle.flush()
-            os.fsync(self._handle.fileno())
+            self.log.append(entry)
             self.state[_key(primary_id)] = entry
 
     def close(self) -> None:
-        self._handle.close()
+        """Nothing stays open between entries; kept so a run's ``finally`` reads the same."""
 
 
 def _fingerprint(row: dict[str, str]) -> str:
@@ -249,7 +245,7 @@ def register_csv(client, csv_path: str | Path, policy: Policy, *, out_dir: str |
                 pid = checked.form.primary_id
                 found = list(checked.issues)
                 if pid and _key(pid) in first_row:
-                    found.append(Issue("DUPLICATE_IN_FILE", "error", "primary_id",
+                    found.append(Issue.of("DUPLICATE_IN_FILE", "primary_id",
                                        f"Row {first_row[_key(pid)]} has the same primary identifier: one person gets "
                                        "one account. Remove or correct one of the two rows."))
                 elif pid:

@@ -20,22 +20,17 @@ logs, exception messages or proxies' access logs. ``repr`` hides it.
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import random
-import re
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
 import requests
 import urllib3
-from lxml import etree
 
 from almatools import __version__
 from almatools.config import DEFAULT_PER_SECOND, Settings, check_base_url, is_loopback_url, region_of, region_url
@@ -51,76 +46,16 @@ from almatools.errors import (
     ServerError,
     error_for,
 )
+from almatools.pacing import Throttle, _ordered_map
+from almatools.replies import alma_error_fields
+from almatools.search import SEARCH_FIELDS, UserSearch, build_q
 
 __all__ = ["AlmaClient", "UserSearch", "PlannedWrite", "Throttle", "build_q", "SEARCH_FIELDS"]
 
 log = logging.getLogger(__name__)
 
-# Fields Alma's `q` parameter accepts on GET /users (Users OpenAPI spec).
-SEARCH_FIELDS = frozenset({
-    "primary_id", "first_name", "last_name", "middle_name", "email", "phone_number", "job_category",
-    "identifiers", "birth_date", "user_group", "campus_code", "block_type", "id_type", "note_text",
-    "note_type", "statistic_category", "fines_fees_sum", "general_info", "ALL",
-})
 _SECRET_FIELDS = ("password", "pin_number")
 _IDEMPOTENT = frozenset({"GET", "PUT", "DELETE", "HEAD"})
-
-
-def build_q(*clauses: tuple[str, str], **fields: str) -> str:
-    """Build Alma's ``q`` search expression: ``field~words`` clauses joined by `` AND ``.
-
-    Values are made safe for Alma's parser: whitespace runs become ``_`` (encoded spaces have caused
-    HTTP 400 in Alma), and ``~`` and the word ``AND`` inside a value cannot start a new clause.
-
-    Args:
-        *clauses: ``(field, value)`` pairs, in order.
-        **fields: more clauses as keywords, e.g. ``last_name="Smith"``.
-
-    Returns:
-        e.g. ``"last_name~Smith AND first_name~Mary_Ann"``.
-
-    Raises:
-        ConfigError: an unknown field, an empty value, or ``ALL`` combined with another clause.
-    """
-    pairs = [*clauses, *fields.items()]
-    if not pairs:
-        raise ConfigError("A search needs at least one field and value.")
-    parts = []
-    for name, value in pairs:
-        if name not in SEARCH_FIELDS:
-            raise ConfigError(f"Alma cannot search the field {name!r}; use one of {', '.join(sorted(SEARCH_FIELDS))}.")
-        words = [w for w in str(value).replace("~", " ").split() if w.upper() != "AND"]
-        if not words:
-            raise ConfigError(f"The search value for {name} is empty.")
-        parts.append(f"{name}~{'_'.join(words)}")
-    if len(parts) > 1 and any(p.startswith("ALL~") for p in parts):
-        raise ConfigError("Alma's ALL search cannot be combined with other fields; search general_info instead.")
-    return " AND ".join(parts)
-
-
-class Throttle:
-    """A thread-safe pacer: at most ``rate`` calls per second, evenly spaced (a token bucket of depth 1).
-
-    Even spacing keeps every one-second window at or under the limit, so Alma's per-second counter
-    is rarely hit even with many threads sending at once.
-    """
-
-    def __init__(self, rate: float) -> None:
-        if not rate > 0:
-            raise ConfigError(f"The per-second limit must be positive, not {rate!r}.")
-        self.rate = float(rate)
-        self._interval = 1.0 / self.rate
-        self._next = 0.0
-        self._lock = threading.Lock()
-
-    def acquire(self) -> None:
-        """Block until the caller may send one call."""
-        with self._lock:
-            now = time.monotonic()
-            slot = max(now, self._next)
-            self._next = slot + self._interval
-        if slot > now:
-            time.sleep(slot - now)
 
 
 @dataclass(frozen=True)
@@ -156,110 +91,6 @@ def _never_sent(exc: requests.RequestException) -> bool:
     return False
 
 
-_JAVA_CHAIN = re.compile(r'\["([^"]+)"\]|ArrayList\[(\d+)\]')
-_HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
-_HTML_HEADING = re.compile(r"<h1[^>]*>(.*?)</h1>", re.IGNORECASE | re.DOTALL)
-_TAGS = re.compile(r"<[^>]+>")
-
-
-def _first_error(body: Any) -> dict | None:
-    """The first ``error`` of Alma's JSON error body, plain or wrapped.
-
-    Alma sends two JSON shapes: ``{"errorsExist": true, "errorList": {"error": [{…}]}, "result": null}``
-    and, from its JSON reader and some gateways, the same inside ``{"web_service_result": {…}}`` with
-    ``error`` an object rather than a list.
-    """
-    if not isinstance(body, dict):
-        return None
-    if isinstance(body.get("web_service_result"), dict):
-        body = body["web_service_result"]
-    errors = (body.get("errorList") or {}).get("error") if isinstance(body.get("errorList"), dict) else None
-    if isinstance(errors, dict):
-        errors = [errors]
-    if isinstance(errors, list):
-        return next((e for e in errors if isinstance(e, dict)), None)
-    return None
-
-
-def _xml_error(data: bytes) -> dict | None:
-    """``errorCode``, ``errorMessage`` and ``trackingId`` of a ``web_service_result`` XML body (any namespace)."""
-    try:
-        # a parser per call: lxml parsers must not be shared between the fetch threads
-        parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
-        root = etree.fromstring(data, parser)
-    except (etree.XMLSyntaxError, ValueError):
-        return None
-    for element in root.iter():
-        if isinstance(element.tag, str) and etree.QName(element).localname == "error":
-            return {etree.QName(child).localname: (child.text or "") for child in element
-                    if isinstance(child.tag, str)}
-    return None
-
-
-def _readable(code: str | None, message: str) -> str:
-    """Alma's message made readable: a Java reader's reference chain becomes the field path it names."""
-    message = " ".join(message.split())
-    if "reference chain" in message:
-        path = ""
-        for name, index in _JAVA_CHAIN.findall(message.split("reference chain", 1)[1]):
-            path += f"[{index}]" if index else (f".{name}" if path else name)
-        cause = message.split("(through reference chain", 1)[0].strip(" ()") or "an unreadable value"
-        if path:
-            return f"Alma could not read the value of {path} in the record sent ({cause})"
-    if not message:
-        return f"Alma answered {code} without a message" if code else "Alma answered without a message"
-    return message
-
-
-def _gateway_page(status: int, reason: str | None, text: str) -> str:
-    """A one-line description of an HTML error page (from a proxy or load balancer, not from Alma's API)."""
-    found = _HTML_TITLE.search(text) or _HTML_HEADING.search(text)
-    title = " ".join(_TAGS.sub(" ", found.group(1)).split())[:120] if found else ""
-    what = title or f"{status} {reason or ''}".strip()
-    return f"Alma's gateway answered with an error page ({what}) instead of an API reply"
-
-
-def alma_error_fields(status: int, content_type: str, data: bytes, reason: str | None = None
-                      ) -> tuple[str | None, str, str | None]:
-    """(errorCode, message, trackingId) of an error reply, whatever its shape.
-
-    Handles Alma's JSON error body, the wrapped ``web_service_result`` JSON (``error`` an object), the
-    ``web_service_result`` XML (with or without namespace), a gateway's HTML page (502/503 from a proxy;
-    its markup never becomes the message) and plain text.
-
-    Args:
-        status: the HTTP status.
-        content_type: the reply's ``Content-Type``.
-        data: the reply body.
-        reason: the HTTP reason phrase.
-    """
-    text = data.decode("utf-8", "replace").strip()
-    head = text[:200].lstrip().lower()
-    error = None
-    if text.startswith(("{", "[")):
-        try:
-            error = _first_error(json.loads(text))
-        except ValueError:
-            error = None
-        else:
-            if error is None:  # JSON, but not an Alma error body: never pass raw JSON on as the message
-                return None, f"HTTP {status} {reason or ''}".strip() + " with a JSON reply that holds no Alma error", None
-    elif head.startswith("<!doctype html") or head.startswith("<html") or "html" in content_type.lower():
-        return None, _gateway_page(status, reason, text), None
-    elif text.startswith("<"):
-        error = _xml_error(data)
-    if error is not None:
-        code = error.get("errorCode")
-        code = str(code).strip() if code not in (None, "") else None
-        tracking = error.get("trackingId")
-        tracking = str(tracking).strip() if tracking and str(tracking).strip().lower() != "unknown" else None
-        return code, _readable(code, str(error.get("errorMessage") or "")), tracking
-    if not text:
-        return None, f"HTTP {status} {reason or ''} with no body".strip(), None
-    first_line = " ".join(text.split())[:200]
-    return None, first_line, None
-
-
 def _matches_sent(stored: Mapping[str, Any], sent: Mapping[str, Any]) -> bool:
     """Whether a stored record is the one a POST sent: same primary id, names, user group and account type
     (ignoring case and spacing; fields the POST left out are not compared), and every identifier sent."""
@@ -275,56 +106,6 @@ def _matches_sent(stored: Mapping[str, Any], sent: Mapping[str, Any]) -> bool:
             if isinstance(i, Mapping)}
     return all((text(i.get("id_type")), text(i.get("value"))) in held
                for i in sent.get("user_identifier") or [] if isinstance(i, Mapping) and text(i.get("value")))
-
-
-def _ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], *, workers: int,
-                 in_flight: int | None = None, buffered: int | None = None) -> Iterator[tuple[Any, Any]]:
-    """``(item, fn(item))`` for every item, in input order, computed on a thread pool.
-
-    Calls run ahead of the consumer: up to ``in_flight`` at once (default ``2 * workers``, so a thread
-    that finishes always finds the next call waiting), and up to ``buffered`` items (default
-    ``max(256, 32 * workers)``) may be started before the oldest unfinished one is done. So a call that
-    is stuck in retries never stops the others, and memory stays bounded. An :class:`AlmaError` is
-    returned in place of the result; any other exception is raised. Closing the generator cancels
-    what has not started.
-    """
-    in_flight = in_flight or 2 * workers
-    buffered = max(in_flight, buffered or max(256, 32 * workers))
-
-    def call(item: Any) -> Any:
-        try:
-            return fn(item)
-        except AlmaError as exc:
-            return exc
-
-    source = iter(items)
-    queue: deque[tuple[Any, Future]] = deque()
-    running: set[Future] = set()
-    exhausted = False
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="alma-fetch")
-    try:
-        while True:
-            while not exhausted and len(running) < in_flight and len(queue) < buffered:
-                try:
-                    item = next(source)
-                except StopIteration:
-                    exhausted = True
-                    break
-                future = pool.submit(call, item)
-                queue.append((item, future))
-                running.add(future)
-            if not queue:
-                return
-            item, head = queue[0]
-            if head.done():
-                queue.popleft()
-                running.discard(head)
-                yield item, head.result()
-                continue
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            running -= done
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 class AlmaClient:
@@ -404,6 +185,20 @@ class AlmaClient:
     def region(self) -> str | None:
         """The Alma region code of the base URL, or None for the sandbox or an unknown host."""
         return region_of(self.base_url)
+
+    def banner_text(self) -> str:
+        """One line naming the environment, e.g. ``PRODUCTION (region eu): https://… (DRY RUN: …)``.
+
+        Every command prints it before anything can write; every notebook shows it as a banner
+        (:func:`almatools.ui.build_banner`).
+        """
+        where = self.environment
+        if where == "PRODUCTION":
+            where += f" (region {self.region})" if self.region else " (custom URL)"
+        text = f"{where}: {self.base_url}"
+        if self.dry_run:
+            text += " (DRY RUN: nothing is written)"
+        return text
 
     def __repr__(self) -> str:
         mode = ", dry_run=True" if self.dry_run else ""
@@ -591,7 +386,7 @@ class AlmaClient:
         for attempt in itertools.count():
             try:
                 return self.request("POST", "/users", params=params, json=dict(user))
-            except DuplicateError as exc:
+            except DuplicateError:
                 if attempt == 0 or not primary_id:
                     raise
                 # A retried POST: the first one may have been committed after its reply was lost (a slow
@@ -765,110 +560,3 @@ class AlmaClient:
             rows = body.get("row") or []
             self._code_tables[name] = rows if isinstance(rows, list) else [rows]
         return self._code_tables[name]
-
-
-class UserSearch:
-    """A lazy ``GET /users`` search: :meth:`records`, :meth:`to_frame`, :meth:`count`, :meth:`full_records`.
-
-    Paging copes with Alma's quirks: it pages until a page comes back empty (``total_record_count`` can
-    overstate what is there, or be -1 for a query Alma could not handle), and it drops a user seen on an
-    earlier page (offset paging over a changing base can repeat one).
-    """
-
-    def __init__(self, client: AlmaClient, *, q: str | None, order_by: str | None, page_size: int,
-                 max_records: int | None) -> None:
-        if not 1 <= page_size <= 100:
-            raise ConfigError(f"page_size must be 1 to 100 (Alma's limit), not {page_size}.")
-        self.client = client
-        self.q = q
-        self.order_by = order_by
-        self.page_size = page_size
-        self.max_records = max_records
-
-    def __repr__(self) -> str:
-        return f"UserSearch(q={self.q!r})"
-
-    def _params(self, limit: int, offset: int) -> dict[str, Any]:
-        return {"q": self.q, "order_by": self.order_by, "limit": limit, "offset": offset}
-
-    def count(self) -> int:
-        """Alma's ``total_record_count`` (one call; -1 when Alma could not run the query)."""
-        body = self.client.request("GET", "/users", params=self._params(0, 0)) or {}
-        return int(body.get("total_record_count") or 0)
-
-    def _page(self, offset: int) -> list[dict]:
-        body = self.client.request("GET", "/users", params=self._params(self.page_size, offset)) or {}
-        page = body.get("user") or []
-        return [page] if isinstance(page, dict) else page
-
-    def records(self) -> Iterator[dict]:
-        """Brief user entries, page by page (primary_id, names, status and a link; no emails or identifiers).
-
-        The first page tells ``total_record_count``; the later pages are then fetched concurrently (in
-        order, within the throttle) and paging stops at the count: 30 calls for 3,000 users. Because
-        the count can overstate what Alma returns, an empty page also ends it; when the count is -1
-        (a query Alma could not run) or missing, pages are read one by one until an empty one.
-        """
-        seen: set[str] = set()
-        yielded = 0
-
-        def fresh(page: list[dict]) -> Iterator[dict]:
-            nonlocal yielded
-            for entry in page:
-                key = str(entry.get("primary_id", "")).lower()
-                if key in seen:
-                    continue  # offset paging over a changing base can repeat a user
-                seen.add(key)
-                yield entry
-                yielded += 1
-                if self.max_records is not None and yielded >= self.max_records:
-                    return
-
-        def done() -> bool:
-            return self.max_records is not None and yielded >= self.max_records
-
-        body = self.client.request("GET", "/users", params=self._params(self.page_size, 0)) or {}
-        first = body.get("user") or []
-        first = [first] if isinstance(first, dict) else first
-        yield from fresh(first)
-        if not first or done():
-            return
-        total = body.get("total_record_count")
-        if isinstance(total, int) and total >= 0:
-            end = total if self.max_records is None else min(total, self.max_records)
-            offsets = range(len(first), end, self.page_size)
-            pages = _ordered_map(self._page, offsets, workers=self.client.workers,
-                                 in_flight=self.client.workers, buffered=4 * self.client.workers)
-            try:
-                for _, page in pages:
-                    if isinstance(page, AlmaError):
-                        raise page
-                    yield from fresh(page)
-                    if not page or done():  # the count overstated what Alma holds
-                        return
-            finally:
-                pages.close()
-            return
-        offset = len(first)
-        while not done():
-            page = self._page(offset)
-            if not page:
-                return
-            offset += len(page)
-            yield from fresh(page)
-
-    def __iter__(self) -> Iterator[dict]:
-        return self.records()
-
-    def full_records(self, **kwargs: Any) -> Iterator[dict]:
-        """The full record of every hit, fetched concurrently (see :meth:`AlmaClient.fetch_users`)."""
-        return self.client.fetch_users((e["primary_id"] for e in self.records()), **kwargs)
-
-    def to_frame(self):
-        """The brief entries as a pandas DataFrame."""
-        import pandas as pd
-
-        columns = ["primary_id", "first_name", "last_name", "status", "link"]
-        rows = [{c: (e.get(c).get("value") if isinstance(e.get(c), dict) else e.get(c)) for c in columns}
-                for e in self.records()]
-        return pd.DataFrame(rows, columns=columns)

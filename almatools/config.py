@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from almatools.errors import ConfigError
 
 __all__ = ["REGIONS", "Settings", "region_url", "region_of", "check_base_url", "data_home", "is_loopback_url",
+           "policy_file",
            "workspace", "served_root", "ui_mode", "child_environment", "CHECKOUT"]
 
 # The kit's checkout, when the package runs from one (an editable install): it has the notebooks.
@@ -135,7 +136,6 @@ class Settings:
     api_key: str | None = field(default=None, repr=False)
     base_url: str = REGIONS["na"]
     per_second: float = DEFAULT_PER_SECOND
-    policy_path: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -157,5 +157,11 @@ class Settings:
             rate = -1.0
         if not rate > 0:
             raise ConfigError(f"ALMA_PER_SECOND={raw_rate!r} is not usable: give a positive number of calls per second, e.g. 25")
-        policy = env.get("ALMATOOLS_POLICY")
-        return cls(api_key=key, base_url=base, per_second=rate, policy_path=Path(policy).expanduser() if policy else None)
+        return cls(api_key=key, base_url=base, per_second=rate)
+
+
+def policy_file(environ: Mapping[str, str] | None = None) -> Path | None:
+    """The policy file ``ALMATOOLS_POLICY`` names, or None (the kit's default policy is then used)."""
+    env = os.environ if environ is None else environ
+    value = (env.get("ALMATOOLS_POLICY") or "").strip()
+    return Path(value).expanduser() if value else None

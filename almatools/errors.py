@@ -6,6 +6,9 @@ Everything the kit raises on purpose derives from :class:`AlmaToolsError`::
     ├── ConfigError               a bad environment variable or argument
     ├── PolicyError               a broken policy file (names the file, the key and what is allowed)
     ├── SourceError               a user or SIS source that cannot be read
+    ├── JournalError              a line before the end of an append-only journal is damaged (names file, line)
+    ├── MergeError                a worklist operation that cannot be done (almatools.merge)
+    ├── ReportError               a step of a report run failed (names the step and source; almatools.reports)
     └── AlmaError                 anything Alma (or the sandbox) answered with an error, or no answer
         ├── AlmaConnectionError   no usable reply: refused, reset, timed out (``ambiguous`` if it may have arrived)
         ├── AuthError             the key is wrong, missing, or not allowed this API (UNAUTHORIZED, HTTP 401/403)
@@ -20,6 +23,19 @@ Everything the kit raises on purpose derives from :class:`AlmaToolsError`::
 Every :class:`AlmaError` carries the HTTP status, Alma's ``errorCode``, its message and ``trackingId``
 (the id Ex Libris support asks for). None of them ever holds the API key: the client sends the key in a
 header and builds error messages from the request's method and path only.
+
+Outside the tree, on purpose (each is caught and turned into one of the above, or into a reply,
+before it reaches a caller)::
+
+    ValueError
+    ├── RecordError               almatools.models: one bad record of a source (file, record, field);
+    │                             readers report it and go on (SourceError when a whole file is bad)
+    ├── NotAUserFile              almatools.models: the XML's root is not <users>/<user> (becomes SourceError)
+    ├── IdentifierTaken           almatools.sandbox.store: the sandbox's store refuses a taken id (→ 401851)
+    └── BodyError                 almatools.sandbox.validation: a body field Alma would refuse (→ its code)
+    Exception
+    └── AlmaErrorReply            almatools.sandbox.http: the sandbox's error reply, answered in Alma's
+                                  web_service_result shape; a client sees it as an AlmaError
 """
 
 from __future__ import annotations
@@ -29,6 +45,9 @@ __all__ = [
     "ConfigError",
     "PolicyError",
     "SourceError",
+    "JournalError",
+    "MergeError",
+    "ReportError",
     "AlmaError",
     "AlmaConnectionError",
     "AuthError",
@@ -57,6 +76,38 @@ class PolicyError(AlmaToolsError):
 
 class SourceError(AlmaToolsError):
     """A user or SIS source cannot be read (missing file, unknown format, unparseable content)."""
+
+
+class JournalError(AlmaToolsError, ValueError):
+    """A line of an append-only journal (:class:`almatools.files.AppendLog`) other than a torn last one is
+    damaged. A ``ValueError`` too, as the journal readers raised before.
+
+    Attributes:
+        path: The journal file.
+        line: The damaged line's number (from 1).
+    """
+
+    def __init__(self, message: str, *, path: object = None, line: int | None = None) -> None:
+        super().__init__(message)
+        self.path, self.line = path, line
+
+
+class MergeError(AlmaToolsError):
+    """A worklist operation that cannot be done (e.g. approving a pair that fails a hard check)."""
+
+
+class ReportError(AlmaToolsError):
+    """A step of a report run failed; the message names the step and the source it worked on.
+
+    Attributes:
+        step: what the run was doing, e.g. ``loading the users source``.
+        source: the file or source it was working on (None when there is none).
+    """
+
+    def __init__(self, message: str, *, step: str = "", source: str | None = None) -> None:
+        super().__init__(message)
+        self.step = step
+        self.source = source
 
 
 class AlmaError(AlmaToolsError):

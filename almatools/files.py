@@ -8,18 +8,25 @@ a leading ``'`` before ``=``, ``+``, ``-``, ``@``, tab and carriage return), eve
 from __future__ import annotations
 
 import csv
+import json
+import logging
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from almatools.errors import JournalError
+
 __all__ = ["AppendLog", "atomic_path", "atomic_write", "fsync_dir", "safe_cell", "safe_frame", "text_cells",
            "unsafe_cell", "unsafe_frame", "write_csv", "csv_records", "CSV_MAX_FIELD_CHARS", "CSV_MAX_LINE_CHARS"]
+
+log = logging.getLogger(__name__)
 
 
 def fsync_dir(folder: Path) -> None:
@@ -63,55 +70,169 @@ def atomic_write(path: Path, data: bytes) -> None:
 class AppendLog:
     """An append-only journal of JSON objects, one per line, each write flushed and fsynced.
 
-    The one torn-tail policy of the kit: a machine that dies in the middle of a write leaves at most
-    one incomplete last line (no newline at its end, or not JSON). Reading drops it; the next append
-    first cuts it off, so the file stays one object per line. Any other line that is not a JSON object
-    is damage, not a crash: reading raises ``ValueError`` naming the file and line.
+    Every append-only file of the kit is one of these: bulk registration's journal, the merge review's
+    decisions, the API snapshot, the report history and the duplicate-pair decisions.
+
+    The one torn-tail policy of the kit: a write is one ``write()`` of a whole line, so a machine that
+    dies in the middle of it leaves at most the last line without its newline. That tail is kept when it
+    is a whole JSON object (only the newline was lost) and dropped otherwise; :meth:`repair` (called
+    before every append) ends it or cuts it off, so the file stays one object per line. Any other line
+    that is not a JSON object is damage, not a crash: reading raises :class:`~almatools.errors.JournalError`
+    naming the file and the line, and nothing is cut.
+
+    Args:
+        path: The journal file (created on the first append).
+        sort_keys: Write each object's keys sorted (stable, diffable lines).
+        max_line_bytes: Refuse (as damage) a line longer than this while reading, so a damaged file
+            cannot fill memory; None for no limit.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, sort_keys: bool = True,
+                 max_line_bytes: int | None = None) -> None:
         self.path = Path(path)
+        self.sort_keys = sort_keys
+        self.max_line_bytes = max_line_bytes
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"AppendLog({str(self.path)!r})"
+
+    def _damaged(self, number: int, why: str) -> JournalError:
+        return JournalError(f"{self.path}: line {number} {why}; the entries after it cannot be trusted. "
+                            "Restore the file from a backup, or fix or remove that line.",
+                            path=self.path, line=number)
+
+    @staticmethod
+    def _parse(raw: bytes) -> dict | None:
+        try:
+            entry = json.loads(raw)
+        except (ValueError, RecursionError):  # RecursionError: a hand-made line nested too deep
+            return None
+        return entry if isinstance(entry, dict) else None
+
+    def numbered(self) -> Iterator[tuple[int, dict]]:
+        """(line number from 1, entry) for every complete entry, in the order written, streamed.
+
+        Raises:
+            JournalError: a line other than a torn last one is not a JSON object (or is over the limit).
+        """
+        cap = self.max_line_bytes
+        try:
+            handle = open(self.path, "rb")
+        except FileNotFoundError:
+            return
+        with handle:
+            number = 0
+            while line := (handle.readline(cap + 1) if cap else handle.readline()):
+                number += 1
+                if cap and len(line) > cap and not line.endswith(b"\n"):
+                    raise self._damaged(number, f"is longer than {cap:,} bytes")
+                if not line.endswith(b"\n"):  # the tail: a torn write, or a whole entry that lost its newline
+                    entry = self._parse(line)
+                    if entry is not None:
+                        yield number, entry
+                    return
+                if not line.strip():
+                    continue
+                entry = self._parse(line)
+                if entry is None:
+                    raise self._damaged(number, "is not a JSON object")
+                yield number, entry
 
     def read(self) -> list[dict]:
         """Every complete entry, in the order written ([] when the file does not exist)."""
-        import json
+        return [entry for _, entry in self.numbered()]
 
+    def __iter__(self) -> Iterator[dict]:
+        return (entry for _, entry in self.numbered())
+
+    def repair(self) -> bool:
+        """End the file at a line boundary: a whole last entry gets its newline, a torn one is cut off.
+
+        Returns:
+            True when the file was changed.
+        """
         try:
-            data = self.path.read_bytes()
+            handle = open(self.path, "rb+")
         except FileNotFoundError:
-            return []
-        lines = data.split(b"\n")
-        complete = lines[:-1]  # the part after the last newline is a torn line, or nothing
-        out: list[dict] = []
-        for number, raw in enumerate(complete, start=1):
-            if not raw.strip():
-                continue
-            try:
-                entry = json.loads(raw)
-            except (ValueError, RecursionError):  # RecursionError: a hand-made line nested too deep
-                entry = None
-            if not isinstance(entry, dict):
-                raise ValueError(f"{self.path}: line {number} is not a JSON object; fix or remove that line")
-            out.append(entry)
-        return out
+            return False
+        with handle:
+            size = handle.seek(0, os.SEEK_END)
+            if not size:
+                return False
+            handle.seek(size - 1)
+            if handle.read(1) == b"\n":
+                return False
+            # Find the start of the last line, reading backwards in blocks (the file may be large).
+            start, block = size, 1 << 16
+            while start > 0:
+                step = min(block, start)
+                handle.seek(start - step)
+                chunk = handle.read(step)
+                cut = chunk.rfind(b"\n")
+                if cut >= 0:
+                    start = start - step + cut + 1
+                    break
+                start -= step
+            handle.seek(start)
+            tail = handle.read()
+            if self._parse(tail) is not None:
+                handle.seek(0, os.SEEK_END)
+                handle.write(b"\n")
+            else:
+                if tail.strip():
+                    log.warning("%s: dropping an incomplete last line (a write was cut short)", self.path)
+                handle.truncate(start)
+            handle.flush()
+            os.fsync(handle.fileno())
+        return True
+
+    def _encode(self, entry: dict, compact: bool = False) -> bytes:
+        separators = (",", ":") if compact else None
+        return json.dumps(entry, ensure_ascii=False, sort_keys=self.sort_keys,
+                          separators=separators).encode("utf-8") + b"\n"
+
+    def extend(self, entries: Iterable[dict]) -> None:
+        """Add several entries durably, in one write and one fsync (after :meth:`repair`)."""
+        data = b"".join(self._encode(e) for e in entries)
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.repair()
+            with open(self.path, "ab") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
 
     def append(self, entry: dict) -> None:
         """Add one entry durably (a torn last line from a crash is cut off first)."""
-        import json
+        self.extend([entry])
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        line = json.dumps(entry, ensure_ascii=False, sort_keys=True).encode("utf-8") + b"\n"
-        with open(self.path, "ab+") as handle:
-            size = handle.seek(0, os.SEEK_END)
-            if size:
-                handle.seek(size - 1)
-                if handle.read(1) != b"\n":  # a torn last line: keep everything up to the last newline
-                    handle.seek(0)
-                    handle.truncate(handle.read().rfind(b"\n") + 1)
-            handle.seek(0, os.SEEK_END)
-            handle.write(line)
-            handle.flush()
-            os.fsync(handle.fileno())
+    @contextmanager
+    def writer(self, *, flush_every: int = 500) -> Iterator[Callable[[dict], None]]:
+        """A ``write(entry)`` function for many entries in a row (a snapshot of every user).
+
+        The file is repaired first; entries are flushed every ``flush_every`` and fsynced when the block
+        ends (also on error), so a crash loses at most the entries since the last flush, never a line
+        in the middle.
+        """
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.repair()
+            with open(self.path, "ab") as handle:
+                count = 0
+
+                def write(entry: dict) -> None:
+                    nonlocal count
+                    handle.write(self._encode(entry, compact=True))
+                    count += 1
+                    if count % flush_every == 0:
+                        handle.flush()
+
+                try:
+                    yield write
+                finally:
+                    handle.flush()
+                    os.fsync(handle.fileno())
 
 
 # ---------------------------------------------------------------------------------------------

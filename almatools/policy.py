@@ -16,7 +16,6 @@ a record's patron type as the statistic whose code the policy names (see :attr:`
 
 from __future__ import annotations
 
-import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from almatools.config import policy_file
 from almatools.errors import PolicyError
 
 __all__ = ["Policy", "GroupPolicy", "Affiliation", "IdentifierType", "load_policy", "MANDATORY_FIELDS",
@@ -277,8 +277,7 @@ def load_policy(path: str | Path | None = None) -> Policy:
     Raises:
         PolicyError: the file is missing, is not TOML, or has a key or value the kit cannot use.
     """
-    chosen = Path(path) if path else Path(os.environ["ALMATOOLS_POLICY"]) if os.environ.get("ALMATOOLS_POLICY") \
-        else _default_path()
+    chosen = Path(path) if path else policy_file() or _default_path()
     chosen = chosen.expanduser()
     read = _Reader(chosen)
     try:

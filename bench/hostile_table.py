@@ -218,7 +218,7 @@ def _kill_report(root: Path, users: Path, env: dict[str, str]) -> int:
                              "--quiet", "--no-duplicates"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not list(root.glob(".tmp-*/report.ipynb")):
+    while time.monotonic() < deadline and not list(root.glob(".tmp-*/.owner.lock")):
         time.sleep(0.05)
     time.sleep(1.0)
     os.killpg(proc.pid, signal.SIGKILL)

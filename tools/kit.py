@@ -14,8 +14,8 @@ else install the same thing); a stamp file skips the install until that file or 
 from __future__ import annotations
 
 import hashlib
-import shlex
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -61,7 +61,7 @@ def venv_python() -> Path:
 
 
 def ensure_venv() -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this script runs before anything checks the interpreter
         sys.exit(f"[kit] Python 3.11 or newer is needed; this is {sys.version.split()[0]}")
     if not venv_python().exists():
         say(f"creating {VENV}")

@@ -3,7 +3,8 @@
 
 Both serve the **workspace** folder (:func:`almatools.config.workspace`, ``work/`` in the checkout).
 The kit's notebooks are copied into it (see :func:`prepare_workspace`), and a kernel starts in the
-workspace: every output a notebook writes by default lands there, where Lab's file browser shows it. This module prepares the folder and builds the two command lines; the
+workspace: every output a notebook writes by default lands there, where Lab's file browser shows it.
+This module prepares the folder and builds the two command lines; the
 command line (:mod:`almatools.cli`) runs them.
 """
 

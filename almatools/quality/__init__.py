@@ -4,7 +4,7 @@
     >>> write_outputs(result, "quality-report")                                                        # doctest: +SKIP
 """
 
-from almatools.quality.catalog import RULES, Rule, Severity
+from almatools.catalog import RULES, Rule, Severity
 from almatools.quality.review import PairDecisions
 from almatools.quality.rules import FINDING_COLUMNS, evaluate
 from almatools.quality.run import DUPLICATE_COLUMNS, POSSIBLE_COLUMNS, QualityResult, analyse, write_outputs

@@ -42,9 +42,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from almatools.catalog import RULES
 from almatools.normalise import EMAIL_PATTERN, ids_in
 from almatools.policy import Policy
-from almatools.quality.catalog import RULES
 
 __all__ = ["FINDING_COLUMNS", "LINKAGE_RULES", "RECORD_RULES", "evaluate"]
 

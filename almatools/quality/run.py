@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from almatools.catalog import RULES
 from almatools.files import atomic_path, safe_frame
 from almatools.normalise import ids_in
 from almatools.policy import Policy
-from almatools.quality.catalog import RULES
 from almatools.quality.duplicates import LINKAGE_COLUMNS, find_duplicates
 from almatools.quality.review import PairDecisions
 from almatools.quality.rules import FINDING_COLUMNS, evaluate

@@ -62,22 +62,26 @@ def prepare(data_dir: Path | str | None = None, *, users: int = DEFAULT_USERS, s
     folder.mkdir(parents=True, exist_ok=True)
     db = folder / "sandbox.sqlite"
     store = Store(db)
-    info = built_info(store)
-    if info is None:
-        if store.count():  # an earlier build was interrupted: start again from nothing
-            store.close()
-            for leftover in folder.glob("sandbox.sqlite*"):
-                leftover.unlink()
-            store = Store(db)
-        log.info("generating the sandbox institution: %d users (seed %d) in %s", users, seed, folder)
-        with store.bulk_load():  # one transaction, indexes built once at the end
-            made = generate_institution(folder, users=users, seed=seed, sink=store.insert_many, progress=progress)
-        store.meta_set(_BUILT, json.dumps({"users": made.users, "seed": made.seed, "today": made.today.isoformat()}))
-    elif (info.get("users"), info.get("seed")) != (users, seed):
-        log.warning("the sandbox in %s holds %s users from seed %s; pass reset to generate %d users from seed %d",
-                    folder, info.get("users"), info.get("seed"), users, seed)
-    key = api_key or store.meta_get("api_key") or f"sandbox-{secrets.token_hex(12)}"
-    store.meta_set("api_key", key)
+    try:
+        info = built_info(store)
+        if info is None:
+            if store.count():  # an earlier build was interrupted: start again from nothing
+                store.close()
+                for leftover in folder.glob("sandbox.sqlite*"):
+                    leftover.unlink()
+                store = Store(db)
+            log.info("generating the sandbox institution: %d users (seed %d) in %s", users, seed, folder)
+            with store.bulk_load():  # one transaction, indexes built once at the end
+                made = generate_institution(folder, users=users, seed=seed, sink=store.insert_many, progress=progress)
+            store.meta_set(_BUILT, json.dumps({"users": made.users, "seed": made.seed, "today": made.today.isoformat()}))
+        elif (info.get("users"), info.get("seed")) != (users, seed):
+            log.warning("the sandbox in %s holds %s users from seed %s; pass reset to generate %d users from seed %d",
+                        folder, info.get("users"), info.get("seed"), users, seed)
+        key = api_key or store.meta_get("api_key") or f"sandbox-{secrets.token_hex(12)}"
+        store.meta_set("api_key", key)
+    except BaseException:  # generation stopped or failed: close the store, not leave it to the collector
+        store.close()
+        raise
     return store, key
 
 
@@ -98,6 +102,11 @@ def start_sandbox(data_dir: Path | str | None = None, *, users: int = DEFAULT_US
     from almatools.sandbox.server import SandboxServer
 
     store, key = prepare(data_dir, users=users, seed=seed, reset=reset, api_key=api_key, progress=progress)
-    server = SandboxServer(store, api_key=key, host=host, port=port, **knobs)
-    server.data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
-    return server.start()
+    try:
+        server = SandboxServer(store, api_key=key, host=host, port=port, **knobs)
+        server.owns_store = True
+        server.data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
+        return server.start()
+    except BaseException:
+        store.close()
+        raise

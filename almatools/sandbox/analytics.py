@@ -16,6 +16,8 @@ from xml.sax.saxutils import escape
 from starlette.requests import Request
 from starlette.responses import Response
 
+from almatools.sandbox.http import AlmaErrorReply, int_param, store_of, xml_response
+
 __all__ = ["USERS_REPORT_PATH", "REPORT_COLUMNS", "analytics_report"]
 
 USERS_REPORT_PATH = "/shared/Sandbox University/Reports/Users"
@@ -76,25 +78,23 @@ def _row(user: dict[str, Any]) -> str:
 
 async def analytics_report(request: Request) -> Response:
     """``GET /analytics/reports``: a page of the sandbox's users report (XML only, as Alma)."""
-    from almatools.sandbox.app import AlmaError, _int_param, _store, _xml_response
-
     params = request.query_params
-    limit = _int_param(request, "limit", 25)
+    limit = int_param(request, "limit", 25)
     if not 25 <= limit <= 1000:
-        raise AlmaError("402119", "General error: limit must be between 25 and 1000")
+        raise AlmaErrorReply("402119", "General error: limit must be between 25 and 1000")
     token = params.get("token")
     first = not token
     if first:
         path = params.get("path", "")
         if path != USERS_REPORT_PATH:
-            raise AlmaError("INTERNAL_SERVER_ERROR", f"Path not found ({path})", 500)
+            raise AlmaErrorReply("INTERNAL_SERVER_ERROR", f"Path not found ({path})", 500)
         token, offset = secrets.token_hex(16).upper(), 0
     else:
         with _lock:
             offset = _tokens.get(token, -1)
         if offset < 0:
-            raise AlmaError("420033", "No more rows to fetch")
-    total, users = _store(request).query((), order_by="primary_id", limit=limit, offset=offset)
+            raise AlmaErrorReply("420033", "No more rows to fetch")
+    total, users = store_of(request).query((), order_by="primary_id", limit=limit, offset=offset)
     finished = offset + len(users) >= total
     with _lock:
         if finished:
@@ -106,4 +106,4 @@ async def analytics_report(request: Request) -> Response:
     body = (f"<report><QueryResult>{head}<IsFinished>{str(finished).lower()}</IsFinished><ResultXml>"
             f'<rowset xmlns="{_ROWSET}">{schema}{"".join(_row(u) for u in users)}</rowset>'
             "</ResultXml></QueryResult></report>")
-    return _xml_response(body.encode("utf-8"))
+    return xml_response(body.encode("utf-8"))

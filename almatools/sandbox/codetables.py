@@ -8,9 +8,10 @@ per-table dicts, which map code to description.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 __all__ = [
     "CODE_TABLES",

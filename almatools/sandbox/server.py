@@ -17,7 +17,8 @@ import time
 
 import uvicorn
 
-from almatools.sandbox.app import TOTAL_QUIRKS, Knobs, create_app
+from almatools.sandbox.app import create_app
+from almatools.sandbox.knobs import TOTAL_QUIRKS, Knobs
 from almatools.sandbox.store import Store
 
 __all__ = ["Knobs", "SandboxServer"]
@@ -94,6 +95,7 @@ class SandboxServer:
             latency_ms=latency_ms, fault_rate=fault_rate, per_second=per_second, daily_limit=daily_limit, seed=seed
         )
         self._api_key = api_key
+        self.owns_store = False  # set by start_sandbox, which opened the store: stop() then closes it
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -162,9 +164,13 @@ class SandboxServer:
         return self
 
     def stop(self) -> None:
-        """Stop serving and wait for the thread (idempotent). The store stays open."""
+        """Stop serving and wait for the thread (idempotent). A store the caller gave stays open; the store
+        :func:`almatools.sandbox.start_sandbox` opened for this server (``owns_store``) is closed with it,
+        so no SQLite connection is left for the garbage collector (Python 3.13 warns about one)."""
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=_START_TIMEOUT)
         self._server = self._thread = None
+        if self.owns_store:
+            self.store.close()

@@ -12,14 +12,8 @@ _COLOURS = {"SANDBOX": ("#0b5394", "#e8f0fb"), "PRODUCTION": ("#990000", "#fdece
 
 
 def banner_text(client: AlmaClient) -> str:
-    """One line naming the environment, e.g. ``PRODUCTION (region eu) https://… — DRY RUN``."""
-    where = client.environment
-    if client.environment == "PRODUCTION":
-        where += f" (region {client.region})" if client.region else " (custom URL)"
-    text = f"{where}: {client.base_url}"
-    if client.dry_run:
-        text += " (DRY RUN: nothing is written)"
-    return text
+    """The banner's line (:meth:`AlmaClient.banner_text`, where commands print it too)."""
+    return client.banner_text()
 
 
 def build_banner(client: AlmaClient) -> widgets.HTML:

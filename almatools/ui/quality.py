@@ -10,9 +10,9 @@ from types import SimpleNamespace
 import ipywidgets as widgets
 import pandas as pd
 
+from almatools.catalog import RULES
 from almatools.config import workspace
 from almatools.files import text_cells, write_csv
-from almatools.quality.catalog import RULES
 from almatools.quality.review import DECISIONS_FILE, PairDecisions
 from almatools.quality.run import DUPLICATE_COLUMNS, QualityResult
 from almatools.ui.labels import label

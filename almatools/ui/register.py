@@ -13,9 +13,7 @@ never shown, logged or written to a file.
 from __future__ import annotations
 
 import copy
-import csv
 import html
-import threading
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,8 +21,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from almatools.client import AlmaClient
-from almatools.errors import AlmaError, AlmaToolsError
-from almatools.files import unsafe_cell
+from almatools.errors import AlmaError
 from almatools.policy import Policy
 from almatools.registration import (
     IDENTIFIER_PREFIX,
@@ -33,7 +30,6 @@ from almatools.registration import (
     PatronForm,
     RegistrationResult,
     Validation,
-    convert_to_sis,
     explain_alma_error,
     find_existing,
     register,
@@ -43,8 +39,7 @@ from almatools.registration import (
 )
 from almatools.ui.banner import build_banner
 
-__all__ = ["RegistrationForm", "ConvertPanel", "BulkPanel", "build_registration_form", "build_convert_panel",
-           "build_bulk_panel", "FIELD_LABELS"]
+__all__ = ["RegistrationForm", "build_registration_form"]
 
 FIELD_LABELS = {
     "affiliation": "Affiliation", "managed": "Patron has institutional record", "user_group": "User group",
@@ -381,10 +376,10 @@ class RegistrationForm(widgets.VBox):
         issues = list(checked.issues)
         pw, again = self.fields["password"].value, self.fields["password_confirm"].value
         if wanted != "none" and (pw or again) and pw != again:
-            issues.append(Issue("PASSWORDS_DIFFER", "error", "password_confirm",
+            issues.append(Issue.of("PASSWORDS_DIFFER", "password_confirm",
                                 "The two passwords differ: type the same password in both boxes."))
         elif wanted == "temporary" and not again:
-            issues.append(Issue("MISSING_FIELD", "error", "password_confirm", "Type the password again."))
+            issues.append(Issue.of("MISSING_FIELD", "password_confirm", "Type the password again."))
         self.validation = checked
         by_field: dict[str, list[Issue]] = {}
         for issue in issues:
@@ -415,7 +410,8 @@ class RegistrationForm(widgets.VBox):
                                        for i in blocking))
             self.status.value = f"<span style='color:{_GREY}'>Still to fix before registering: {_esc(', '.join(names))}.</span>"
         else:
-            self.status.value = f"<span style='color:{_GREEN}'>The form is complete: check for existing accounts, then register.</span>"
+            self.status.value = (f"<span style='color:{_GREEN}'>The form is complete: check for existing accounts, "
+                                 "then register.</span>")
         if self.search is not None and self._search_key != self._key():
             self.existing.value = (f"<span style='color:{_GREY}'>The form changed since the last check; "
                                    "Register checks again first.</span>")
@@ -546,210 +542,3 @@ def build_registration_form(client: AlmaClient, policy: Policy, *, merge_request
         today: the date validation and defaults judge by (default: today).
     """
     return RegistrationForm(client, policy, merge_requests=merge_requests, today=today)
-
-
-class ConvertPanel(widgets.VBox):
-    """Convert a locally managed patron to SIS-managed (see :func:`build_convert_panel`).
-
-    Attributes:
-        primary_id: the identifier box; check_button: runs the checks (a dry run);
-        convert_button: converts, enabled only after a passing check of the same identifier;
-        result: the outcome; outcome: the latest :class:`~almatools.registration.RegistrationResult`.
-    """
-
-    def __init__(self, client: AlmaClient, policy: Policy, *, sis_ids: set[str] | None = None) -> None:
-        self.client, self.policy, self.sis_ids = client, policy, sis_ids
-        self.outcome: RegistrationResult | None = None
-        self._checked_id: str | None = None
-        self.primary_id = widgets.Text(placeholder="primary identifier of a locally managed patron")
-        self.check_button = widgets.Button(description="Check", icon="search")
-        self.convert_button = widgets.Button(description="Convert to SIS-managed", button_style="warning",
-                                             icon="exchange", disabled=True, layout=widgets.Layout(width="auto"))
-        self.result = widgets.HTML()
-        for name, w in (("convert-primary_id", self.primary_id), ("convert-check", self.check_button),
-                        ("convert-button", self.convert_button), ("convert-result", self.result)):
-            w.add_class(f"almatools-{name}")
-        self.primary_id.observe(self._changed, "value")
-        self.check_button.on_click(self._check)
-        self.convert_button.on_click(self._convert)
-        super().__init__([
-            widgets.HTML(f"<span style='color:{_GREY}'>Alma cannot turn an SIS-managed account back into a local one: "
-                         "check first; convert only when the SIS sends this identifier.</span>"),
-            widgets.HBox([_label(f"{FIELD_LABELS['primary_id']} <b style='color:{_RED}'>★</b>"), self.primary_id,
-                          self.check_button, self.convert_button]),
-            self.result])
-        self.add_class("almatools-convert-panel")
-
-    def _changed(self, _=None) -> None:
-        self.convert_button.disabled = True
-        self._checked_id = None
-
-    def _check(self, _=None) -> None:
-        dry = copy.copy(self.client)
-        dry.dry_run, dry.planned_writes = True, []
-        self.outcome = outcome = convert_to_sis(dry, self.primary_id.value, self.policy, sis_ids=self.sis_ids)
-        ready = outcome.status == "planned"
-        if ready:
-            self.result.value = _box("ready", f"The checks passed: {outcome.primary_id} can become SIS-managed "
-                                     f"(external id {self.policy.sis_profiles[0]}). Click Convert to do it.")
-        else:
-            self.result.value = _result_html(outcome)
-        self._checked_id = self.primary_id.value if ready else None
-        self.convert_button.disabled = not ready
-
-    def _convert(self, _=None) -> None:
-        if self._checked_id is None or self._checked_id != self.primary_id.value:
-            self.result.value = _box("failed", "Check the identifier first.")
-            return
-        self.outcome = outcome = convert_to_sis(self.client, self.primary_id.value, self.policy, sis_ids=self.sis_ids)
-        self.result.value = _result_html(outcome)
-        self.convert_button.disabled = True
-        self._checked_id = None
-
-
-def build_convert_panel(client: AlmaClient, policy: Policy, *, sis_ids: set[str] | None = None) -> ConvertPanel:
-    """Convert a locally managed patron to SIS-managed (seed 000's FAQ), as its own action with its checks.
-
-    "Check" runs :func:`~almatools.registration.convert_to_sis` on a dry-run copy of the client: the account
-    exists and is local, its group is SIS-loaded, its identifier has the SIS format (and, given ``sis_ids``,
-    is in the current SIS extract). "Convert to SIS-managed" is enabled only after a passing check.
-
-    Args:
-        client: the Alma client (a dry-run client plans the change instead).
-        policy: the institution's policy.
-        sis_ids: primary ids of the current SIS extract, if at hand.
-    """
-    return ConvertPanel(client, policy, sis_ids=sis_ids)
-
-
-def _count_rows(path: Path) -> int:
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            return max(0, sum(1 for _ in csv.reader(handle)) - 1)
-    except (OSError, UnicodeDecodeError):
-        return 0
-
-
-def _issues_html(path: Path, limit: int = 20) -> str:
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            rows = [{k: unsafe_cell(v) for k, v in r.items()} for r in csv.DictReader(handle)]
-    except OSError:
-        return ""
-    if not rows:
-        return f"<p>No problems to report. Issue file: <code>{_esc(path)}</code></p>"
-    head = "".join(f"<th style='text-align:left;padding:2px 8px'>{c}</th>" for c in ("Row", "Primary id", "Field", "Message"))
-    body = "".join("<tr>" + "".join(f"<td style='padding:2px 8px'>{_esc(r.get(c))}</td>"
-                                    for c in ("row", "primary_id", "field", "message")) + "</tr>" for r in rows[:limit])
-    more = f"<p>… and {len(rows) - limit} more.</p>" if len(rows) > limit else ""
-    return (f"<p>{len(rows)} problems, one per line, in <code class='almatools-issue-file'>{_esc(path)}</code>"
-            f" (<a href='{_esc(path.name)}' target='_blank'>open</a>):</p>"
-            f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}")
-
-
-class BulkPanel(widgets.VBox):
-    """Bulk registration from a CSV file (see :func:`build_bulk_panel`).
-
-    Attributes:
-        upload: a ``FileUpload`` for the CSV; path: or the CSV's path on this machine; out_dir: where the
-        journal and issue file go (empty: beside the CSV); dry_run: the dry-run checkbox; run_button;
-        progress: rows done out of the file's rows; summary: the counts; issues: the issue file's path and
-        first problems; result: the latest :class:`~almatools.bulk.BulkResult` (or None).
-    """
-
-    def __init__(self, client: AlmaClient, policy: Policy, *, work_dir: str | Path | None = None,
-                 today: date | None = None) -> None:
-        self.policy, self.today = policy, today
-        self.work_dir = Path(work_dir) if work_dir else Path.cwd() / "registration_runs"
-        self.switch = _DryRunSwitch(client)
-        self.dry_run, self.banner = self.switch.checkbox, self.switch.banner
-        self.result = None
-        self.upload = widgets.FileUpload(accept=".csv", multiple=False, description="Upload CSV")
-        self.path = widgets.Text(placeholder="or the path of a CSV file on this machine",
-                                 layout=widgets.Layout(width="50%"))
-        self.out_dir = widgets.Text(placeholder="folder for the journal and issue file (default: beside the CSV)",
-                                    layout=widgets.Layout(width="50%"))
-        self.run_button = widgets.Button(description="Run", button_style="primary", icon="play")
-        self.progress = widgets.IntProgress(value=0, min=0, max=1, description="Rows", bar_style="info")
-        self.summary, self.issues = widgets.HTML(), widgets.HTML()
-        for name, w in (("bulk-upload", self.upload), ("bulk-path", self.path), ("bulk-out", self.out_dir),
-                        ("bulk-run", self.run_button), ("bulk-progress", self.progress),
-                        ("bulk-summary", self.summary), ("bulk-issues", self.issues)):
-            w.add_class(f"almatools-{name}")
-        self.run_button.on_click(self._run)
-        super().__init__([
-            self.dry_run,
-            widgets.HTML(f"<span style='color:{_GREY}'>Every row is checked first; problems go to NAME.issues.csv. "
-                         "Running the same file again resumes where a run stopped and creates nobody twice.</span>"),
-            widgets.HBox([self.upload, self.path]), self.out_dir, self.run_button, self.progress, self.summary,
-            self.issues])
-        self.add_class("almatools-bulk-panel")
-
-    def _csv_path(self) -> Path | None:
-        if self.path.value.strip():
-            return Path(self.path.value.strip()).expanduser()
-        files = list(self.upload.value or ())
-        if not files:
-            return None
-        upload = files[0]
-        target = self.work_dir / Path(str(upload["name"])).name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(bytes(upload["content"]))  # same name again = same journal: a re-run resumes
-        return target
-
-    def _run(self, _=None) -> None:
-        from almatools.bulk import register_csv
-
-        path = self._csv_path()
-        if path is None:
-            self.summary.value = _box("failed", "Upload a CSV file or type its path first.")
-            return
-        self.run_button.disabled = True
-        self.progress.max, self.progress.value, self.progress.bar_style = max(1, _count_rows(path)), 0, "info"
-        self.summary.value = f"Checking and registering the rows of {_esc(path)} …"
-        self.issues.value = ""
-
-        done = [0]
-        lock = threading.Lock()
-
-        def on_row(_number: int, _outcome: str) -> None:  # called from the run's worker threads
-            with lock:
-                done[0] += 1
-                self.progress.value = min(self.progress.max, done[0])
-
-        try:
-            result = register_csv(self.switch.active, path, self.policy, out_dir=self.out_dir.value.strip() or None,
-                                  today=self.today, on_row=on_row)
-        except (AlmaToolsError, OSError) as exc:
-            message = explain_alma_error(exc) if isinstance(exc, AlmaError) else str(exc)
-            self.summary.value = _box("failed", message)
-            self.progress.bar_style = "danger"
-            return
-        finally:
-            self.run_button.disabled = False
-        self.result = result
-        self.progress.value = self.progress.max
-        self.progress.bar_style = "warning" if result.stopped else "success"
-        verb = "planned (dry run)" if self.switch.active.dry_run else "created"
-        counts = (f"{result.rows} rows: {result.created} {verb}, {result.already_done} done in an earlier run, "
-                  f"{result.invalid} invalid, {result.refused} refused by Alma or as possible duplicates; "
-                  f"{result.calls} API calls.")
-        status = "stopped" if result.stopped else "done"
-        self.summary.value = _box(status, counts + (f" {result.stopped}" if result.stopped else ""))
-        self.issues.value = _issues_html(result.issues_path) if result.issues_path else ""
-
-
-def build_bulk_panel(client: AlmaClient, policy: Policy, *, work_dir: str | Path | None = None,
-                     today: date | None = None) -> BulkPanel:
-    """Bulk registration from a CSV: upload (or a path), Run, a progress bar, the summary and the issue file.
-
-    The run is :func:`~almatools.bulk.register_csv`: validated first, journaled, resumable (upload or run
-    the same file again after an interruption).
-
-    Args:
-        client: the Alma client (the panel's dry-run switch plans instead of writing).
-        policy: the institution's policy.
-        work_dir: where uploaded files are saved (default ``./registration_runs``).
-        today: the date validation judges by.
-    """
-    return BulkPanel(client, policy, work_dir=work_dir, today=today)

@@ -13,8 +13,17 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from _files import (DEEP_LINES, big_csv, deep_jsonl, junk_zip, long_field_registration, many_member_zip,
-                    one_line_jsonl, placeholder_users, wrapped_users)
+from _files import (
+    DEEP_LINES,
+    big_csv,
+    deep_jsonl,
+    junk_zip,
+    long_field_registration,
+    many_member_zip,
+    one_line_jsonl,
+    placeholder_users,
+    wrapped_users,
+)
 from _hostile import check_contract, run_cli
 
 BIG = int(os.environ.get("HOSTILE_BIG_BYTES", 768 << 20))

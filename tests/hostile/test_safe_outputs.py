@@ -98,7 +98,7 @@ def test_merge_exports_hold_no_formula_from_data(tmp_path):
     escaped = assert_no_formula_cells(tmp_path / "wl" / "merge_list.csv")
     assert escaped >= 4
     listed = unsafe_frame(pd.read_csv(tmp_path / "wl" / "merge_list.csv", dtype=str, keep_default_na=False))
-    expected = {p.from_id: merge._name(worklist.record(p.from_id)) for p in worklist.pairs()}
+    expected = {p.from_id: merge.records._name(worklist.record(p.from_id)) for p in worklist.pairs()}
     assert dict(zip(listed["from_primary_id"], listed["from_name"])) == expected  # read back unescaped
     assert any(name.startswith(TRIGGERS) for name in expected.values())
 
@@ -114,7 +114,7 @@ def test_quality_findings_and_merge_list_command_write_safe_csvs_the_kit_reads_b
     assert outcome.code == 0, outcome.stderr
     assert assert_no_formula_cells(tmp_path / "q" / "findings.csv") >= 3
     frame, _stale = merge.read_findings(tmp_path / "q")  # duplicates.csv, read back unescaped
-    findings = merge._read_kit_csv(tmp_path / "q" / "findings.csv")
+    findings = merge.proposals._read_kit_csv(tmp_path / "q" / "findings.csv")
     assert {"=1+1", "+AL000001"} <= set(findings["primary_id"])
 
 

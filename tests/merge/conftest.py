@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from merge_data import STANDARD_CLUSTERS, STANDARD_SIS, STANDARD_USERS, alma_user, clusters_frame
 
 from almatools import merge
 from almatools.quality.frame import users_frame
-from merge_data import STANDARD_CLUSTERS, STANDARD_SIS, STANDARD_USERS, alma_user, clusters_frame
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pandas as pd
 
 
-
 def alma_user(pid: str, first: str = "Ann", last: str = "Lee", *, account: str = "INTERNAL",
               roles: tuple[str, ...] = ("200",), expiry: str | None = "2030-01-01", loans: int = 0, requests: int = 0,
               fees: float = 0.0, status: str = "ACTIVE", group: str = "COMMUNITY", email: str | None = None,

@@ -8,10 +8,10 @@ import uuid
 
 import pandas as pd
 import pytest
+from merge_data import alma_user
 
 from almatools import merge
-from almatools.cli_merge import add_merge_commands
-from merge_data import alma_user
+from almatools.cli.merge import add_merge_commands
 
 DUPLICATES_COLUMNS = ["cluster_id", "primary_id", "match_probability", "evidence", "other_primary_ids", "first_name",
                       "last_name", "user_group", "account_type"]

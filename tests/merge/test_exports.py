@@ -6,11 +6,11 @@ import csv
 from html.parser import HTMLParser
 
 import pytest
+from merge_data import STANDARD_CLUSTERS, STANDARD_SIS, STANDARD_USERS, clusters_frame
 from openpyxl import load_workbook
 
 from almatools import merge
 from almatools.quality.frame import users_frame
-from merge_data import STANDARD_CLUSTERS, STANDARD_SIS, STANDARD_USERS, clusters_frame
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from merge_data import alma_user
 
 from almatools import merge
 from almatools.quality.frame import users_frame
-from merge_data import alma_user
 
 RECORD = st.fixed_dictionaries({
     "account": st.sampled_from(["INTERNAL", "EXTERNAL"]),

@@ -7,10 +7,10 @@ import uuid
 import pandas as pd
 import pytest
 import requests
+from merge_data import alma_user
 
 from almatools import merge
 from almatools.ui.merge_review import build_merge_verify
-from merge_data import alma_user
 
 
 def create(client, tag: str, n: int) -> list[tuple[str, str]]:

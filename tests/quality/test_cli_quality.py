@@ -24,7 +24,6 @@ def quality(folder, out, *extra: str) -> int:
 
 
 def test_quality_writes_findings_duplicates_and_a_summary(data, tmp_path, capsys):
-    pytest.importorskip("almatools.quality.duplicates")
     folder, today = data
     assert quality(folder, tmp_path, "--today", today.isoformat()) == 0
     findings = pd.read_csv(tmp_path / "findings.csv", dtype=str, keep_default_na=False)

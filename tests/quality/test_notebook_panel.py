@@ -44,7 +44,6 @@ def test_filters_narrow_the_table(result, panel):
 
 
 def test_a_cluster_side_by_side_with_differences_highlighted(result, panel):
-    pytest.importorskip("almatools.quality.duplicates")
     c = panel.controls
     assert c.cluster_view.value == ""
     sizes = result.clusters.groupby("cluster_id").size()
@@ -111,7 +110,6 @@ def test_the_table_is_paged_with_what_to_do_and_human_labels(result, panel):
 
 
 def test_cluster_records_use_human_labels(result, panel):
-    pytest.importorskip("almatools.quality.duplicates")
     c = panel.controls
     c.cluster.value = result.clusters["cluster_id"].iloc[0]
     assert ">line1<" not in c.cluster_view.value and ">primary_id<" not in c.cluster_view.value

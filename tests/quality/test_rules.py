@@ -55,7 +55,6 @@ def test_every_planted_case_is_found_and_clean_records_have_no_findings(planted)
 
 
 def test_analyse_adds_the_duplicate_pairs_and_a_summary(planted):
-    pytest.importorskip("almatools.quality.duplicates")
     users, sis, truth, today = planted
     result = analyse(users, sis, POLICY, today=today)
     assert result.summary["duplicates"] == "done"

@@ -3,6 +3,7 @@ cannot be read raise SourceError naming them, and the other formats and the live
 
 from __future__ import annotations
 
+import contextlib
 import json
 import zipfile
 from pathlib import Path
@@ -14,14 +15,14 @@ from lxml import etree
 
 import almatools.sources as sources
 from almatools.errors import QuotaExhaustedError, SourceError
-from almatools.models import RecordError, iter_users_xml, user_from_xml, users_to_xml_bytes
+from almatools.models import RecordError, iter_users_xml, user_from_xml
 from almatools.quality.frame import USER_COLUMNS, user_row, users_frame
+from almatools.sandbox.files import sandbox_files
 from almatools.sources import (
     element_row,
     load_report,
     load_sis,
     load_users,
-    sandbox_files,
     snapshot,
 )
 
@@ -161,7 +162,7 @@ def test_missing_file_and_sis_from_the_api_are_refused(tmp_path):
 
 
 def test_zip_members_read_in_worker_processes_keep_order_and_name_the_member(tmp_path, monkeypatch):
-    monkeypatch.setattr(sources, "_PARALLEL_BYTES", 0)
+    monkeypatch.setattr(sources.pool, "_PARALLEL_BYTES", 0)
     path = tmp_path / "sis.zip"
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("a.xml", users_xml(*(f"<primary_id>a{i}</primary_id>" for i in range(3))))
@@ -177,8 +178,8 @@ def test_zip_members_read_in_worker_processes_keep_order_and_name_the_member(tmp
 
 
 def test_json_lines_in_parallel_parts_number_lines_across_the_file(tmp_path, monkeypatch, data):
-    monkeypatch.setattr(sources, "_PARALLEL_BYTES", 0)
-    monkeypatch.setattr(sources, "_JSONL_PART", 2000)
+    monkeypatch.setattr(sources.pool, "_PARALLEL_BYTES", 0)
+    monkeypatch.setattr(sources.load, "_JSONL_PART", 2000)
     with zipfile.ZipFile(data / "users_export.zip") as zf:
         users = list(iter_users_xml(zf.open(zf.namelist()[0])))[:40]
     lines = [json.dumps(u) for u in users]
@@ -230,6 +231,15 @@ def test_snapshot_writes_every_user_and_resumes(client, sandbox, tmp_path):
     assert len(frame) == total and load_report(frame).skipped == 0
 
 
+def test_a_snapshot_damaged_before_its_end_is_an_error_not_cut(client, tmp_path):
+    out = tmp_path / "users.jsonl"
+    original = b'{"primary_id": "A1"}\nnot a record\n{"primary_id": "A3"}\n'
+    out.write_bytes(original)
+    with pytest.raises(SourceError, match="line 2"):
+        snapshot(client, out)
+    assert out.read_bytes() == original
+
+
 def test_snapshot_checks_the_quota_before_it_starts(client, knobs, tmp_path):
     knobs.daily_limit = 10_000_000
     out = tmp_path / "users.jsonl"
@@ -265,6 +275,26 @@ def test_users_from_the_api_and_the_sandbox_files(client, sandbox, sandbox_dir):
     pd.testing.assert_frame_equal(exported.sort_values("primary_id", ignore_index=True),
                                   live.sort_values("primary_id", ignore_index=True))
     assert len(load_sis(sis)) > 0
+
+
+def test_load_sources_reads_both_and_names_the_failing_step(client, sandbox_dir, tmp_path):
+    users_src, sis_src = sandbox_files(client, data_dir=sandbox_dir)
+    loaded = sources.load_sources(users_src, sis_src)
+    assert (loaded.users_source, loaded.sis_source) == (users_src, sis_src)
+    assert len(loaded.users) == len(load_users(users_src)) and len(loaded.sis) == len(load_sis(sis_src))
+    assert loaded.summary().count("\n") == 1
+    alone = sources.load_sources(users_src, "none")
+    assert alone.sis is None and alone.sis_source == ""
+    seen = []
+
+    @contextlib.contextmanager
+    def step(name, source=None):
+        seen.append(name)
+        yield
+
+    with pytest.raises(SourceError, match="does not exist"):
+        sources.load_sources(users_src, tmp_path / "missing.zip", step=step)
+    assert seen == ["loading the users source", "loading the SIS extract"]
 
 
 def test_an_analytics_users_report_is_read_by_column_heading(client, sandbox):

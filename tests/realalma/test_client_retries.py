@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from _replay import Reply, ReplayServer
+from _replay import ReplayServer, Reply
 
 from almatools.client import AlmaClient
 from almatools.errors import DuplicateError

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from _replay import FIXTURES, Reply, ReplayServer
+from _replay import FIXTURES, ReplayServer, Reply
 
 from almatools.analytics import parse_report_page
 from almatools.client import AlmaClient

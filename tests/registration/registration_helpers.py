@@ -52,7 +52,8 @@ def good_form(client, policy, affiliation: str, **changes) -> PatronForm:
     values = dict(affiliation=affiliation, first_name=token(6), last_name=token(9), primary_id=pid,
                   expiry_date=TODAY + timedelta(days=365), email_address=f"{pid.lower()}.{token(4).lower()}@example.org",
                   birth_date=date(1990, 5, 17),
-                  password=f"Pw-{token(6)}-9" if group.password == "temporary" and policy.affiliations[affiliation].managed == "local" else "")
+                  password=f"Pw-{token(6)}-9" if group.password == "temporary"
+                  and policy.affiliations[affiliation].managed == "local" else "")
     values.update(changes)
     return PatronForm(**values)
 

@@ -110,7 +110,9 @@ def test_a_journal_line_cut_short_by_a_crash_is_looked_up_again(client, tmp_path
     journal.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:25], encoding="utf-8")
     again = register_csv(client, tmp_path / "in.csv", DEFAULT, today=TODAY)
     assert again.already_done + again.created == 2 and again.refused == 0
-    entries = [json.loads(line) for line in journal.read_text(encoding="utf-8").splitlines()[len(lines):]]
+    after = journal.read_text(encoding="utf-8").splitlines()
+    assert after[:len(lines) - 1] == lines[:-1]  # the torn line is cut off (files.AppendLog), the rest kept
+    entries = [json.loads(line) for line in after[len(lines) - 1:]]
     assert entries and entries[-1]["status"] == "created"
 
 

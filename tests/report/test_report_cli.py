@@ -1,4 +1,5 @@
-"""``almatools report``: papermill runs of the report notebook, the files they leave, and their numbers."""
+"""``almatools report``: runs of the report pipeline (built in, and a notebook by papermill), the files they
+leave, and their numbers."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from openpyxl.utils import get_column_letter
 from almatools.quality import RULES
 from almatools.reports import SECTIONS
 
-FILES = {"report.html", "report.xlsx", "report.ipynb", "findings.csv", "duplicates.csv", "merge_proposals.csv",
+FILES = {"report.html", "report.xlsx", "findings.csv", "duplicates.csv", "merge_proposals.csv",
          "summary.json", "summary.txt", "run.json", "finding_keys.json"}
 
 
@@ -51,12 +52,6 @@ def test_with_no_sources_it_reports_on_the_sandbox(sandbox, tmp_path, capsys):
     findings = read_csv(run / "findings.csv")
     doc = page(run / "report.html")
     assert count(doc, "users") == summary["users"] and count(doc, "findings") == len(findings) > 0
-    # the executed notebook is an output: papermill's parameters and every cell's outputs are in it
-    nb = json.loads((run / "report.ipynb").read_text(encoding="utf-8"))
-    injected = [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
-    assert injected and "run_dir = " in "".join(injected[0]["source"])
-    assert all(c["execution_count"] for c in nb["cells"] if c["cell_type"] == "code")
-    assert "SANDBOX" in json.dumps(nb["cells"])  # the banner
     # the root: one history line, latest pointers, no temporary folder, and the API key nowhere
     history = (root / "history.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(history) == 1 and json.loads(history[0])["run"] == run.name
@@ -65,6 +60,26 @@ def test_with_no_sources_it_reports_on_the_sandbox(sandbox, tmp_path, capsys):
     assert not list(root.glob(".tmp-*"))
     key = sandbox.api_key.encode()
     assert [name for name, data in tree(root).items() if key in data] == []
+
+
+@pytest.mark.slow
+def test_a_notebook_given_with_notebook_runs_by_papermill_and_is_kept(sandbox, tmp_path, capsys):
+    root = tmp_path / "reports"
+    notebook = Path(__file__).parents[2] / "notebooks" / "04_data_quality_report.ipynb"
+    assert run_report(root, "--notebook", str(notebook)) == 0
+    (run,) = runs(root)
+    assert FILES | {"report.ipynb"} <= {p.name for p in run.iterdir()}
+    # the executed notebook is an output: papermill's parameters and every cell's outputs are in it
+    nb = json.loads((run / "report.ipynb").read_text(encoding="utf-8"))
+    injected = [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
+    assert injected and "run_dir = " in "".join(injected[0]["source"])
+    assert all(c["execution_count"] for c in nb["cells"] if c["cell_type"] == "code")
+    assert "SANDBOX" in json.dumps(nb["cells"])  # the banner
+    history = (root / "history.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(history) == 1 and json.loads(history[0])["run"] == run.name
+    assert sandbox.api_key.encode() not in b"".join(tree(root).values())
+    assert run_report(root, "--notebook", str(tmp_path / "missing.ipynb")) == 1
+    assert "Cannot find the report notebook" in capsys.readouterr().err
 
 
 def test_the_html_numbers_equal_those_in_the_csvs(history_root):

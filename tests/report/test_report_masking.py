@@ -85,7 +85,7 @@ def test_masked_outputs_hold_no_name_email_or_identifier(institution, masked_roo
     assert leaks(ids, xlsx_all, fold=True) == set()
     assert leaks(names, xlsx_data, fold=False) == set()
     for name in ("findings.csv", "duplicates.csv", "merge_proposals.csv", "summary.json", "summary.txt",
-                 "report.ipynb", "run.json", "finding_keys.json"):
+                 "run.json", "finding_keys.json"):
         text = (run / name).read_text(encoding="utf-8")
         assert leaks(ids, text, fold=True) == set(), name
         assert leaks(names, text, fold=False) == set(), name

@@ -93,7 +93,7 @@ def test_a_run_that_cannot_be_recorded_is_removed(tmp_path, monkeypatch, analyse
 
     def refuse(path, line):
         raise OSError("disk full")
-    monkeypatch.setattr(report, "_append_line", refuse)
+    monkeypatch.setattr(report.runs, "_append_line", refuse)
     with pytest.raises(report.ReportError, match="disk full"):
         report.finish_run(run)
     assert runs(tmp_path) == [] and not list(tmp_path.glob(".tmp-*"))
@@ -154,7 +154,7 @@ def test_a_failure_while_writing_leaves_nothing_behind(tmp_path, monkeypatch, an
 
     def full_disk(data, path):
         raise OSError(28, "No space left on device")
-    monkeypatch.setattr(report, "write_xlsx", full_disk)
+    monkeypatch.setattr(report.outputs, "write_xlsx", full_disk)
     data = report.build_report(result, None, root=root, sis=sis)
     with pytest.raises(report.ReportError, match=r"writing the report files \(.*\) failed: OSError"):
         with report.step("writing the report files", run.folder):
@@ -168,3 +168,9 @@ def test_chart_labels_are_escaped():
     svg = report.bar_chart([("<script>alert(1)</script>", 3), ("B&B", 1)], label="x")
     assert "<script>" not in svg and "&lt;script&gt;" in svg and "B&amp;B" in svg
     assert report.line_chart(["a"], {"all": [None]}, label="x").startswith("<p")
+
+
+def test_a_damaged_history_line_before_the_end_is_an_error_naming_it(tmp_path):
+    (tmp_path / report.HISTORY_FILE).write_text('{"run": "a"}\nnot json\n{"run": "c"}\n', encoding="utf-8")
+    with pytest.raises(report.ReportError, match="line 2"):
+        report.read_history(tmp_path)

@@ -24,7 +24,8 @@ LATER = b"""<report><QueryResult><IsFinished>true</IsFinished><ResultXml>
 <rowset xmlns="urn:schemas-microsoft-com:xml-analysis:rowset"><Row><Column0>0</Column0><Column2>Lee</Column2></Row></rowset>
 </ResultXml></QueryResult></report>"""
 
-STILL_RUNNING = b"<report><QueryResult><ResumptionToken>0A1B2C</ResumptionToken><IsFinished>false</IsFinished><ResultXml/></QueryResult></report>"
+STILL_RUNNING = (b"<report><QueryResult><ResumptionToken>0A1B2C</ResumptionToken><IsFinished>false</IsFinished>"
+                 b"<ResultXml/></QueryResult></report>")
 
 
 def test_first_page_has_token_headings_and_sparse_rows():

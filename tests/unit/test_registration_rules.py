@@ -288,3 +288,27 @@ def test_sis_identifiers_are_asked_for_and_checked():
     by_label = dataclasses.replace(good(DEFAULT, "graduate"), affiliation="Graduate student")
     checked = validate(by_label, DEFAULT, today=TODAY)
     assert checked.ok and checked.form.affiliation == "graduate" and checked.record["user_group"]["value"] == "GRAD"
+
+
+def test_registration_and_quality_share_one_catalogue_and_one_severity_vocabulary():
+    import re
+    from pathlib import Path
+
+    import almatools
+    from almatools.catalog import ENTRY_RULES, RULES, Severity
+
+    root = Path(almatools.__file__).parent
+    used = set()
+    for path in (*(root / "registration").glob("*.py"), root / "bulk.py", root / "ui" / "register.py"):
+        used |= set(re.findall(r'(?:add|Issue\.of)\(\s*"([A-Z_]+)"', path.read_text(encoding="utf-8")))
+    assert used and used <= set(ENTRY_RULES), sorted(used - set(ENTRY_RULES))
+    assert not re.search(r'Issue\(\s*"', "".join(p.read_text(encoding="utf-8") for p in root.rglob("*.py")))
+    for rule in ENTRY_RULES.values():
+        assert isinstance(rule.at_entry, Severity)
+        # A rule checked in both places with two severities must say why, in the catalogue.
+        if rule.id in RULES and rule.at_entry != rule.severity:
+            assert rule.why, rule.id
+    assert {r: (RULES[r].severity.value, ENTRY_RULES[r].at_entry.value)
+            for r in ("BAD_EMAIL", "BAD_ID_FORMAT", "PURGE_TOO_SOON")} == {
+        "BAD_EMAIL": ("warning", "error"), "BAD_ID_FORMAT": ("warning", "error"),
+        "PURGE_TOO_SOON": ("error", "warning")}

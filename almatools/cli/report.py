@@ -3,9 +3,11 @@
 Wire it into the CLI's parser with one call: ``add_report_commands(commands)``, where ``commands`` is
 the object ``parser.add_subparsers()`` returned.
 
-The command runs ``notebooks/04_data_quality_report.ipynb`` with papermill into a temporary folder
-under ``--out`` (so the executed notebook is one of the outputs), then moves the folder into place
-and records the run in the history (:func:`almatools.reports.finish_run`). When any step fails, the
+The command calls :func:`almatools.reports.run_report` (the pipeline notebook 04 calls too, shipped in
+the package: it works from an installed wheel, with no checkout). The run is written into a temporary
+folder under ``--out``, moved into place and recorded in the history only when it is complete. With
+``--notebook FILE`` it runs that notebook with papermill instead (a library's own variant of notebook
+04; the executed notebook is then one of the outputs, ``report.ipynb``). When any step fails, the
 temporary folder is removed, nothing else in ``--out`` changes, and the command exits 1 with a message
 that names the step and the source.
 """
@@ -22,6 +24,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from almatools.cli.common import _say
 from almatools.errors import AlmaToolsError
 
 __all__ = ["add_report_commands", "cmd_report", "report_notebook"]
@@ -30,29 +33,18 @@ __all__ = ["add_report_commands", "cmd_report", "report_notebook"]
 NOTEBOOK_NAME = "04_data_quality_report.ipynb"
 
 
-def _say(message: str) -> None:
-    sys.stdout.write(message + "\n")
-    sys.stdout.flush()
-
-
 def _fail(message: str) -> int:
     sys.stderr.write(f"almatools report: {' '.join(message.split())}\n")  # one line, for cron mail and logs
     sys.stderr.flush()
     return 1
 
 
-def report_notebook(explicit: Path | None = None) -> Path:
-    """The report notebook: ``explicit``, else ``./notebooks/``, else the kit's own ``notebooks/``."""
-    if explicit is not None:
-        candidates = [Path(explicit)]
-    else:
-        candidates = [Path.cwd() / "notebooks" / NOTEBOOK_NAME,
-                      Path(__file__).resolve().parent.parent / "notebooks" / NOTEBOOK_NAME]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    raise AlmaToolsError(f"Cannot find the report notebook ({', '.join(str(c) for c in candidates)}): run the "
-                         "command from the kit's folder, or give --notebook.")
+def report_notebook(explicit: Path) -> Path:
+    """The report notebook given with ``--notebook``, checked to exist."""
+    if Path(explicit).is_file():
+        return Path(explicit)
+    raise AlmaToolsError(f"Cannot find the report notebook {explicit}: give the path of a copy of "
+                         f"notebooks/{NOTEBOOK_NAME}, or leave --notebook out to run the built-in report.")
 
 
 def _source(value: str | None) -> str:
@@ -89,10 +81,16 @@ def _terminated(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    """Run the report notebook into a temporary folder, and move it into place when it is complete."""
-    from almatools import reports as report
+class _TimedOut(Exception):
+    pass
 
+
+def _time_is_up(signum: int, frame: Any) -> None:
+    raise _TimedOut
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Check the arguments, then run the report (built in, or ``--notebook`` with papermill)."""
     if args.today:
         try:
             dt.date.fromisoformat(args.today)
@@ -104,6 +102,78 @@ def cmd_report(args: argparse.Namespace) -> int:
         return _fail("--unmasked-csv goes with --mask-pii (without masking the CSV files are unmasked anyway).")
     if args.top < 1:
         return _fail(f"--top must be 1 or more, not {args.top}.")
+    if args.notebook is not None:
+        return _report_by_notebook(args)
+    return _report_built_in(args)
+
+
+def _report_built_in(args: argparse.Namespace) -> int:
+    """Run :func:`almatools.reports.run_report` in this process."""
+    from almatools import reports as report
+
+    root = Path(args.out).expanduser().resolve()
+    main_thread = threading.current_thread() is threading.main_thread()
+    # SIGTERM (a scheduler's timeout, `kill`) ends the run like Ctrl-C: the temporary folder is removed.
+    previous = signal.signal(signal.SIGTERM, _terminated) if main_thread else None
+    alarm = signal.signal(signal.SIGALRM, _time_is_up) if main_thread and args.timeout else None
+    run = None
+    try:
+        try:
+            run = report.start_run(root)
+        except (AlmaToolsError, OSError) as exc:
+            return _fail(f"cannot write into {root}: {exc}")
+        try:
+            if alarm is not None:
+                signal.alarm(args.timeout)
+            outcome = report.run_report(
+                users_source=args.users or "", sis_source=args.sis or "", policy_path=args.policy,
+                title=args.title, period=args.period or "", today=args.today or None, mask_pii=bool(args.mask_pii),
+                unmasked_csv=bool(args.unmasked_csv), find_duplicates=not args.no_duplicates, top_n=args.top,
+                progress=not args.quiet, run=run)
+        except BaseException:
+            if run.folder.name.startswith(".tmp-"):  # a signal may come before run_report's own clean-up
+                report.abandon_run(run)
+            raise
+    except KeyboardInterrupt:
+        return _stopped(root)
+    except _TimedOut:
+        return _fail(f"the report took longer than --timeout {args.timeout} seconds; nothing was written to {root} "
+                     "(the run's temporary folder was removed).")
+    except AlmaToolsError as exc:
+        return _fail(f"{exc}\nNothing was written to {root} (the run's temporary folder was removed; the last "
+                     "complete report is unchanged).")
+    finally:
+        if alarm is not None:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, alarm)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    _summary(outcome.folder, root)
+    return 0
+
+
+def _stopped(root: Path) -> int:
+    _fail(f"stopped; nothing was written to {root} (the run's temporary folder was removed).")
+    return 130
+
+
+def _summary(final: Path, root: Path) -> None:
+    from almatools import reports as report
+
+    entry = json.loads((final / report.RUN_FILE).read_text(encoding="utf-8"))
+    severities = ", ".join(f"{k} {v:,}" for k, v in entry["by_severity"].items())
+    since = (f"{entry['new']:,} new and {entry['resolved']:,} resolved since {entry['previous_run']}"
+             if entry.get("previous_run") else "first run in this folder")
+    _say(f"Report {final.name}: {entry['findings']:,} findings ({severities}) on {entry['users']:,} users; {since}; "
+         f"{entry['duplicate_clusters']:,} duplicate clusters, {entry['merge_proposals']:,} merge proposals"
+         + (" (personal data masked)." if entry.get("masked") else "."))
+    _say(f"Open {final / 'report.html'} (and report.xlsx beside it); {root / report.LATEST_FILE} names the latest run.")
+
+
+def _report_by_notebook(args: argparse.Namespace) -> int:
+    """Run the ``--notebook`` with papermill into a temporary folder, and move it into place when complete."""
+    from almatools import reports as report
+
     try:
         notebook = report_notebook(args.notebook)
         import papermill
@@ -155,14 +225,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-    entry = json.loads((final / report.RUN_FILE).read_text(encoding="utf-8"))
-    severities = ", ".join(f"{k} {v:,}" for k, v in entry["by_severity"].items())
-    since = (f"{entry['new']:,} new and {entry['resolved']:,} resolved since {entry['previous_run']}"
-             if entry.get("previous_run") else "first run in this folder")
-    _say(f"Report {final.name}: {entry['findings']:,} findings ({severities}) on {entry['users']:,} users; {since}; "
-         f"{entry['duplicate_clusters']:,} duplicate clusters, {entry['merge_proposals']:,} merge proposals"
-         + (" (personal data masked)." if entry.get("masked") else "."))
-    _say(f"Open {final / 'report.html'} (and report.xlsx beside it); {root / report.LATEST_FILE} names the latest run.")
+    _summary(final, root)
     return 0
 
 
@@ -198,8 +261,9 @@ def add_report_commands(subparsers: Any) -> None:
                      "has all)")
     cmd.add_argument("--no-duplicates", action="store_true", help="skip the duplicate linkage")
     cmd.add_argument("--notebook", type=Path, metavar="FILE",
-                     help=f"the report notebook (default: notebooks/{NOTEBOOK_NAME})")
+                     help=f"run this copy of notebooks/{NOTEBOOK_NAME} with papermill instead of the built-in "
+                     "report (the executed notebook is kept as report.ipynb)")
     cmd.add_argument("--timeout", type=int, default=0, metavar="SECONDS",
-                     help="seconds a notebook cell may run (default: no limit)")
+                     help="seconds the report may take (with --notebook: a notebook cell; default: no limit)")
     cmd.add_argument("--quiet", action="store_true", help="no progress bar")
     cmd.set_defaults(func=cmd_report)

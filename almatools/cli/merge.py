@@ -8,7 +8,6 @@ the object ``parser.add_subparsers()`` returned. Each command returns its exit s
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -16,17 +15,13 @@ from typing import Any
 
 import pandas as pd
 
-from almatools.errors import AlmaToolsError, SourceError
+from almatools.cli.common import _say
+from almatools.errors import AlmaToolsError
 from almatools.files import write_csv
 
 __all__ = ["add_merge_commands", "cmd_merge_list", "cmd_merge_verify"]
 
 log = logging.getLogger(__name__)
-
-
-def _say(message: str) -> None:
-    sys.stdout.write(message + "\n")
-    sys.stdout.flush()
 
 
 def _fail(command: str, message: str) -> int:
@@ -35,37 +30,15 @@ def _fail(command: str, message: str) -> int:
 
 
 def _load_users(src: str) -> pd.DataFrame:
-    """A user source as the patron table: through :mod:`almatools.sources` when it is there, else JSON
-    lines of Alma user objects or a CSV with the patron-table columns."""
-    try:
-        from almatools.sources import load_users
-    except ImportError:
-        load_users = None
-    if load_users is not None:
-        return load_users(src)
-    from almatools.quality.frame import users_frame
+    """A user source as the patron table (:func:`almatools.sources.load_users`)."""
+    from almatools.sources import load_users
 
-    path = Path(src)
-    if not path.is_file():
-        raise SourceError(f"No such users file: {src}.")
-    if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
-        with path.open(encoding="utf-8") as handle:
-            try:
-                return users_frame(json.loads(line) for line in handle if line.strip())
-            except json.JSONDecodeError as err:
-                raise SourceError(f"{src} is not JSON lines of Alma users: {err}") from err
-    if path.suffix.lower() == ".csv":
-        return pd.read_csv(path, dtype=str, keep_default_na=False)
-    raise SourceError(f"Cannot read {src} here: give JSON lines of Alma users or a CSV of the patron table "
-                      "(other sources need almatools.sources).")
+    return load_users(src)
 
 
 def _load_sis_ids(src: str) -> set[str]:
-    try:
-        from almatools.sources import load_sis
-    except ImportError as err:
-        raise SourceError("Reading --sis needs almatools.sources, which is not installed; leave --sis out to take "
-                          "the SIS status from the findings (STALE_SIS_MISSING).") from err
+    from almatools.sources import load_sis
+
     return set(load_sis(src)["primary_id"].astype(str))
 
 
@@ -104,12 +77,11 @@ def cmd_merge_verify(args: argparse.Namespace) -> int:
     """Check in Alma that every approved FROM is gone and its TO still exists; exit 1 if any is not done."""
     import almatools
     from almatools.merge import Worklist, verify
-    from almatools.ui.banner import banner_text
 
     try:
         worklist = Worklist.load(args.worklist)
         with almatools.connect() as client:
-            _say(banner_text(client))
+            _say(client.banner_text())
             frame = verify(worklist, client)
         write_csv(frame, Path(args.worklist) / "merge_verification.csv")
     except (AlmaToolsError, OSError) as exc:

@@ -1,0 +1,236 @@
+"""Loading a source by its kind (:func:`load_users`, :func:`load_sis`), and both sources of an analysis
+(:func:`load_sources`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from almatools.errors import SourceError
+from almatools.models import RecordError
+
+if TYPE_CHECKING:
+    from almatools.client import AlmaClient
+    from almatools.policy import Policy
+from almatools.sources.api import _analytics_frame, _api_frame
+from almatools.sources.base import MAX_ZIP_MEMBERS, LoadReport, OnError, load_report
+from almatools.sources.csvfile import _csv_frame
+from almatools.sources.pool import _run, _Task, _workers
+
+log = logging.getLogger(__name__)
+
+_JSONL_PART = 64 << 20
+
+
+def _kind(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in (".xml", ".zip", ".csv"):
+        return suffix[1:]
+    if suffix in (".jsonl", ".ndjson"):
+        return "jsonl"
+    with open(path, "rb") as fh:
+        head = fh.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+    if head.startswith(b"PK"):
+        return "zip"
+    if head.startswith(b"<"):
+        return "xml"
+    if head.startswith(b"{"):
+        return "jsonl"
+    raise SourceError(f"{path}: unknown kind of file; give an Alma user .xml, a .zip of them, .jsonl or .csv")
+
+
+def _tasks(path: Path, kind: str, workers: int | None) -> list[_Task]:
+    if kind == "zip":
+        try:
+            with zipfile.ZipFile(path) as zf:
+                members = [i for i in zf.infolist() if not i.is_dir() and i.filename.lower().endswith(".xml")]
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
+            raise SourceError(f"{path} is not a readable zip file: {err}") from None
+        if not members:
+            raise SourceError(f"{path} holds no .xml files")
+        if len(members) > MAX_ZIP_MEMBERS:
+            raise SourceError(f"{path} holds {len(members):,} .xml files, more than the limit of {MAX_ZIP_MEMBERS:,}")
+        # Members go in batches (about 4 per worker, at most 32 MiB each): each batch opens the zip once.
+        total = sum(i.file_size for i in members)
+        target = max(1, min(32 << 20, total // (4 * _workers(workers)) or 1))
+        tasks: list[_Task] = []
+        batch: list[zipfile.ZipInfo] = []
+        for info in members:
+            batch.append(info)
+            if sum(i.file_size for i in batch) >= target or len(batch) >= 2000:
+                tasks.append(_Task("zip", str(path), tuple(i.filename for i in batch),
+                                   size=sum(i.file_size for i in batch)))
+                batch = []
+        if batch:
+            tasks.append(_Task("zip", str(path), tuple(i.filename for i in batch), size=sum(i.file_size for i in batch)))
+        return tasks
+    size = path.stat().st_size
+    if kind == "jsonl" and size > _JSONL_PART and _workers(workers) > 1:
+        bounds = [0]
+        with open(path, "rb") as fh:  # cut at line starts (read in bounded pieces: a line may be huge)
+            for k in range(1, math.ceil(size / _JSONL_PART)):
+                fh.seek(max(k * _JSONL_PART, bounds[-1]))
+                while (piece := fh.readline(1 << 20)) and not piece.endswith(b"\n"):
+                    pass
+                if fh.tell() >= size:
+                    break  # the last line runs to the end: no later cut can be found
+                if fh.tell() > bounds[-1]:
+                    bounds.append(fh.tell())
+        bounds.append(size)
+        return [_Task("jsonl", str(path), start=a, end=b, size=b - a) for a, b in zip(bounds, bounds[1:])]
+    return [_Task(kind, str(path), size=size)]
+
+
+def _load(src: str | os.PathLike[str], *, on_error: OnError, progress: bool, client: AlmaClient | None,
+          policy: Policy | None, workers: int | None, label: str) -> pd.DataFrame:
+    started = time.monotonic()
+    ptype = policy.patron_type_category_type if policy is not None else "PATRON_TYPE"
+    text = os.fspath(src)
+    report = LoadReport(text, "api")
+
+    def bad(err: RecordError) -> None:
+        if on_error == "raise":
+            raise SourceError(f"bad record: {err}")
+        report.add_error(err)
+        if callable(on_error):
+            on_error(err)
+    if text.strip().lower() == "api:":
+        report.files = ["api:"]
+        frame = _api_frame(client, ptype, report, progress)
+    elif text.strip().lower().startswith("analytics:"):
+        report.kind, report.files = "analytics", [text.strip()]
+        frame = _analytics_frame(client, text.strip()[len("analytics:"):].strip(), ptype, bad)
+    else:
+        path = Path(text).expanduser()
+        if not path.is_file():
+            raise SourceError(f"{path} does not exist" if not path.exists() else f"{path} is not a file")
+        report.kind = _kind(path)
+        if report.kind == "csv":
+            report.files = [str(path)]
+            frame = _csv_frame(path, report, bad)
+        else:
+            tasks = _tasks(path, report.kind, workers)
+            report.files = list(dict.fromkeys(name for t in tasks for name in t.names))
+            frame = _run(tasks, ptype, report, bad, progress=progress, workers=workers, label=label or path.name)
+    report.records, report.seconds = len(frame), time.monotonic() - started
+    if report.skipped:
+        log.warning("%s", report.summary())
+    frame.attrs["load_report"] = report.to_dict()
+    return frame
+
+
+def load_users(src: str | os.PathLike[str], *, on_error: OnError = None, progress: bool = False,
+               client: AlmaClient | None = None, policy: Policy | None = None,
+               workers: int | None = None) -> pd.DataFrame:
+    """Load Alma users into the patron table.
+
+    Args:
+        src: A path to an Alma user ``.xml``, a ``.zip`` of them, ``.jsonl`` or ``.csv`` (the kind is
+            told by the suffix, else by the first bytes), ``"api:"`` to read every user live, or
+            ``"analytics:PATH"`` for an Analytics users report.
+        on_error: What to do with bad records: None or ``"skip"`` skips them (they are logged and kept
+            in the report), ``"raise"`` raises :class:`SourceError` naming the first, a function is
+            called with each :class:`~almatools.models.RecordError` kept in the report.
+        progress: Show a progress bar.
+        client: The client for ``"api:"`` and ``"analytics:"`` (default :func:`almatools.connect`).
+        policy: The policy (its patron-type statistic category type).
+        workers: Processes for a zip or a large JSON lines file (default: the CPUs, at most 8).
+
+    Returns:
+        One row per user with the columns of :data:`~almatools.quality.frame.USER_COLUMNS`; the
+        :class:`LoadReport` is in ``attrs["load_report"]``.
+
+    Raises:
+        SourceError: The source is missing or cannot be read as a whole (not XML, not a zip, XML
+            that stops being well formed, a CSV without ``primary_id``).
+    """
+    return _load(src, on_error=on_error, progress=progress, client=client, policy=policy, workers=workers,
+                 label="users")
+
+
+def load_sis(src: str | os.PathLike[str], *, on_error: OnError = None, progress: bool = False,
+             policy: Policy | None = None, workers: int | None = None) -> pd.DataFrame:
+    """Load a SIS extract (usually the zip of Alma user XML the SIS sends) into the patron table.
+
+    Same arguments, result and errors as :func:`load_users` (there is no live source of SIS extracts).
+    """
+    if os.fspath(src).strip().lower() == "api:":
+        raise SourceError("a SIS extract is a file (the zip your SIS sends to Alma), not 'api:'")
+    return _load(src, on_error=on_error, progress=progress, client=None, policy=policy, workers=workers,
+                 label="SIS extract")
+
+
+@dataclass
+class LoadedSources:
+    """The users and the SIS extract of one analysis, and where they came from.
+
+    Attributes:
+        users: The patron table of the users.
+        sis: The patron table of the SIS extract, or None (the SIS rules are then not checked).
+        users_source: The users source actually read (the sandbox's export when none was given).
+        sis_source: The SIS extract actually read ("" when there is none).
+    """
+
+    users: pd.DataFrame
+    sis: pd.DataFrame | None
+    users_source: str
+    sis_source: str
+
+    def summary(self) -> str:
+        """One line per table: records read and skipped (:meth:`LoadReport.summary`)."""
+        return "\n".join(load_report(f).summary() for f in (self.users, self.sis) if f is not None)
+
+
+@contextmanager
+def _no_step(name: str, source: Any = None) -> Iterator[None]:
+    yield
+
+
+def load_sources(users_source: str | os.PathLike[str] = "", sis_source: str | os.PathLike[str] = "", *,
+                 policy: Policy | None = None, client: AlmaClient | None = None, on_error: OnError = None,
+                 progress: bool = False,
+                 step: Callable[[str, Any], AbstractContextManager[Any]] | None = None) -> LoadedSources:
+    """Load the users and the SIS extract of an analysis: the one way notebooks and commands do it.
+
+    Args:
+        users_source: Any user source (:func:`load_users`), ``"api:"``, or empty for the sandbox's own
+            users (exported from its store, :func:`sandbox_files`).
+        sis_source: The SIS extract; empty: the sandbox's own when the users are the sandbox's, else none;
+            ``"none"``: none.
+        policy: The policy (identifier types, SIS groups).
+        client: The Alma client, for ``"api:"`` and for finding the sandbox's data.
+        on_error: What to do with a bad record (:func:`load_users`).
+        progress: Show progress bars.
+        step: A context manager factory ``step(name, source)`` wrapped around each step, e.g.
+            :func:`almatools.reports.step`, which names the step in any error.
+
+    Raises:
+        SourceError: A source cannot be read.
+    """
+    from almatools.sandbox.files import sandbox_files  # the sandbox's own data: only when no users source is given
+
+    step = step or _no_step
+    users_src = str(users_source or "").strip()
+    sis_src = str(sis_source or "").strip()
+    if not users_src:
+        with step("finding the sandbox's data", "the local sandbox"):
+            users_src, sandbox_sis = sandbox_files(client)
+            sis_src = sis_src or sandbox_sis or ""
+    if sis_src.lower() == "none":
+        sis_src = ""
+    with step("loading the users source", users_src):
+        users = load_users(users_src, client=client, policy=policy, progress=progress, on_error=on_error)
+    with step("loading the SIS extract", sis_src):
+        sis = load_sis(sis_src, policy=policy, progress=progress, on_error=on_error) if sis_src else None
+    return LoadedSources(users, sis, users_src, sis_src)
