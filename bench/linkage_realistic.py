@@ -28,7 +28,7 @@ Printed, all measured in this one run:
   what the two records share).
 * Seconds of ``find_duplicates`` and the peak RSS of the process that loads and links.
 
-Targets (issue 9): precision >= 0.97, recall with evidence >= 0.95, look-alikes linked <= 1%, the
+Targets: precision >= 0.97, recall with evidence >= 0.95, look-alikes linked <= 1%, the
 possible tier adds at least half of the remaining true pairs with evidence.
 
     python bench/linkage_realistic.py [--sizes 50000 100000] [--seeds 1] [--cache DIR]

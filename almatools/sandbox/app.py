@@ -45,7 +45,7 @@ exact reply is not public):
   converts an INTERNAL user; the code (401854) and wording are ours.
 - **Slow commits** (``Knobs.commit_delay_ms``): a POST's checks, 401851 included, run at once; the
   record is stored after the delay, so a client that timed out can look it up, find nobody, and get
-  401851 when it posts again (issue 10).
+  401851 when it posts again.
 """
 
 from __future__ import annotations

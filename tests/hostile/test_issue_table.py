@@ -1,4 +1,5 @@
-"""Each row of issue 11's table, through the command line, under a 1.5 GiB memory cap.
+"""Each hostile input the kit was tried with (bad files, placeholders, formulas, odd values, edited worklists,
+killed runs), through the command line, under a 1.5 GiB memory cap.
 
 Every command must answer with exit 0, 1 or 3 and one line (or a reported record), never a traceback;
 memory is checked against the process's own peak (``wait4``), far below what the old readers took.
