@@ -166,7 +166,7 @@ class RegistrationForm(widgets.VBox):
     """
 
     def __init__(self, client: AlmaClient, policy: Policy, *, merge_requests: str | Path | None = None,
-                 today: date | None = None) -> None:
+                 today: date | None = None, show_banner: bool = True) -> None:
         self.client, self.policy, self.merge_requests = client, policy, merge_requests
         self._today = today
         self.switch = _DryRunSwitch(client)
@@ -247,7 +247,7 @@ class RegistrationForm(widgets.VBox):
             return widgets.HTML(f"<h4 style='margin:10px 0 2px 0'>{title}</h4>")
 
         super().__init__([
-            widgets.HTML(_CSS), self.banner, self.dry_run,
+            widgets.HTML(_CSS), *([self.banner] if show_banner else []), self.dry_run,
             widgets.HTML(f"<span style='color:{_GREY}'>Fields marked ★ are required by {_esc(policy.name)}.</span>"),
             section("Who"), rows["affiliation"], rows["managed"], rows["user_group"],
             section("Name and identifier"), rows["first_name"], rows["middle_name"], rows["last_name"],
@@ -525,7 +525,7 @@ class RegistrationForm(widgets.VBox):
 
 
 def build_registration_form(client: AlmaClient, policy: Policy, *, merge_requests: str | Path | None = None,
-                            today: date | None = None) -> RegistrationForm:
+                            today: date | None = None, show_banner: bool = True) -> RegistrationForm:
     """The single-patron registration form of both staff procedures.
 
     Fields marked ★ are the policy's mandatory ones; the affiliation fills in the group, the SIS choice and
@@ -540,5 +540,7 @@ def build_registration_form(client: AlmaClient, policy: Policy, *, merge_request
         policy: the institution's policy.
         merge_requests: the merge-request CSV that seed 003's old → new requests are appended to.
         today: the date validation and defaults judge by (default: today).
+        show_banner: the form shows the environment banner above its fields; False when the page shows
+            ``form.banner`` itself (first on the page, as notebook 01 does). It follows the dry-run switch.
     """
-    return RegistrationForm(client, policy, merge_requests=merge_requests, today=today)
+    return RegistrationForm(client, policy, merge_requests=merge_requests, today=today, show_banner=show_banner)

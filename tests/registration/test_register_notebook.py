@@ -20,7 +20,10 @@ def test_the_notebook_runs_with_parameters(sandbox, sandbox_dir, tmp_path):
     nb = nbformat.read(out, as_version=4)
     shown = [o.get("data", {}).get("text/plain", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
-    # One banner: the form's own (it follows the dry-run switch); the notebook no longer shows a second one.
+    # One banner, first on the page: the form's own (it follows the dry-run switch), shown by the notebook
+    # above the title; the form itself does not show it a second time.
+    first = next(c for c in nb.cells if c.cell_type == "code" and "form.banner" in c.source)
+    assert nb.cells.index(first) < next(i for i, c in enumerate(nb.cells) if c.cell_type == "markdown")
     assert not any("build_banner" in c.source for c in nb.cells if c.cell_type == "code")
     banners = [m["state"]["value"] for m in state.values() if "almatools-banner" in m["state"].get("_dom_classes", [])]
     assert banners and all("SANDBOX" in b and "DRY RUN" in b for b in banners)

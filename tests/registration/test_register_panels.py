@@ -309,3 +309,15 @@ def test_the_sis_identifier_box_appears_for_sis_groups_and_is_checked(client):
     assert "almatools-invalid" in box._dom_classes and form.register_button.disabled
     box.value = "987654321"
     assert form.patron_form().identifiers == {"UNIV_ID": "987654321"}
+
+
+def test_the_page_can_show_the_forms_banner_itself(client):
+    from almatools.policy import load_policy
+    from almatools.ui import build_registration_form
+
+    form = build_registration_form(client, load_policy(), show_banner=False)
+    assert form.banner not in form.children and form.dry_run in form.children
+    form.dry_run.value = True  # the banner the page shows still follows the switch
+    assert "DRY RUN" in form.banner.value
+    shown = build_registration_form(client, load_policy())
+    assert shown.banner in shown.children  # by default the form shows it
