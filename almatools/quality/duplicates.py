@@ -648,7 +648,7 @@ class _Timer:
         if progress:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=5, desc="Duplicates", unit="step")
+            self.bar = tqdm(total=4, desc="Duplicates", unit="step")  # prepare, train, predict, tiers
         self.start = time.perf_counter()
 
     @contextmanager
@@ -665,6 +665,7 @@ class _Timer:
     def close(self) -> dict[str, float]:
         self.timings["total"] = round(time.perf_counter() - self.start, 3)
         if self.bar is not None:
+            self.bar.update(self.bar.total - self.bar.n)  # steps with nothing to do (one record) count as done
             self.bar.close()
         return self.timings
 
