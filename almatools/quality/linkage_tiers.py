@@ -307,11 +307,12 @@ def _tiers(users: pd.DataFrame, pred: pd.DataFrame, live: np.ndarray, threshold:
     for group in clusters:
         cid = _cluster_id(pid[p] for p in group)
         cluster_of.update((p, cid) for p in group)
-    pair_rows = [(*described(e)[:2], round(p, 6), described(e)[2], cluster_of[e[0]]) for e, p in likely.items()]
+    pair_rows = [(a, b, round(p, 6), words, cluster_of[e[0]]) for e, p in likely.items()
+                 for a, b, words in (described(e),)]
     pairs = _pairs_frame(pair_rows, "cluster_id").sort_values(
         ["cluster_id", "match_probability", "primary_id_l", "primary_id_r"], ascending=[True, False, True, True],
         ignore_index=True)
-    poss_rows = [(*described(e)[:2], round(p, 6), described(e)[2], why) for e, (p, why) in possible.items()]
+    poss_rows = [(a, b, round(p, 6), words, why) for e, (p, why) in possible.items() for a, b, words in (described(e),)]
     poss = _pairs_frame(poss_rows, "reason").sort_values(
         ["match_probability", "primary_id_l", "primary_id_r"], ascending=[False, True, True], ignore_index=True)
     positions = sorted(cluster_of)

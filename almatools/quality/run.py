@@ -125,8 +125,7 @@ def _linkage_input(users: pd.DataFrame, sis: pd.DataFrame | None) -> pd.DataFram
 def _linked_sis_findings(linkage: pd.DataFrame, sis: pd.DataFrame, result: Any) -> pd.DataFrame:
     """``SIS_LOCAL_OTHER_ID``: a local record that is not in the extract, linked (likely tier) to a record the SIS
     sends under another id. The same engine and evidence as the duplicates."""
-    info = linkage.drop_duplicates("primary_id").set_index(linkage.drop_duplicates("primary_id")["primary_id"]
-                                                           .astype(str))
+    info = _by_id(linkage, ("account_type", "in_sis_extract", "first_name", "last_name", "user_group"))
     local = set(info.index[(info["account_type"] == "INTERNAL") & ~info["in_sis_extract"].astype(bool)])
     sent = set(info.index[info["in_sis_extract"].astype(bool)])
     evidence = {frozenset((a, b)): e for a, b, e in zip(result.pairs["primary_id_l"].astype(str),
@@ -169,7 +168,16 @@ def _alma_only(result: Any, sis_only: set[str]) -> Any:
                    clusters=clusters.reset_index(drop=True))
 
 
-def _cluster_table(pairs: pd.DataFrame, clusters: pd.DataFrame, users: pd.DataFrame) -> pd.DataFrame:
+def _by_id(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    """``columns`` of each record's first row, indexed by its primary id as text (one lookup table)."""
+    first = frame.drop_duplicates("primary_id")
+    return first.set_index(first["primary_id"].astype(str))[list(columns)]
+
+
+_SHOWN = ("first_name", "last_name", "user_group", "account_type")
+
+
+def _cluster_table(pairs: pd.DataFrame, clusters: pd.DataFrame, info: pd.DataFrame) -> pd.DataFrame:
     """One row per clustered record: its best link's probability and evidence, and the other members."""
     if not len(clusters):
         return pd.DataFrame({c: pd.Series(dtype="float64" if c == "match_probability" else "string")
@@ -182,8 +190,7 @@ def _cluster_table(pairs: pd.DataFrame, clusters: pd.DataFrame, users: pd.DataFr
     members = out.groupby("cluster_id")["primary_id"].agg(list)
     out["other_primary_ids"] = [";".join(m for m in members[c] if m != p)
                                 for c, p in zip(out["cluster_id"], out["primary_id"])]
-    info = users.drop_duplicates("primary_id").set_index(users.drop_duplicates("primary_id")["primary_id"].astype(str))
-    for col in ("first_name", "last_name", "user_group", "account_type"):
+    for col in _SHOWN:
         out[col] = out["primary_id"].map(info[col]).fillna("")
     out["match_probability"] = out["match_probability"].astype("float64")
     return out[list(DUPLICATE_COLUMNS)].astype({c: "string" for c in DUPLICATE_COLUMNS if c != "match_probability"})
@@ -234,6 +241,7 @@ def analyse(users_df: pd.DataFrame, sis_df: pd.DataFrame | None, policy: Policy,
     step("rules")
     findings = evaluate(users, sis_df, policy, today=today)
     timings["rules"] = time.monotonic() - started
+    info = _by_id(users, _SHOWN)  # each record's names, group and account type, looked up by primary id
     if bar is not None:
         bar.update(1)
     pairs = pd.DataFrame(columns=["primary_id_l", "primary_id_r", "match_probability", "evidence", "cluster_id"])
@@ -251,13 +259,13 @@ def analyse(users_df: pd.DataFrame, sis_df: pd.DataFrame | None, policy: Policy,
         result = _alma_only(result, set(linkage.loc[linkage["_sis_only"], "primary_id"].astype(str)))
         pairs, clusters, status, model = result.pairs, result.clusters, "done", result.model
         timings.update({f"linkage {k}": v for k, v in result.timings.items() if k != "total"})
-        possible = _possible_table(result.possible, users, decisions)
-        findings = _merge_findings(findings, [_duplicate_findings(pairs), *extra], users)
+        possible = _possible_table(result.possible, info, decisions)
+        findings = _merge_findings(findings, [_duplicate_findings(pairs), *extra], info)
         timings["duplicates"] = time.monotonic() - started
         if bar is not None:
             bar.update(1)
     step("summary")
-    table = _cluster_table(pairs, clusters, users)
+    table = _cluster_table(pairs, clusters, info)
     counts = findings["rule_id"].value_counts()
     not_checked = [] if sis_df is not None else list(_SIS_RULES)
     if not duplicates and sis_df is not None:
@@ -282,12 +290,11 @@ def analyse(users_df: pd.DataFrame, sis_df: pd.DataFrame | None, policy: Policy,
     return QualityResult(findings, pairs, table, users, summary, possible)
 
 
-def _possible_table(possible: pd.DataFrame, users: pd.DataFrame, decisions: PairDecisions | None) -> pd.DataFrame:
+def _possible_table(possible: pd.DataFrame, info: pd.DataFrame, decisions: PairDecisions | None) -> pd.DataFrame:
     """The possible pairs with both records' names and any staff decision, for review."""
     if not len(possible):
         return pd.DataFrame({c: pd.Series(dtype="float64" if c == "match_probability" else "string")
                              for c in POSSIBLE_COLUMNS})
-    info = users.drop_duplicates("primary_id").set_index(users.drop_duplicates("primary_id")["primary_id"].astype(str))
     out = possible.copy()
     for side in ("l", "r"):
         for c in ("first_name", "last_name"):
@@ -297,14 +304,13 @@ def _possible_table(possible: pd.DataFrame, users: pd.DataFrame, decisions: Pair
     return out[list(POSSIBLE_COLUMNS)].astype({c: "string" for c in POSSIBLE_COLUMNS if c != "match_probability"})
 
 
-def _merge_findings(findings: pd.DataFrame, extra: list[pd.DataFrame], users: pd.DataFrame) -> pd.DataFrame:
+def _merge_findings(findings: pd.DataFrame, extra: list[pd.DataFrame], info: pd.DataFrame) -> pd.DataFrame:
     extra = [e for e in extra if len(e)]
     if not extra:
         return findings
     more = pd.concat(extra, ignore_index=True)
-    info = users.drop_duplicates("primary_id").set_index("primary_id")
-    more["user_group"] = more["primary_id"].map(info["user_group"]).fillna("").to_numpy()
-    more["account_type"] = more["primary_id"].map(info["account_type"]).fillna("").to_numpy()
+    more["user_group"] = more["primary_id"].astype(str).map(info["user_group"]).fillna("").to_numpy()
+    more["account_type"] = more["primary_id"].astype(str).map(info["account_type"]).fillna("").to_numpy()
     out = pd.concat([findings, more.astype("string")], ignore_index=True)
     order = {r: i for i, r in enumerate(RULES)}
     key = out["rule_id"].map(order).to_numpy()
