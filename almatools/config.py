@@ -12,6 +12,8 @@ Variables:
         else ``$ALMATOOLS_DATA/work``. ``almatools lab`` and ``almatools app`` set it for their kernels.
     ALMATOOLS_UI: ``lab`` or ``app``, set by those commands so that notebooks print links that open there.
     ALMATOOLS_SERVER_ROOT: the folder JupyterLab or Voila serves (links are made relative to it).
+    ALMATOOLS_CACHE: the folder of the parse cache (default ``$XDG_CACHE_HOME/almatools``, else
+        ``~/.cache/almatools``), or ``off`` for none (:mod:`almatools.sources.cache`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from urllib.parse import urlsplit
 from almatools.errors import ConfigError
 
 __all__ = ["REGIONS", "Settings", "region_url", "region_of", "check_base_url", "data_home", "is_loopback_url",
-           "policy_file",
+           "policy_file", "cache_home",
            "workspace", "served_root", "ui_mode", "child_environment", "CHECKOUT"]
 
 # The kit's checkout, when the package runs from one (an editable install): it has the notebooks.
@@ -87,6 +89,18 @@ def data_home(environ: Mapping[str, str] | None = None) -> Path:
     if env.get("ALMATOOLS_DATA"):
         return Path(env["ALMATOOLS_DATA"]).expanduser()
     xdg = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg) / "almatools"
+
+
+def cache_home(environ: Mapping[str, str] | None = None) -> Path | None:
+    """Folder of the parse cache, or None when ``ALMATOOLS_CACHE`` is ``off`` (also ``0``, ``no``, ``false``)."""
+    env = os.environ if environ is None else environ
+    value = (env.get("ALMATOOLS_CACHE") or "").strip()
+    if value.lower() in ("off", "0", "no", "false", "none"):
+        return None
+    if value:
+        return Path(value).expanduser()
+    xdg = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(xdg) / "almatools"
 
 

@@ -58,6 +58,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # The run's own parse cache (notebook kernels inherit it): never the user's, and gone at the end.
+    _state["cache"] = tempfile.mkdtemp(prefix="almatools-cache-")
+    os.environ["ALMATOOLS_CACHE"] = _state["cache"]
     if not config.getoption("--run-integration"):
         _loopback_only()
 
@@ -77,7 +80,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if "server" in _state:
         _state["server"].stop()
         shutil.rmtree(_state["root"], ignore_errors=True)
-        _state.clear()
+    if "cache" in _state:
+        shutil.rmtree(_state["cache"], ignore_errors=True)
+    _state.clear()
 
 
 @pytest.fixture(scope="session")

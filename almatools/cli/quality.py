@@ -50,7 +50,7 @@ def cmd_quality(args: argparse.Namespace) -> int:
     client = _client() if args.users.strip().lower() == "api:" else None
     try:
         loaded = load_sources(args.users, args.sis, policy=policy, client=client, on_error=bad,
-                              progress=not args.quiet)
+                              progress=not args.quiet, cache=not args.no_cache)
     finally:
         if client is not None:
             client.close()
@@ -59,7 +59,7 @@ def cmd_quality(args: argparse.Namespace) -> int:
 
     decisions = args.decisions or (args.out / DECISIONS_FILE)
     result = analyse(users, sis, policy, today=today, duplicates=not args.no_duplicates, progress=not args.quiet,
-                     decisions=decisions)
+                     decisions=decisions, cache=not args.no_cache)
     # Patron data in the CSV files is escaped so that no spreadsheet runs it as a formula.
     files = write_outputs(result, args.out)
     _say(result.summary_text())
@@ -97,6 +97,8 @@ def add_quality_commands(commands: Any) -> None:
     quality.add_argument("--today", help="the day the analysis is as of, YYYY-MM-DD (default: today)")
     quality.add_argument("--out", type=Path, required=True, help="folder for the output files")
     quality.add_argument("--no-duplicates", action="store_true", help="skip the duplicate linkage")
+    quality.add_argument("--no-cache", action="store_true", help="parse and link again even when the cache has the result "
+                         "(ALMATOOLS_CACHE; see the README)")
     quality.add_argument("--decisions", type=Path, help="staff decisions on duplicate pairs, kept between runs "
                          "(default: OUT/pair_decisions.jsonl, which notebook 02's review writes)")
     quality.add_argument("--strict", action="store_true", help="exit 1 when a source had bad records")

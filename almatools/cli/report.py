@@ -129,7 +129,7 @@ def _report_built_in(args: argparse.Namespace) -> int:
                 users_source=args.users or "", sis_source=args.sis or "", policy_path=args.policy,
                 title=args.title, period=args.period or "", today=args.today or None, mask_pii=bool(args.mask_pii),
                 unmasked_csv=bool(args.unmasked_csv), find_duplicates=not args.no_duplicates, top_n=args.top,
-                progress=not args.quiet, run=run)
+                progress=not args.quiet, run=run, cache=not args.no_cache)
         except BaseException:
             if run.folder.name.startswith(".tmp-"):  # a signal may come before run_report's own clean-up
                 report.abandon_run(run)
@@ -260,6 +260,8 @@ def add_report_commands(subparsers: Any) -> None:
                      help="findings, clusters and merge pairs listed in the HTML (default %(default)s; the workbook "
                      "has all)")
     cmd.add_argument("--no-duplicates", action="store_true", help="skip the duplicate linkage")
+    cmd.add_argument("--no-cache", action="store_true", help="parse and link again even when the cache has the result "
+                     "(ALMATOOLS_CACHE; see the README)")
     cmd.add_argument("--notebook", type=Path, metavar="FILE",
                      help=f"run this copy of notebooks/{NOTEBOOK_NAME} with papermill instead of the built-in "
                      "report (the executed notebook is kept as report.ipynb)")

@@ -72,6 +72,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from almatools.quality.linkage_cache import linkage_cache
 from almatools.quality.linkage_model import (
     BLOCKING_RULES,
     DEFAULT_THRESHOLD,
@@ -84,7 +85,15 @@ from almatools.quality.linkage_model import (
     U_SAMPLE_PAIRS,
     linkage_settings,
 )
-from almatools.quality.linkage_prepare import LINKAGE_COLUMNS, _check_columns, _connect, _prepare, prepare_records
+from almatools.quality.linkage_prepare import (
+    _RECORDS,
+    CACHE_KEY_COLUMNS,
+    LINKAGE_COLUMNS,
+    _check_columns,
+    _connect,
+    _prepare,
+    prepare_records,
+)
 from almatools.quality.linkage_tiers import DuplicateResult, _tiers
 
 __all__ = [
@@ -275,7 +284,7 @@ def candidate_pairs(users: pd.DataFrame) -> pd.DataFrame:
 
 def find_duplicates(users: pd.DataFrame, *, backend: str = "duckdb", threshold: float = DEFAULT_THRESHOLD,
                     possible_threshold: float = POSSIBLE_THRESHOLD, progress: bool = False, spark: Any = None,
-                    train: bool | None = None, decisions: Any = None) -> DuplicateResult:
+                    train: bool | None = None, decisions: Any = None, cache: bool = True) -> DuplicateResult:
     """Find the records that belong to one person.
 
     Args:
@@ -294,6 +303,9 @@ def find_duplicates(users: pd.DataFrame, *, backend: str = "duckdb", threshold: 
         train: Learn the weights from ``users`` (default: when there are at least
             :data:`MIN_TRAIN_RECORDS` records); else the fixed values.
         decisions: Staff decisions on pairs (:class:`almatools.quality.review.PairDecisions`).
+        cache: Keep the prepared records and scored pairs, and read them back when the same records are
+            linked again with the same settings (:mod:`almatools.quality.linkage_cache`); the tiers are
+            made anew either way.
 
     Returns:
         The likely pairs with their probability and evidence, the clusters, and the possible pairs.
@@ -313,13 +325,23 @@ def find_duplicates(users: pd.DataFrame, *, backend: str = "duckdb", threshold: 
         users = users.reset_index(drop=True)
     train = len(users) >= MIN_TRAIN_RECORDS if train is None else train
     model: dict[tuple[str, str], tuple[float, float]] | None = None
+    store = linkage_cache(cache) if len(users) > 1 else None
+    key = store.key(users, CACHE_KEY_COLUMNS, backend=backend, train=train, possible=possible_threshold
+                    ) if store is not None else ""
+    hit = store.get(key) if store is not None else None
     with _connect() as con:
         with timer.step("prepare"):
-            table = _prepare(con, users)
+            if hit is not None:
+                table = _RECORDS
+                store.restore(con, hit, table)
+            else:
+                table = _prepare(con, users)
             live = con.sql(f"SELECT live_sis FROM {table} ORDER BY unique_id").fetchnumpy()["live_sis"]
         if len(users) > 1:
             with timer.step("train"):
-                if train:
+                if hit is not None:
+                    model = hit.model
+                elif train:
                     # always on DuckDB (the table is there already), so both backends score with one model
                     trainer = _Scorer(con, table, len(users), "duckdb", None)
                     try:
@@ -331,7 +353,10 @@ def find_duplicates(users: pd.DataFrame, *, backend: str = "duckdb", threshold: 
                         trainer.close()
             scorer = _Scorer(con, table, len(users), backend, spark)
             with timer.step("predict"):
-                pred = scorer.predict(model, possible_threshold)
+                pred = hit.pairs if hit is not None else scorer.predict(model, possible_threshold)
+            if store is not None and hit is None:
+                with timer.step("cache"):
+                    store.put(key, con, table, pred, model)
             with timer.step("tiers"):
                 result = _tiers(users, pred, live, threshold, decisions, lambda g: scorer.score_within(g, model))
             scorer.close()
@@ -341,7 +366,7 @@ def find_duplicates(users: pd.DataFrame, *, backend: str = "duckdb", threshold: 
             with timer.step("tiers"):
                 result = _tiers(users, pred, live, threshold, decisions, None)
     result.timings = timer.close()
-    result.model = {"trained": model is not None,
+    result.model = {"trained": model is not None, "from_cache": hit is not None,
                     **{f"{c}/{k}": [round(m, 6), round(u, 8)] for (c, k), (m, u) in (model or {
                         (comp.name, lv.key): (lv.m, lv.u) for comp in MODEL for lv in comp.levels[1:]}).items()}}
     logger.info("duplicates: %d records, %d likely pairs, %d clusters, %d possible pairs in %.1f s", len(users),

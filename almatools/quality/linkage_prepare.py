@@ -38,6 +38,8 @@ _INPUT_COLUMNS = ("primary_id", "first_name", "middle_name", "last_name", "birth
 _OPTIONAL_COLUMNS = {"pref_first_name": "", "phones": "", "addresses": ""}
 LINKAGE_COLUMNS = frozenset({*_INPUT_COLUMNS, *_OPTIONAL_COLUMNS, *DISPLAY_COLUMNS, "in_sis_extract"})
 """The patron-table columns :func:`find_duplicates` reads (others are not needed)."""
+CACHE_KEY_COLUMNS = [*_INPUT_COLUMNS, *_OPTIONAL_COLUMNS, "in_sis_extract"]
+"""The columns the prepared table is made from: the linkage cache's key hashes their values."""
 _RECORDS = "almatools_dup_records"
 
 

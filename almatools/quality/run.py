@@ -205,7 +205,7 @@ def _report(frame: pd.DataFrame | None) -> dict[str, Any] | None:
 
 def analyse(users_df: pd.DataFrame, sis_df: pd.DataFrame | None, policy: Policy, *, today: date | None = None,
             duplicates: bool = True, progress: bool = False,
-            decisions: PairDecisions | str | os.PathLike[str] | None = None) -> QualityResult:
+            decisions: PairDecisions | str | os.PathLike[str] | None = None, cache: bool = True) -> QualityResult:
     """Run every finding rule and the duplicate linkage.
 
     Args:
@@ -218,6 +218,8 @@ def analyse(users_df: pd.DataFrame, sis_df: pd.DataFrame | None, policy: Policy,
             which also finds ``SIS_LOCAL_OTHER_ID``.
         progress: Show a progress bar over the steps.
         decisions: Staff decisions on pairs (a :class:`~almatools.quality.review.PairDecisions` or its file).
+        cache: Let the linkage keep and reuse its prepared records and scored pairs
+            (:mod:`almatools.quality.linkage_cache`).
 
     Returns:
         The findings, the duplicate pairs and clusters, the possible pairs, the users and a summary.
@@ -252,7 +254,7 @@ def analyse(users_df: pd.DataFrame, sis_df: pd.DataFrame | None, policy: Policy,
         step("duplicates")
         started = time.monotonic()
         linkage = _linkage_input(users, sis_df)
-        result = find_duplicates(linkage, progress=progress, decisions=decisions)
+        result = find_duplicates(linkage, progress=progress, decisions=decisions, cache=cache)
         extra = []
         if sis_df is not None:
             extra.append(_linked_sis_findings(linkage, sis_df, result))

@@ -41,7 +41,7 @@ def run_report(output_root: str | os.PathLike[str] | None = None, *, users_sourc
                period: str = "", today: date | str | None = None, mask_pii: bool = False,
                unmasked_csv: bool = False, find_duplicates: bool = True, top_n: int = 50,
                client: Any = None, progress: bool = False, run: ReportRun | None = None,
-               finish: bool = True) -> ReportOutcome:
+               finish: bool = True, cache: bool = True) -> ReportOutcome:
     """The whole data-quality report, as ``almatools report`` and notebook 04 run it.
 
     Reads the policy and the sources (:func:`almatools.sources.load_sources`), checks the records
@@ -67,6 +67,7 @@ def run_report(output_root: str | os.PathLike[str] | None = None, *, users_sourc
         progress: Show progress bars.
         run: A run already started (:func:`start_run`); default: one is started here.
         finish: Move the run into place at the end (False leaves it to the caller).
+        cache: Use the cache for the parsed files and the linkage (:mod:`almatools.cache`).
 
     Raises:
         ReportError: A step failed (the message names it); the run was abandoned.
@@ -88,10 +89,10 @@ def run_report(output_root: str | os.PathLike[str] | None = None, *, users_sourc
             with step("connecting to Alma"):
                 client = own_client = almatools.connect()
         sources = load_sources(users_source, sis_source, policy=policy, client=client, progress=progress,
-                               step=step)
+                               step=step, cache=cache)
         with step("checking the records"):
             result = analyse(sources.users, sources.sis, policy, today=as_of, duplicates=find_duplicates,
-                             progress=progress)
+                             progress=progress, cache=cache)
         with step("preparing the merge proposals"):
             worklist = merge_proposals(result, sources.sis)
         with step("building the report", run.root):

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from almatools.policy import Policy
 from almatools.sources.api import _analytics_frame, _api_frame
 from almatools.sources.base import MAX_ZIP_MEMBERS, LoadReport, OnError, load_report
+from almatools.sources.cache import parse_cache
 from almatools.sources.csvfile import _csv_frame
 from almatools.sources.pool import _run, _Task, _workers
 
@@ -93,7 +94,7 @@ def _tasks(path: Path, kind: str, workers: int | None) -> list[_Task]:
 
 
 def _load(src: str | os.PathLike[str], *, on_error: OnError, progress: bool, client: AlmaClient | None,
-          policy: Policy | None, workers: int | None, label: str) -> pd.DataFrame:
+          policy: Policy | None, workers: int | None, label: str, cache: bool) -> pd.DataFrame:
     started = time.monotonic()
     ptype = policy.patron_type_category_type if policy is not None else "PATRON_TYPE"
     text = os.fspath(src)
@@ -116,13 +117,30 @@ def _load(src: str | os.PathLike[str], *, on_error: OnError, progress: bool, cli
         if not path.is_file():
             raise SourceError(f"{path} does not exist" if not path.exists() else f"{path} is not a file")
         report.kind = _kind(path)
-        if report.kind == "csv":
-            report.files = [str(path)]
-            frame = _csv_frame(path, report, bad)
+        store = parse_cache(cache)
+        key = store.key(path, report.kind, ptype) if store is not None else ""
+        hit = store.get(key) if store is not None else None
+        if hit is not None:
+            report.files, report.notes = hit.files, hit.notes
+            for err in hit.errors:
+                bad(err)
+            frame = hit.frame
+            report.notes = [*report.notes, f"read from the parse cache ({store.folder})"]
         else:
-            tasks = _tasks(path, report.kind, workers)
-            report.files = list(dict.fromkeys(name for t in tasks for name in t.names))
-            frame = _run(tasks, ptype, report, bad, progress=progress, workers=workers, label=label or path.name)
+            seen: list[RecordError] = []
+
+            def kept(err: RecordError) -> None:
+                seen.append(err)
+                bad(err)
+            if report.kind == "csv":
+                report.files = [str(path)]
+                frame = _csv_frame(path, report, kept)
+            else:
+                tasks = _tasks(path, report.kind, workers)
+                report.files = list(dict.fromkeys(name for t in tasks for name in t.names))
+                frame = _run(tasks, ptype, report, kept, progress=progress, workers=workers, label=label or path.name)
+            if store is not None:
+                store.put(key, frame, files=report.files, notes=report.notes, errors=seen)
     report.records, report.seconds = len(frame), time.monotonic() - started
     if report.skipped:
         log.warning("%s", report.summary())
@@ -132,7 +150,7 @@ def _load(src: str | os.PathLike[str], *, on_error: OnError, progress: bool, cli
 
 def load_users(src: str | os.PathLike[str], *, on_error: OnError = None, progress: bool = False,
                client: AlmaClient | None = None, policy: Policy | None = None,
-               workers: int | None = None) -> pd.DataFrame:
+               workers: int | None = None, cache: bool = True) -> pd.DataFrame:
     """Load Alma users into the patron table.
 
     Args:
@@ -146,6 +164,8 @@ def load_users(src: str | os.PathLike[str], *, on_error: OnError = None, progres
         client: The client for ``"api:"`` and ``"analytics:"`` (default :func:`almatools.connect`).
         policy: The policy (its patron-type statistic category type).
         workers: Processes for a zip or a large JSON lines file (default: the CPUs, at most 8).
+        cache: Read an unchanged file's table from the parse cache, and keep a parsed file's there
+            (:mod:`almatools.sources.cache`; ``ALMATOOLS_CACHE=off`` turns it off everywhere).
 
     Returns:
         One row per user with the columns of :data:`~almatools.quality.frame.USER_COLUMNS`; the
@@ -156,11 +176,11 @@ def load_users(src: str | os.PathLike[str], *, on_error: OnError = None, progres
             that stops being well formed, a CSV without ``primary_id``).
     """
     return _load(src, on_error=on_error, progress=progress, client=client, policy=policy, workers=workers,
-                 label="users")
+                 label="users", cache=cache)
 
 
 def load_sis(src: str | os.PathLike[str], *, on_error: OnError = None, progress: bool = False,
-             policy: Policy | None = None, workers: int | None = None) -> pd.DataFrame:
+             policy: Policy | None = None, workers: int | None = None, cache: bool = True) -> pd.DataFrame:
     """Load a SIS extract (usually the zip of Alma user XML the SIS sends) into the patron table.
 
     Same arguments, result and errors as :func:`load_users` (there is no live source of SIS extracts).
@@ -168,7 +188,7 @@ def load_sis(src: str | os.PathLike[str], *, on_error: OnError = None, progress:
     if os.fspath(src).strip().lower() == "api:":
         raise SourceError("a SIS extract is a file (the zip your SIS sends to Alma), not 'api:'")
     return _load(src, on_error=on_error, progress=progress, client=None, policy=policy, workers=workers,
-                 label="SIS extract")
+                 label="SIS extract", cache=cache)
 
 
 @dataclass
@@ -200,7 +220,8 @@ def _no_step(name: str, source: Any = None) -> Iterator[None]:
 def load_sources(users_source: str | os.PathLike[str] = "", sis_source: str | os.PathLike[str] = "", *,
                  policy: Policy | None = None, client: AlmaClient | None = None, on_error: OnError = None,
                  progress: bool = False,
-                 step: Callable[[str, Any], AbstractContextManager[Any]] | None = None) -> LoadedSources:
+                 step: Callable[[str, Any], AbstractContextManager[Any]] | None = None,
+                 cache: bool = True) -> LoadedSources:
     """Load the users and the SIS extract of an analysis: the one way notebooks and commands do it.
 
     Args:
@@ -214,6 +235,7 @@ def load_sources(users_source: str | os.PathLike[str] = "", sis_source: str | os
         progress: Show progress bars.
         step: A context manager factory ``step(name, source)`` wrapped around each step, e.g.
             :func:`almatools.reports.step`, which names the step in any error.
+        cache: Use the parse cache for files (:func:`load_users`).
 
     Raises:
         SourceError: A source cannot be read.
@@ -230,7 +252,7 @@ def load_sources(users_source: str | os.PathLike[str] = "", sis_source: str | os
     if sis_src.lower() == "none":
         sis_src = ""
     with step("loading the users source", users_src):
-        users = load_users(users_src, client=client, policy=policy, progress=progress, on_error=on_error)
+        users = load_users(users_src, client=client, policy=policy, progress=progress, on_error=on_error, cache=cache)
     with step("loading the SIS extract", sis_src):
-        sis = load_sis(sis_src, policy=policy, progress=progress, on_error=on_error) if sis_src else None
+        sis = load_sis(sis_src, policy=policy, progress=progress, on_error=on_error, cache=cache) if sis_src else None
     return LoadedSources(users, sis, users_src, sis_src)

@@ -2,7 +2,9 @@
 
 import pytest
 
-from almatools.config import REGIONS, Settings, is_loopback_url, region_of
+from pathlib import Path
+
+from almatools.config import REGIONS, Settings, cache_home, is_loopback_url, region_of
 from almatools.errors import ConfigError
 
 
@@ -47,3 +49,11 @@ def test_loopback_detection():
     assert is_loopback_url("http://127.0.0.1:8990/almaws/v1")
     assert is_loopback_url("http://localhost/almaws/v1")
     assert not is_loopback_url(REGIONS["eu"])
+
+
+def test_the_cache_folder_is_the_users_own_or_none():
+    assert cache_home({"XDG_CACHE_HOME": "/x/cache"}) == Path("/x/cache/almatools")
+    assert cache_home({"ALMATOOLS_CACHE": "/srv/at-cache", "XDG_CACHE_HOME": "/x"}) == Path("/srv/at-cache")
+    assert cache_home({}) == Path.home() / ".cache" / "almatools"
+    for off in ("off", "OFF", "0", "no", "false", "none"):
+        assert cache_home({"ALMATOOLS_CACHE": off}) is None

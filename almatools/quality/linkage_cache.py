@@ -1,0 +1,134 @@
+"""The linkage's cache: the prepared records, the scored candidate pairs and the model of one input.
+
+Preparing, training and scoring are most of a linkage run, and they depend only on the records' linkage
+fields and the kit's code; the tiers (thresholds, staff decisions, clusters) are made again on every run.
+A re-run on unchanged records therefore reads the prepared table and the scored pairs back from Parquet
+and goes straight to the tiers. The key hashes:
+
+* every value of the columns the preparation reads (``pd.util.hash_pandas_object``, row by row, in order);
+* the backend, whether the model was trained, and the possible tier's threshold (pairs below it are not
+  kept);
+* a fingerprint of the linkage's code (:mod:`almatools.normalise` and the ``linkage``/``duplicates``
+  modules) and the splink and DuckDB versions.
+
+Entries live in ``linkage/`` of the kit's cache folder (:mod:`almatools.cache`: where, permissions,
+pruning), one folder each: ``records.parquet``, ``pairs.parquet`` and ``model.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from almatools.cache import CacheFolder, code_fingerprint
+from almatools.config import cache_home
+
+__all__ = ["MAX_LINKAGE_BYTES", "CachedLinkage", "LinkageCache", "linkage_cache"]
+
+log = logging.getLogger(__name__)
+
+MAX_LINKAGE_BYTES = 8 << 30
+"""The most the linkage entries keep together; beyond it, the least recently used go."""
+Model = dict[tuple[str, str], tuple[float, float]]
+
+
+@lru_cache(maxsize=1)
+def _fingerprint() -> str:
+    import almatools.normalise
+    import almatools.quality.duplicates
+    import almatools.quality.linkage_model
+    import almatools.quality.linkage_prepare
+
+    code = code_fingerprint([almatools.normalise, almatools.quality.duplicates, almatools.quality.linkage_model,
+                             almatools.quality.linkage_prepare])
+    return f"{code}-splink{version('splink')}-duckdb{duckdb.__version__}"
+
+
+@dataclass
+class CachedLinkage:
+    """An entry: the prepared records (a Parquet file to load), the scored pairs, the model (None: fixed)."""
+
+    records: Path
+    pairs: pd.DataFrame
+    model: Model | None
+
+
+class LinkageCache:
+    """Prepared records and scored pairs by input (see the module docstring).
+
+    Args:
+        folder: The kit's cache folder (entries go to its ``linkage/``).
+        max_bytes: The most the entries may take together.
+    """
+
+    def __init__(self, folder: Path, *, max_bytes: int = MAX_LINKAGE_BYTES) -> None:
+        self.store = CacheFolder(Path(folder) / "linkage", max_bytes)
+
+    def __repr__(self) -> str:
+        return f"LinkageCache({str(self.store.folder)!r})"
+
+    def key(self, users: pd.DataFrame, columns: list[str], **settings: Any) -> str:
+        """The entry's key: the records' values in ``columns`` (in row order), the settings, the code."""
+        digest = hashlib.sha256(_fingerprint().encode())
+        digest.update(json.dumps(settings, sort_keys=True).encode())
+        present = [c for c in columns if c in users.columns]
+        digest.update(json.dumps(present).encode())
+        digest.update(str(len(users)).encode())
+        if len(users):
+            digest.update(pd.util.hash_pandas_object(users[present], index=False).to_numpy().tobytes())
+        return digest.hexdigest()[:40]
+
+    def restore(self, con: duckdb.DuckDBPyConnection, entry: CachedLinkage, table: str) -> None:
+        """Create ``table`` in ``con`` from the entry's prepared records."""
+        source = str(entry.records).replace("'", "''")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM read_parquet('{source}') ORDER BY unique_id")
+
+    def get(self, key: str) -> CachedLinkage | None:
+        """The entry, or None (none, or unreadable: it is then removed)."""
+        folder = self.store.entry(key)
+        if folder is None:
+            return None
+        try:
+            data = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+            model = None if data is None else {(c, k): (float(m), float(u)) for c, k, m, u in data}
+            pairs = pq.read_table(folder / "pairs.parquet").to_pandas()
+            if not (folder / "records.parquet").is_file():
+                raise ValueError("records.parquet is missing")
+            return CachedLinkage(folder / "records.parquet", pairs, model)
+        except (OSError, KeyError, TypeError, ValueError, pa.ArrowException) as err:
+            log.warning("linkage cache entry %s cannot be read (%s); the records are linked again", key, err)
+            self.store.discard(key)
+            return None
+
+    def put(self, key: str, con: duckdb.DuckDBPyConnection, table: str, pairs: pd.DataFrame,
+            model: Model | None) -> Path | None:
+        """Store the prepared table (from ``con``), the scored pairs and the model."""
+        def make(tmp: Path) -> None:
+            target = str(tmp / "records.parquet").replace("'", "''")
+            con.execute(f"COPY (SELECT * FROM {table} ORDER BY unique_id) TO '{target}' (FORMAT parquet, COMPRESSION zstd)")
+            pq.write_table(pa.Table.from_pandas(pairs, preserve_index=False), tmp / "pairs.parquet",
+                           compression="zstd")
+            data = None if model is None else [[c, k, m, u] for (c, k), (m, u) in model.items()]
+            (tmp / "model.json").write_text(json.dumps(data), encoding="utf-8")
+        try:
+            return self.store.write(key, make, directory=True)
+        except duckdb.Error as err:
+            log.warning("the linkage cache cannot be written (%s); the records are linked again next time", err)
+            return None
+
+
+def linkage_cache(enabled: bool = True) -> LinkageCache | None:
+    """The linkage cache where ``ALMATOOLS_CACHE`` says, or None (turned off there, or ``enabled`` False)."""
+    folder = cache_home() if enabled else None
+    return LinkageCache(folder) if folder is not None else None
