@@ -1,8 +1,8 @@
 """Configuration from the environment: regions, base URLs, the throttle, and the key kept out of sight."""
 
-import pytest
-
 from pathlib import Path
+
+import pytest
 
 from almatools.config import REGIONS, Settings, cache_home, is_loopback_url, region_of
 from almatools.errors import ConfigError
