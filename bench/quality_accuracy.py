@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -103,4 +104,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    os.environ["ALMATOOLS_CACHE"] = "off"  # every run links afresh: the seconds are a first run's
     main()
