@@ -5,14 +5,16 @@ fields and the kit's code; the tiers (thresholds, staff decisions, clusters) are
 A re-run on unchanged records therefore reads the prepared table and the scored pairs back from Parquet
 and goes straight to the tiers. The key hashes:
 
-* every value of the columns the preparation reads (``pd.util.hash_pandas_object``, row by row, in order);
+* every value of the columns the preparation reads, in row order (the bytes of their Arrow buffers, or
+  ``pd.util.hash_pandas_object`` for a column that is not Arrow-backed);
 * the backend, whether the model was trained, and the possible tier's threshold (pairs below it are not
   kept);
 * a fingerprint of the linkage's code (:mod:`almatools.normalise` and the ``linkage``/``duplicates``
   modules) and the splink and DuckDB versions.
 
 Entries live in ``linkage/`` of the kit's cache folder (:mod:`almatools.cache`: where, permissions,
-pruning), one folder each: ``records.parquet``, ``pairs.parquet`` and ``model.json``.
+pruning), one folder each: ``records.arrow`` and ``pairs.arrow`` (Arrow IPC files, memory-mapped when
+read, so a million prepared records are back at once) and ``model.json``.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
+import pyarrow.feather as feather
 
 from almatools.cache import CacheFolder, code_fingerprint
 from almatools.config import cache_home
@@ -85,14 +87,13 @@ class LinkageCache:
         present = [c for c in columns if c in users.columns]
         digest.update(json.dumps(present).encode())
         digest.update(str(len(users)).encode())
-        if len(users):
-            digest.update(pd.util.hash_pandas_object(users[present], index=False).to_numpy().tobytes())
+        for name in present:
+            _digest_column(digest, users[name])
         return digest.hexdigest()[:40]
 
     def restore(self, con: duckdb.DuckDBPyConnection, entry: CachedLinkage, table: str) -> None:
-        """Create ``table`` in ``con`` from the entry's prepared records."""
-        source = str(entry.records).replace("'", "''")
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM read_parquet('{source}') ORDER BY unique_id")
+        """Make the entry's prepared records queryable as ``table`` in ``con`` (memory-mapped, not copied)."""
+        con.register(table, feather.read_table(entry.records, memory_map=True))
 
     def get(self, key: str) -> CachedLinkage | None:
         """The entry, or None (none, or unreadable: it is then removed)."""
@@ -102,10 +103,10 @@ class LinkageCache:
         try:
             data = json.loads((folder / "model.json").read_text(encoding="utf-8"))
             model = None if data is None else {(c, k): (float(m), float(u)) for c, k, m, u in data}
-            pairs = pq.read_table(folder / "pairs.parquet").to_pandas()
-            if not (folder / "records.parquet").is_file():
-                raise ValueError("records.parquet is missing")
-            return CachedLinkage(folder / "records.parquet", pairs, model)
+            pairs = feather.read_table(folder / "pairs.arrow").to_pandas()
+            if not (folder / "records.arrow").is_file():
+                raise ValueError("records.arrow is missing")
+            return CachedLinkage(folder / "records.arrow", pairs, model)
         except (OSError, KeyError, TypeError, ValueError, pa.ArrowException) as err:
             log.warning("linkage cache entry %s cannot be read (%s); the records are linked again", key, err)
             self.store.discard(key)
@@ -115,10 +116,10 @@ class LinkageCache:
             model: Model | None) -> Path | None:
         """Store the prepared table (from ``con``), the scored pairs and the model."""
         def make(tmp: Path) -> None:
-            target = str(tmp / "records.parquet").replace("'", "''")
-            con.execute(f"COPY (SELECT * FROM {table} ORDER BY unique_id) TO '{target}' (FORMAT parquet, COMPRESSION zstd)")
-            pq.write_table(pa.Table.from_pandas(pairs, preserve_index=False), tmp / "pairs.parquet",
-                           compression="zstd")
+            feather.write_feather(con.sql(f"SELECT * FROM {table}").to_arrow_table(), str(tmp / "records.arrow"),
+                                  compression="uncompressed")
+            feather.write_feather(pa.Table.from_pandas(pairs, preserve_index=False), str(tmp / "pairs.arrow"),
+                                  compression="uncompressed")
             data = None if model is None else [[c, k, m, u] for (c, k), (m, u) in model.items()]
             (tmp / "model.json").write_text(json.dumps(data), encoding="utf-8")
         try:
@@ -126,6 +127,22 @@ class LinkageCache:
         except duckdb.Error as err:
             log.warning("the linkage cache cannot be written (%s); the records are linked again next time", err)
             return None
+
+
+def _digest_column(digest: Any, column: pd.Series) -> None:
+    """Feed one column's values (and where they are missing) into ``digest``, fast for Arrow-backed columns."""
+    digest.update(f"{column.name}|{column.dtype}|".encode())
+    arrow = getattr(column.array, "__arrow_array__", None)
+    if arrow is not None:
+        chunked = arrow()
+        chunks = chunked.chunks if isinstance(chunked, pa.ChunkedArray) else [chunked]
+        for chunk in chunks:
+            # The buffers hold the values; offset and length say which of them are the column's.
+            digest.update(f"{chunk.type}|{chunk.offset}|{len(chunk)}|{chunk.null_count}".encode())
+            for buf in chunk.buffers():
+                digest.update(b"-" if buf is None else memoryview(buf))
+        return
+    digest.update(pd.util.hash_pandas_object(column, index=False).to_numpy().tobytes())
 
 
 def linkage_cache(enabled: bool = True) -> LinkageCache | None:
