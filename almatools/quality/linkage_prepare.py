@@ -171,10 +171,17 @@ def _prepare(con: duckdb.DuckDBPyConnection, users: pd.DataFrame) -> str:
         registered.append(f"__dup_flat_{name}")
     cap = int(MAX_KEY_RECORDS)
 
+    made: list[str] = []
+
     def gathered(name: str, *, capped: bool = True, agg: str = "list_sort(list_distinct(list(v)))") -> str:
+        # One table per list, made on its own: gathering every list in one statement needs more memory than
+        # DuckDB's limit at a million records (list aggregates do not spill).
         crowded = (f" AND v NOT IN (SELECT v FROM __dup_flat_{name} GROUP BY v HAVING count(DISTINCT r) > {cap})"
                    if capped else "")
-        return f"(SELECT r, {agg} AS {name} FROM __dup_flat_{name} WHERE v <> ''{crowded} GROUP BY r)"
+        made.append(f"__dup_gathered_{name}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {made[-1]} AS "
+                    f"SELECT r, {agg} AS {name} FROM __dup_flat_{name} WHERE v <> ''{crowded} GROUP BY r")
+        return made[-1]
 
     try:
         con.execute(f"""
@@ -227,6 +234,8 @@ def _prepare(con: duckdb.DuckDBPyConnection, users: pd.DataFrame) -> str:
     finally:
         for name in registered:
             con.unregister(name)
+        for name in made:
+            con.execute(f"DROP TABLE IF EXISTS {name}")
     return _RECORDS
 
 
