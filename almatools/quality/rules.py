@@ -254,11 +254,27 @@ def _widely_held(values: pd.Series, counts: pd.Series, placeholders: Iterable[st
     return (counts > 10) | values.map(lambda v: fold(v) in marks).astype(bool)
 
 
+def _shared_values(s: pd.Series) -> tuple[pd.DataFrame, pd.Series]:
+    """The distinct (row position, value) pairs of ``;``-joined values whose value more than one row holds,
+    and how many rows hold each (by codes: a million records' identifiers are hashed once)."""
+    lists = pc.split_pattern(_arrow(s), ";")
+    values, rows = pc.list_flatten(lists), pc.list_parent_indices(lists)
+    keep = pc.not_equal(values, "")
+    encoded = pc.dictionary_encode(values.filter(keep))
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype("int64")
+    rows_kept = rows.filter(keep).to_numpy().astype("int64")
+    width = len(s) + 1
+    pair = np.unique(codes * width + rows_kept)  # each (value, row) once
+    codes, rows_kept = pair // width, pair % width
+    holders = np.bincount(codes, minlength=len(encoded.dictionary))[codes]
+    shared = holders > 1
+    codes = codes[shared]
+    ids = pd.DataFrame({"i": rows_kept[shared], "value": _texts(encoded.dictionary.take(pa.array(codes)))})
+    return ids, pd.Series(holders[shared], index=ids.index)
+
+
 def _id_collision(c: _Ctx) -> pd.DataFrame:
-    ids = _exploded(c.col("identifier_values")).drop_duplicates()
-    counts = ids["value"].map(ids["value"].value_counts())
-    shared = counts > 1
-    ids, counts = ids[shared], counts[shared]
+    ids, counts = _shared_values(c.col("identifier_values"))
     wide = _widely_held(ids["value"], counts, c.policy.placeholders)
     # A placeholder or a value many records hold: one finding, on the first record holding it.
     held = ids[wide.to_numpy()].groupby("value", sort=True)["i"].agg(["min", "size"]).reset_index()
