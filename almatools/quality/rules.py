@@ -264,7 +264,8 @@ def _shared_values(s: pd.Series) -> tuple[pd.DataFrame, pd.Series]:
     codes = encoded.indices.to_numpy(zero_copy_only=False).astype("int64")
     rows_kept = rows.filter(keep).to_numpy().astype("int64")
     width = len(s) + 1
-    pair = np.unique(codes * width + rows_kept)  # each (value, row) once
+    pair = np.sort(codes * width + rows_kept)
+    pair = pair[np.concatenate(([True], pair[1:] != pair[:-1]))] if len(pair) else pair  # each (value, row) once
     codes, rows_kept = pair // width, pair % width
     holders = np.bincount(codes, minlength=len(encoded.dictionary))[codes]
     shared = holders > 1
