@@ -29,8 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.feather as feather
 
 from almatools.cache import CacheFolder, code_fingerprint
@@ -130,17 +132,31 @@ class LinkageCache:
 
 
 def _digest_column(digest: Any, column: pd.Series) -> None:
-    """Feed one column's values (and where they are missing) into ``digest``, fast for Arrow-backed columns."""
-    digest.update(f"{column.name}|{column.dtype}|".encode())
+    """Feed one column's values (and where they are missing) into ``digest``.
+
+    Text columns backed by Arrow (the patron table's) are hashed from their value lengths and bytes, so the
+    digest depends on the values only, not on how the column is cut into chunks (a parsed table and the same
+    table read back from the parse cache are cut differently); anything else through pandas' row hashes.
+    """
+    digest.update(f"{column.name}|{column.dtype}|{len(column)}|".encode())
     arrow = getattr(column.array, "__arrow_array__", None)
-    if arrow is not None:
-        chunked = arrow()
-        chunks = chunked.chunks if isinstance(chunked, pa.ChunkedArray) else [chunked]
-        for chunk in chunks:
-            # The buffers hold the values; offset and length say which of them are the column's.
-            digest.update(f"{chunk.type}|{chunk.offset}|{len(chunk)}|{chunk.null_count}".encode())
-            for buf in chunk.buffers():
-                digest.update(b"-" if buf is None else memoryview(buf))
+    chunked = arrow() if arrow is not None else None
+    kind = getattr(chunked, "type", None)
+    if kind is not None and (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        missing, lengths, text = hashlib.sha256(), hashlib.sha256(), hashlib.sha256()
+        for chunk in (chunked.chunks if isinstance(chunked, pa.ChunkedArray) else [chunked]):
+            if chunk.null_count:
+                nulls = pc.is_null(chunk).to_numpy(zero_copy_only=False)
+            else:
+                nulls = np.zeros(len(chunk), dtype=bool)
+            missing.update(nulls.tobytes())
+            width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
+            offsets = np.frombuffer(chunk.buffers()[1], dtype=width)[chunk.offset:chunk.offset + len(chunk) + 1]
+            lengths.update(np.diff(offsets).astype(np.int64).tobytes())
+            if len(chunk) and chunk.buffers()[2] is not None:
+                text.update(memoryview(chunk.buffers()[2])[int(offsets[0]):int(offsets[-1])])
+        for part in (missing, lengths, text):
+            digest.update(part.digest())
         return
     digest.update(pd.util.hash_pandas_object(column, index=False).to_numpy().tobytes())
 

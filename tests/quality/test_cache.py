@@ -161,3 +161,20 @@ def test_the_quality_command_gives_the_same_files_from_the_cache(data, tmp_path,
     assert runs[0] == runs[1] == runs[2] and len(runs[0]["findings.csv"]) > 1000
     assert len(list((cache_dir / "parsed").glob("*.parquet"))) == 2
     assert len(list((cache_dir / "linkage").iterdir())) == 1
+
+
+def test_the_linkage_key_depends_on_the_values_not_on_how_columns_are_cut():
+    from almatools.quality.linkage_cache import LinkageCache
+    from almatools.quality.linkage_prepare import CACHE_KEY_COLUMNS
+
+    users = users_frame(list(iter_sandbox_users(600, seed=4)))
+    users["in_sis_extract"] = False
+    halves = pd.concat([users.iloc[:250], users.iloc[250:]], ignore_index=True)  # columns in two chunks
+    cache = LinkageCache(Path("unused"))
+    key = cache.key(users, CACHE_KEY_COLUMNS, backend="duckdb")
+    assert cache.key(halves, CACHE_KEY_COLUMNS, backend="duckdb") == key
+    assert cache.key(users, CACHE_KEY_COLUMNS, backend="spark") != key
+    for column, value in (("emails", "someone@else.org"), ("first_name", pd.NA), ("in_sis_extract", True)):
+        changed = users.copy()
+        changed.loc[3, column] = value
+        assert cache.key(changed, CACHE_KEY_COLUMNS, backend="duckdb") != key, column
