@@ -201,15 +201,20 @@ class _Scorer:
         return Linker(self.records, linkage_settings(self.n, model, blocking), log_level=None)
 
     def train(self) -> dict[tuple[str, str], tuple[float, float]]:
-        """u by random sampling, m by EM on two blocking passes; each value clamped to its level's bounds."""
+        """u by random sampling, m by EM on two blocking passes; each value clamped to its level's bounds.
+
+        A level no pair of a pass falls in keeps its fixed value: splink's warning about it ("not observed in
+        dataset, unable to train m value"), one per level and pass, is expected and kept out of the output.
+        """
         from splink import block_on
 
         linker = self.linker(None)
-        linker.training.estimate_u_using_random_sampling(max_pairs=U_SAMPLE_PAIRS, seed=1)
-        for cols in (("birth_date", "ln"), ("email1",)):
-            rule = block_on(*cols)
-            linker.training.estimate_parameters_using_expectation_maximisation(
-                rule, fix_u_probabilities=True, record_sample_proportion=1.0)
+        with _splink_warnings_silenced():
+            linker.training.estimate_u_using_random_sampling(max_pairs=U_SAMPLE_PAIRS, seed=1)
+            for cols in (("birth_date", "ln"), ("email1",)):
+                rule = block_on(*cols)
+                linker.training.estimate_parameters_using_expectation_maximisation(
+                    rule, fix_u_probabilities=True, record_sample_proportion=1.0)
         learnt: dict[tuple[str, str], tuple[float, float]] = {}
         settings = linker._settings_obj  # noqa: SLF001 - splink keeps trained values here
         for comp, trained in zip(MODEL, settings.comparisons):
@@ -256,6 +261,18 @@ class _Scorer:
 
     def close(self) -> None:
         self.api.delete_tables_created_by_splink_from_db()
+
+
+@contextmanager
+def _splink_warnings_silenced() -> Iterator[None]:
+    """splink's own warnings off (errors still show) while it trains."""
+    splink_log = logging.getLogger("splink")
+    level = splink_log.level
+    splink_log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        splink_log.setLevel(level)
 
 
 def _finite(x: Any) -> bool:
