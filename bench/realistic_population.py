@@ -2,7 +2,7 @@
 
 This is the yardstick of the duplicate linkage (``bench/linkage_realistic.py``). It is built from what
 real registries look like, not from what the kit's own sandbox plants, and shares nothing with
-``almatools/sandbox/generator.py``: its own name lists, its own contact model, its own account
+``almatools/sandbox/generator/``: its own name lists, its own contact model, its own account
 histories. Run it alone to write a population::
 
     python bench/realistic_population.py --users 50000 --seed 1 --out /tmp/pop
