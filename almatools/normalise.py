@@ -87,6 +87,7 @@ __all__ = [
     "phone_key_column",
     "surname_key",
     "surname_parts",
+    "text_column",
 ]
 
 EMAIL_PATTERN = r"[^@\s]+@(?:[^@\s.,;]+\.)+[a-z]{2,}"
@@ -323,7 +324,9 @@ def map_distinct(values: pd.Series, fn: Callable[[str], object]) -> pd.Series:
 # tests/unit/test_normalise.py checks both forms agree on the case table and on random text.
 
 
-def _arrow_text(values: Any) -> pa.Array:
+def text_column(values: Any) -> pa.Array:
+    """A text column (a pandas Series, an Arrow array or any iterable of text) as one Arrow string array,
+    missing values as "": what every vectorised kernel of the kit works on."""
     import pyarrow as pa
 
     if isinstance(values, pd.Series):
@@ -339,7 +342,7 @@ def _ascii_or(values: Any, fast: Callable[[pa.Array], pa.Array], slow: Callable[
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    arr = _arrow_text(values)
+    arr = text_column(values)
     out = fast(arr)
     other = pc.invert(pc.string_is_ascii(arr))
     if not pc.any(other).as_py():

@@ -43,7 +43,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from almatools.catalog import RULES
-from almatools.normalise import EMAIL_PATTERN, ids_in
+from almatools.normalise import EMAIL_PATTERN, ids_in, text_column
 from almatools.policy import Policy
 
 __all__ = ["FINDING_COLUMNS", "LINKAGE_RULES", "RECORD_RULES", "evaluate"]
@@ -169,12 +169,6 @@ def _sis_local_same_id(c: _Ctx) -> pd.DataFrame | None:
                  + c.col("primary_id")[m] + ": the next SIS load rejects it as 'User is not external'")
 
 
-def _arrow(s: pd.Series) -> pa.Array:
-    """A text column as one Arrow array (nulls as ""), for the vectorised string kernels."""
-    a = pa.array(s.astype("string").fillna(""))
-    return a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a
-
-
 def _texts(a: pa.Array) -> pd.api.extensions.ExtensionArray:
     return pd.arrays.ArrowStringArray(a)
 
@@ -234,7 +228,7 @@ def _local_in_sis_group(c: _Ctx) -> pd.DataFrame:
 def _exploded(s: pd.Series, *, bad: str | None = None) -> pd.DataFrame:
     """``;``-joined values as (row position, value) pairs, empty values dropped (with ``bad``: only the
     values that do not fully match that regular expression)."""
-    lists = pc.split_pattern(_arrow(s), ";")
+    lists = pc.split_pattern(text_column(s), ";")
     values, rows = pc.list_flatten(lists), pc.list_parent_indices(lists)
     keep = pc.not_equal(values, "")
     if bad is not None:
@@ -257,7 +251,7 @@ def _widely_held(values: pd.Series, counts: pd.Series, placeholders: Iterable[st
 def _shared_values(s: pd.Series) -> tuple[pd.DataFrame, pd.Series]:
     """The distinct (row position, value) pairs of ``;``-joined values whose value more than one row holds,
     and how many rows hold each (by codes: a million records' identifiers are hashed once)."""
-    lists = pc.split_pattern(_arrow(s), ";")
+    lists = pc.split_pattern(text_column(s), ";")
     values, rows = pc.list_flatten(lists), pc.list_parent_indices(lists)
     keep = pc.not_equal(values, "")
     encoded = pc.dictionary_encode(values.filter(keep))
