@@ -1,0 +1,41 @@
+"""Time the parse alone: ``load_users`` + ``load_sis`` on a generated population's two zips, one run.
+
+    .venv/bin/python bench/load_time.py /tmp/qscale/quality-1000000-seed1 [--workers N]
+
+Prints wall seconds of each load, the main process's CPU seconds (``time.process_time()``: joining the
+workers' tables), the load average before and after (the machine is shared: a figure taken while it
+was busy says so), and the rows read. Run it in a fresh process each time; nothing is cached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--workers", type=int, default=None)
+    args = parser.parse_args()
+
+    from almatools.sources import load_sis, load_users
+
+    before = os.getloadavg()
+    cpu0 = time.process_time()
+    started = time.perf_counter()
+    users = load_users(args.folder / "users_export.zip", workers=args.workers)
+    mid = time.perf_counter()
+    sis = load_sis(args.folder / "sis_extract.zip", workers=args.workers)
+    done = time.perf_counter()
+    cpu = time.process_time() - cpu0
+    after = os.getloadavg()
+    print(f"{args.folder.name}: users {len(users):,} rows in {mid - started:.1f} s; SIS {len(sis):,} rows in "
+          f"{done - mid:.1f} s; total {done - started:.1f} s wall, main process CPU {cpu:.1f} s; "
+          f"load average {before[0]:.2f} before, {after[0]:.2f} after")
+
+
+if __name__ == "__main__":
+    main()
