@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from datetime import date
-from operator import attrgetter
 from typing import IO, Any
 
 from lxml import etree
@@ -22,7 +21,6 @@ from almatools.sources.base import MAX_RECORD_BYTES, _error_tuple
 
 _XSI_NIL = "{http://www.w3.org/2001/XMLSchema-instance}nil"
 _NIL = ("true", "1")
-_TAG = attrgetter("tag")
 _DATE_RE = re.compile(r"(\d{4}-\d{2}-\d{2})(?:Z|[+-]\d{2}:\d{2})?")
 _NOT_DIGIT = re.compile(r"[^0-9]")
 _DATES: dict[str, str] = {}

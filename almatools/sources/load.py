@@ -27,10 +27,12 @@ from almatools.sources.api import _analytics_frame, _api_frame
 from almatools.sources.base import MAX_ZIP_MEMBERS, LoadReport, OnError, load_report
 from almatools.sources.csvfile import _csv_frame
 from almatools.sources.pool import _run, _Task, _workers
+from almatools.sources.xml_parts import split_points
 
 log = logging.getLogger(__name__)
 
 _JSONL_PART = 64 << 20
+_XML_PART = 32 << 20  # an .xml file larger than this is read in parts of at most this size (when it can be)
 
 
 def _kind(path: Path) -> str:
@@ -89,6 +91,19 @@ def _tasks(path: Path, kind: str, workers: int | None) -> list[_Task]:
                     bounds.append(fh.tell())
         bounds.append(size)
         return [_Task("jsonl", str(path), start=a, end=b, size=b - a) for a, b in zip(bounds, bounds[1:])]
+    if kind == "xml" and size > _XML_PART and (n := _workers(workers)) > 1:
+        # Parts at <user> start tags, about 4 per worker (at most _XML_PART each); a file that cannot be
+        # cut safely (see xml_parts) is read whole, and so is one whose parts do not all read (see _run).
+        try:
+            with open(path, "rb") as fh:
+                split = split_points(fh, size, min(_XML_PART, max(1, size // (4 * n))))
+        except OSError as err:
+            raise SourceError(f"{path} cannot be read: {err}") from None
+        if split is not None:
+            b = split.bounds
+            return [_Task("xmlpart", str(path), start=b[k], end=b[k + 1], size=b[k + 1] - b[k],
+                          head=split.head if k else b"", tail=split.tail if k + 2 < len(b) else b"")
+                    for k in range(len(b) - 1)]
     return [_Task(kind, str(path), size=size)]
 
 
