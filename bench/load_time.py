@@ -1,6 +1,7 @@
 """Time the parse alone: ``load_users`` + ``load_sis`` on a generated population's two zips, one run.
 
     .venv/bin/python bench/load_time.py /tmp/qscale/quality-1000000-seed1 [--workers N]
+    .venv/bin/python bench/load_time.py --file users.xml [--workers N]   # one file's load_users alone
 
 Prints wall seconds of each load, the main process's CPU seconds (``time.process_time()``: joining the
 workers' tables), the load average before and after (the machine is shared: a figure taken while it
@@ -17,7 +18,8 @@ from pathlib import Path
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("folder", type=Path)
+    parser.add_argument("folder", type=Path, nargs="?")
+    parser.add_argument("--file", type=Path, help="time load_users of this one file instead")
     parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args()
 
@@ -25,6 +27,13 @@ def main() -> None:
 
     before = os.getloadavg()
     cpu0 = time.process_time()
+    if args.file:
+        started = time.perf_counter()
+        users = load_users(args.file, workers=args.workers)
+        took, cpu = time.perf_counter() - started, time.process_time() - cpu0
+        print(f"{args.file.name}: {len(users):,} rows in {took:.1f} s wall, main process CPU {cpu:.1f} s; "
+              f"load average {before[0]:.2f} before, {os.getloadavg()[0]:.2f} after")
+        return
     started = time.perf_counter()
     users = load_users(args.folder / "users_export.zip", workers=args.workers)
     mid = time.perf_counter()

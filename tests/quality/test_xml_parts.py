@@ -9,6 +9,8 @@ import random
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import almatools.sources as sources
 from almatools.errors import SourceError
@@ -190,3 +192,45 @@ def test_the_report_names_the_file_once(tmp_path, small_parts):
     path = users_file(tmp_path / "users.xml")
     frame = load_users(path, workers=2)
     assert load_report(frame).files == [str(path)]
+
+
+PLAIN = st.sampled_from([
+    "<user><primary_id>{i}</primary_id><first_name>A{i}</first_name></user>",
+    "<user>\n<primary_id>{i}</primary_id>\n<last_name>L</last_name>\n</user>\n",
+    '<user><primary_id>{i}</primary_id><middle_name xsi:nil="true"/><loans>2</loans></user>',
+    "<user><primary_id>{i}</primary_id><birth_date>2001-02-30</birth_date></user>",  # a bad record
+    "<user/>",  # a bad record: no primary id
+    "\n  ",
+])
+ODD = st.sampled_from([
+    "<user ><primary_id>{i}</primary_id><first_name><![CDATA[<user> {i}]]></first_name></user>",
+    "<!-- <user><primary_id>c{i}</primary_id></user> -->",
+    "<?pi <user> {i} ?>",
+    "<other><user><primary_id>o{i}</primary_id></user></other>",
+    "<user><primary_id>{i}</primary_id>",  # never closed: not well formed
+    "</users><user>",
+    "&amp;",
+])
+PIECES = st.one_of(PLAIN, PLAIN, PLAIN, PLAIN, PLAIN, ODD)  # mostly files that can be read in parts
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(PIECES, min_size=1, max_size=40), st.sampled_from(["", "\n", " "]), st.integers(40, 400))
+def test_any_file_read_in_parts_reads_as_whole(tmp_path, monkeypatch, pieces, gap, part):
+    # In this process (no worker processes: fast), cut into parts of `part` bytes.
+    monkeypatch.setattr(sources.pool, "_PARALLEL_BYTES", 1 << 40)
+    monkeypatch.setattr(sources.load, "_XML_PART", part)
+    body = gap.join(p.format(i=i) for i, p in enumerate(pieces))
+    path = tmp_path / "users.xml"
+    path.write_text(f'<?xml version="1.0"?>\n<users xmlns:xsi="{XSI}"\n a="1">{body}</users>\n', encoding="utf-8")
+    outcomes = []
+    for workers in (1, 2):
+        try:
+            outcomes.append(load(path, workers))
+        except SourceError as err:
+            outcomes.append(str(err))
+    if isinstance(outcomes[0], str):
+        assert outcomes[1] == outcomes[0]
+    else:
+        pd.testing.assert_frame_equal(outcomes[1][0], outcomes[0][0])
+        assert outcomes[1][1] == outcomes[0][1]
