@@ -27,12 +27,10 @@ from almatools.sources.api import _analytics_frame, _api_frame
 from almatools.sources.base import MAX_ZIP_MEMBERS, LoadReport, OnError, load_report
 from almatools.sources.csvfile import _csv_frame
 from almatools.sources.pool import _run, _Task, _workers
-from almatools.sources.xml_parts import split_points
 
 log = logging.getLogger(__name__)
 
 _JSONL_PART = 64 << 20
-_XML_PART = 32 << 20  # an .xml file larger than this is read in parts of at most this size (when it can be)
 
 
 def _kind(path: Path) -> str:
@@ -91,12 +89,14 @@ def _tasks(path: Path, kind: str, workers: int | None) -> list[_Task]:
                     bounds.append(fh.tell())
         bounds.append(size)
         return [_Task("jsonl", str(path), start=a, end=b, size=b - a) for a, b in zip(bounds, bounds[1:])]
-    if kind == "xml" and size > _XML_PART and (n := _workers(workers)) > 1:
-        # Parts at <user> start tags, about 4 per worker (at most _XML_PART each); a file that cannot be
+    from almatools.sources import xml_parts
+
+    if kind == "xml" and size > xml_parts.PART_BYTES and (n := _workers(workers)) > 1:
+        # Parts at <user> start tags, about 4 per worker (at most PART_BYTES each); a file that cannot be
         # cut safely (see xml_parts) is read whole, and so is one whose parts do not all read (see _run).
         try:
             with open(path, "rb") as fh:
-                split = split_points(fh, size, min(_XML_PART, max(1, size // (4 * n))))
+                split = xml_parts.split_points(fh, size, min(xml_parts.PART_BYTES, max(1, size // (4 * n))))
         except OSError as err:
             raise SourceError(f"{path} cannot be read: {err}") from None
         if split is not None:

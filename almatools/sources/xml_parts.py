@@ -26,6 +26,9 @@ from typing import IO
 
 from almatools.sources.base import MAX_RECORD_BYTES
 
+PART_BYTES = 48 << 20
+"""An ``.xml`` file larger than this is read in parts of at most this size, when it can be cut safely
+(and more than one worker process may read it)."""
 _HEAD_BYTES = 1 << 16  # the prolog and the root's start tag must lie within this many bytes
 _SCAN = 1 << 20  # bytes read at a time when looking for a cut
 _DECLARATION = re.compile(rb"<\?xml\s+([^?]*)\?>")

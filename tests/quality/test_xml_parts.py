@@ -60,7 +60,7 @@ def load(path, workers):
 @pytest.fixture
 def small_parts(monkeypatch):
     monkeypatch.setattr(sources.pool, "_PARALLEL_BYTES", 0)  # worker processes even for a small file
-    monkeypatch.setattr(sources.load, "_XML_PART", 4000)
+    monkeypatch.setattr(sources.xml_parts, "PART_BYTES", 4000)
 
 
 def parts_of(path):
@@ -219,7 +219,7 @@ PIECES = st.one_of(PLAIN, PLAIN, PLAIN, PLAIN, PLAIN, ODD)  # mostly files that 
 def test_any_file_read_in_parts_reads_as_whole(tmp_path, monkeypatch, pieces, gap, part):
     # In this process (no worker processes: fast), cut into parts of `part` bytes.
     monkeypatch.setattr(sources.pool, "_PARALLEL_BYTES", 1 << 40)
-    monkeypatch.setattr(sources.load, "_XML_PART", part)
+    monkeypatch.setattr(sources.xml_parts, "PART_BYTES", part)
     body = gap.join(p.format(i=i) for i, p in enumerate(pieces))
     path = tmp_path / "users.xml"
     path.write_text(f'<?xml version="1.0"?>\n<users xmlns:xsi="{XSI}"\n a="1">{body}</users>\n', encoding="utf-8")
