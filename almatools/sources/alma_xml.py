@@ -28,8 +28,7 @@ _DATES: dict[str, str] = {}
 # (the reference reader refuses those). Seen where the fast reader reads an object's children, they are odd.
 _NOT_FIELDS = frozenset({"preferred", "preferred_sms", "segment_type", etree.Entity})
 # The top-level leaves read, in USER_COLUMNS order, by kind: 1 a text outside the reference reader's schema
-# (runs of whitespace made one space; any attribute is odd: that reader reads such a field by its shape), 2 a
-# code (only stripped), 3 a date.
+# (runs of whitespace made one space; see _generic_nil), 2 a code (only stripped), 3 a date.
 _TOP_LEAVES = (("primary_id", 1), ("first_name", 1), ("middle_name", 1), ("last_name", 1), ("user_group", 2),
                ("account_type", 2), ("external_id", 1), ("status", 2), ("record_type", 2), ("expiry_date", 3),
                ("purge_date", 3), ("birth_date", 3))
@@ -112,6 +111,14 @@ def _kids(item: Any, tag: str) -> dict[str, Any]:
     return kids
 
 
+def _generic_nil(el: Any, keys: list[str]) -> bool:
+    """Whether a field outside the reference reader's schema, with these attributes, is nil. That reader
+    reads such a field by its shape: a ``desc`` attribute makes it an object (odd here)."""
+    if "desc" in keys:
+        raise _Odd
+    return _XSI_NIL in keys and el.get(_XSI_NIL) in _NIL
+
+
 def _digits(s: str) -> str:
     return _NOT_DIGIT.sub("", s) if s.isascii() else "".join(ch for ch in s if ch.isdigit())
 
@@ -131,8 +138,9 @@ def _fast_row(user: Any, ptype: str) -> tuple[Any, ...]:
         if len(el):
             raise _Odd
         if kind == 1:
-            if el.keys():  # not in the reference reader's schema: read by shape, an attribute changes it
-                raise _Odd
+            if (ks := el.keys()) and _generic_nil(el, ks):
+                add("")
+                continue
             t = el.text
             add(" ".join(t.split()) if t else "")
             continue
@@ -265,12 +273,14 @@ def _fast_row(user: Any, ptype: str) -> tuple[Any, ...]:
     add(_num(g("loans")))
     add(_num(g("requests")))
     add(_num(g("fees")))
-    if (el := g("pref_first_name")) is not None:
-        if len(el) or el.keys():  # read by shape, as the names above
-            raise _Odd
-        add(" ".join(el.text.split()) if el.text else "")
-    else:
+    if (el := g("pref_first_name")) is None:
         add("")
+    elif len(el):
+        raise _Odd
+    elif (ks := el.keys()) and _generic_nil(el, ks):
+        add("")
+    else:
+        add(" ".join(el.text.split()) if el.text else "")
     add(phones[0][1] if len(phones) == 1 else joined(p[1] for p in phones))
     add(joined(address_entry(a[1], a[3]) for a in addresses) if addresses else "")
     return tuple(row)
