@@ -128,10 +128,6 @@ def test_an_entity_reference_among_the_fields_is_the_reference_readers_error():
         element_row(user)
 
 
-
-
-
-
 REAL_RECORD = (  # one record as Alma's Export Users writes it (the sandbox's 1M-user export's first)
     '<user xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><record_type desc="Public">PUBLIC</record_type>'
     '<primary_id>586345855</primary_id><first_name>Thomas</first_name><middle_name></middle_name><last_name>Arnold'
