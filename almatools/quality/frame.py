@@ -67,6 +67,9 @@ USER_COLUMNS = (
 _INT_COLUMNS = ("email_count", "preferred_emails")
 _FLOAT_COLUMNS = ("loans", "requests", "fees")
 _DATE = re.compile(r"(\d{4}-\d{2}-\d{2})(?:Z|[+-]\d{2}:\d{2})?")
+# pandas' "string" columns are Arrow-backed here (pandas 3, or pyarrow as the default storage): the table's
+# text columns can then be built as Arrow arrays directly, the same dtype, several times faster.
+_ARROW_STRINGS = pd.StringDtype().storage == "pyarrow"
 
 
 normalise_identifier = identifier_key
@@ -218,4 +221,14 @@ def _column(name: str, values: Iterable[Any]) -> Any:
         return pd.array([float(v or 0) for v in values], dtype="float64")
     if name == "staff_role":
         return pd.array([bool(v) for v in values], dtype="bool")
+    if _ARROW_STRINGS:  # straight to Arrow: pandas' own conversion checks every value in Python first
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if not isinstance(values, (list, tuple)):
+            values = list(values)
+        try:
+            return pd.arrays.ArrowStringArray(pc.fill_null(pa.array(values, type=pa.large_string()), ""))
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # not all text: pandas says what it makes of it
+            pass
     return pd.array(["" if v is None else v for v in values], dtype="string")

@@ -20,46 +20,41 @@ from almatools.quality.frame import (
 from almatools.sources.base import MAX_RECORD_BYTES, _error_tuple
 
 _XSI_NIL = "{http://www.w3.org/2001/XMLSchema-instance}nil"
+_NIL = ("true", "1")
 _DATE_RE = re.compile(r"(\d{4}-\d{2}-\d{2})(?:Z|[+-]\d{2}:\d{2})?")
 _NOT_DIGIT = re.compile(r"[^0-9]")
 _DATES: dict[str, str] = {}
-_AS_ATTRIBUTE = frozenset({"preferred", "preferred_sms", "segment_type"})
+# Children that are not fields: attributes some tool wrote as elements, and unresolved entity references
+# (the reference reader refuses those). Seen where the fast reader reads an object's children, they are odd.
+_NOT_FIELDS = frozenset({"preferred", "preferred_sms", "segment_type", etree.Entity})
+# The top-level leaves read, in USER_COLUMNS order, by kind: 1 a text outside the reference reader's schema
+# (runs of whitespace made one space; see _generic_nil), 2 a code (only stripped), 3 a date.
+_TOP_LEAVES = (("primary_id", 1), ("first_name", 1), ("middle_name", 1), ("last_name", 1), ("user_group", 2),
+               ("account_type", 2), ("external_id", 1), ("status", 2), ("record_type", 2), ("expiry_date", 3),
+               ("purge_date", 3), ("birth_date", 3))
 
 
 class _Odd(Exception):
     """The fast reader met something unusual; the record goes through the reference reader instead."""
 
 
-def _leaf(el: Any) -> str:
-    if el is None:
-        return ""
-    if len(el):
-        raise _Odd
-    return el.text or ""
-
-
-def _txt(el: Any) -> str:
+def _text(el: Any) -> str:
+    """The raw text of a leaf field: "" when absent, empty or nil (a nil field is empty whatever it holds,
+    as the reference reader has it); a field with child elements is odd."""
     if el is None:
         return ""
     if len(el):
         raise _Odd
     t = el.text
-    return " ".join(t.split()) if t else ""
-
-
-def _cde(el: Any) -> str:
-    if el is None:
-        return ""
-    if len(el):
-        raise _Odd
-    t = el.text
-    return t.strip() if t else ""
-
-
-def _dte(el: Any) -> str:
-    t = _leaf(el)
     if not t:
         return ""
+    if _XSI_NIL in el.keys() and el.get(_XSI_NIL) in _NIL:  # keys(): a namespaced get() costs more
+        return ""
+    return t
+
+
+def _date(t: str) -> str:
+    """An Alma date (``2026-06-30Z``, with an offset or none) as ISO; anything else is odd."""
     d = _DATES.get(t)
     if d is None:
         m = _DATE_RE.fullmatch(t.strip())
@@ -76,11 +71,12 @@ def _dte(el: Any) -> str:
 
 
 def _num(el: Any) -> float:
-    if el is None or el.get(_XSI_NIL) in ("true", "1"):
+    if el is None or (el.keys() and el.get(_XSI_NIL) in _NIL):  # keys(): cheaper than a namespaced get()
         return 0.0
-    t = _leaf(el)
+    if len(el):
+        raise _Odd
     try:
-        return float(t)
+        return float(el.text or "")  # empty is not a number: the reference reader says so
     except ValueError:
         raise _Odd from None
 
@@ -96,20 +92,31 @@ def _pref(value: str | None) -> bool:
     return low == "true"
 
 
-def _items(wrapper: Any, tag: str) -> Iterator[tuple[Any, dict[str, Any]]]:
-    """The items of a list wrapper, each with its children by tag (a tag seen twice is odd)."""
-    for item in wrapper:
-        kids = {k.tag: k for k in item}
-        if item.tag != tag or not kids or len(kids) != len(item) or not _AS_ATTRIBUTE.isdisjoint(kids):
-            raise _Odd
-        yield item, kids
+def _list(wrapper: Any) -> Any:
+    """A list wrapper's items; a nil wrapper that holds items is odd (the reference reader drops them)."""
+    if len(wrapper) and wrapper.keys() and wrapper.get(_XSI_NIL) in _NIL:
+        raise _Odd
+    return wrapper
 
 
-def _best(items: list[tuple[bool, Any]]) -> Any:
-    for pref, value in items:
-        if pref:
-            return value
-    return items[0][1] if items else None
+def _kids(item: Any, tag: str) -> dict[str, Any]:
+    """A list item's children by tag. An item of another tag, without children, nil, with a child given
+    twice or holding something that is not a field is odd."""
+    if item.tag != tag:
+        raise _Odd
+    kids = {k.tag: k for k in item}
+    if not kids or len(kids) != len(item) or not _NOT_FIELDS.isdisjoint(kids) \
+            or (_XSI_NIL in item.keys() and item.get(_XSI_NIL) in _NIL):
+        raise _Odd
+    return kids
+
+
+def _generic_nil(el: Any, keys: list[str]) -> bool:
+    """Whether a field outside the reference reader's schema, with these attributes, is nil. That reader
+    reads such a field by its shape: a ``desc`` attribute makes it an object (odd here)."""
+    if "desc" in keys:
+        raise _Odd
+    return _XSI_NIL in keys and el.get(_XSI_NIL) in _NIL
 
 
 def _digits(s: str) -> str:
@@ -118,70 +125,165 @@ def _digits(s: str) -> str:
 
 def _fast_row(user: Any, ptype: str) -> tuple[Any, ...]:
     f = {c.tag: c for c in user}
-    if len(f) != len(user):  # a field given twice: the reference reader says which
+    if len(f) != len(user) or etree.Entity in f:  # a field given twice: the reference reader says which
         raise _Odd
     g = f.get
-    emails: list[tuple[bool, tuple[str, list[str]]]] = []
+    row: list[Any] = []
+    add = row.append
+    for tag, kind in _TOP_LEAVES:  # _text() written out: these are most of the fields read
+        el = g(tag)
+        if el is None:
+            add("")
+            continue
+        if len(el):
+            raise _Odd
+        if kind == 1:
+            if (ks := el.keys()) and _generic_nil(el, ks):
+                add("")
+                continue
+            t = el.text
+            add(" ".join(t.split()) if t else "")
+            continue
+        t = el.text
+        if not t or (_XSI_NIL in el.keys() and el.get(_XSI_NIL) in _NIL):
+            add("")
+        elif kind == 2:
+            add(t.strip())
+        else:
+            add(_date(t))
+    add("")  # bad_dates: a record with one goes through the reference reader
+    # contact_info: each list once; the preferred item, else the first
+    emails: list[tuple[bool, str, Any]] = []
     phones: list[tuple[bool, str]] = []
-    addresses: list[tuple[bool, tuple[str, str, str]]] = []
+    addresses: list[tuple[bool, str, str, str]] = []
     contact = g("contact_info")
-    if contact is not None:
+    if contact is not None and len(contact):
+        if _XSI_NIL in contact.keys() and contact.get(_XSI_NIL) in _NIL:
+            raise _Odd
         seen: set[str] = set()
         for w in contact:
             t = w.tag
-            if t in seen:
+            if t in seen or t in _NOT_FIELDS:
                 raise _Odd
             seen.add(t)
             if t == "emails":
-                for item, k in _items(w, "email"):
-                    types = k.get("email_types")
-                    codes = [_cde(x) if x.tag == "email_type" else _odd() for x in types] if types is not None else []
-                    emails.append((_pref(item.get("preferred")), (_txt(k.get("email_address")).lower(), codes)))
+                for item in _list(w):
+                    k = _kids(item, "email")
+                    emails.append((_pref(item.get("preferred")), " ".join(_text(k.get("email_address")).split())
+                                   .lower(), k.get("email_types")))
             elif t == "phones":
-                phones.extend((_pref(item.get("preferred")), _leaf(k.get("phone_number")))
-                              for item, k in _items(w, "phone"))
+                for item in _list(w):
+                    k = _kids(item, "phone")
+                    t = _text(k.get("phone_number"))
+                    phones.append((_pref(item.get("preferred")), _digits(t) if t else ""))
             elif t == "addresses":
-                addresses.extend((_pref(item.get("preferred")),
-                                  (_txt(k.get("line1")), _txt(k.get("city")), _txt(k.get("postal_code"))))
-                                 for item, k in _items(w, "address"))
-            elif t in _AS_ATTRIBUTE:
-                raise _Odd
-    pid_el = g("primary_id")
-    id_values = {"".join(_leaf(pid_el).split()).casefold()}
+                for item in _list(w):
+                    k = _kids(item, "address")
+                    addresses.append((_pref(item.get("preferred")), " ".join(_text(k.get("line1")).split()),
+                                      " ".join(_text(k.get("city")).split()),
+                                      " ".join(_text(k.get("postal_code")).split())))
+    best_email = None
+    for e in emails:
+        if e[0]:
+            best_email = e
+            break
+    else:
+        if emails:
+            best_email = emails[0]
+    if best_email is not None:
+        types = set()
+        if (w := best_email[2]) is not None:
+            for x in _list(w):
+                if x.tag != "email_type":
+                    raise _Odd
+                if c := _text(x):
+                    types.add(c.strip())
+        for e in emails:  # the other emails' types are read too: an odd one sends the record to the reference
+            if e is not best_email and (w := e[2]) is not None:
+                for x in _list(w):
+                    if x.tag != "email_type":
+                        raise _Odd
+                    _text(x)
+        types.discard("")
+        add(best_email[1])
+        add(";".join(sorted({e[1] for e in emails} - {""})))
+        add(";".join(sorted(types)))
+    else:
+        add("")
+        add("")
+        add("")
+    add(len(emails))
+    add(sum(1 for e in emails if e[0]))
+    best_phone = ""
+    for p in phones:
+        if p[0]:
+            best_phone = p[1]
+            break
+    else:
+        if phones:
+            best_phone = phones[0][1]
+    add(best_phone)
+    pid = _text(g("primary_id"))
+    id_values = {"".join(pid.split()).casefold()} if pid else set()
     identifiers = []
     if (w := g("user_identifiers")) is not None:
-        for _item, k in _items(w, "user_identifier"):
-            words = _leaf(k.get("value")).split()
-            identifiers.append(f"{_cde(k.get('id_type'))}={' '.join(words)}")
-            id_values.add("".join(words).casefold())
+        for item in _list(w):
+            k = _kids(item, "user_identifier")
+            words = _text(k.get("value")).split()
+            identifiers.append(f"{_text(k.get('id_type')).strip()}={' '.join(words)}")
+            if words:
+                id_values.add("".join(words).casefold())
     id_values.discard("")
-    roles = sorted({_cde(k.get("role_type")) for _i, k in _items(w, "user_role")} - {""}) \
-        if (w := g("user_roles")) is not None else []
+    add(";".join(sorted(identifiers)))
+    add(";".join(sorted(id_values)))
+    best_address = None
+    for a in addresses:
+        if a[0]:
+            best_address = a
+            break
+    else:
+        if addresses:
+            best_address = addresses[0]
+    if best_address is not None:
+        add(best_address[1])
+        add(best_address[2])
+        add(best_address[3])
+    else:
+        add("")
+        add("")
+        add("")
+    roles: set[str] = set()
+    if (w := g("user_roles")) is not None:
+        for item in _list(w):
+            roles.add(_text(_kids(item, "user_role").get("role_type")).strip())
+    roles.discard("")
+    add(";".join(sorted(roles)))
+    add(any(r != "200" for r in roles))
     patron_type, stats = None, set()
     if (w := g("user_statistics")) is not None:
-        for _item, k in _items(w, "user_statistic"):
-            cat = _cde(k.get("statistic_category"))
+        for item in _list(w):
+            k = _kids(item, "user_statistic")
+            cat = _text(k.get("statistic_category")).strip()
             stats.add(cat)
-            if patron_type is None and _cde(k.get("category_type")) == ptype:
+            if patron_type is None and _text(k.get("category_type")).strip() == ptype:
                 patron_type = cat
-    best_email = _best(emails)
-    best_address = _best(addresses) or ("", "", "")
-    return (
-        _txt(pid_el), _txt(g("first_name")), _txt(g("middle_name")), _txt(g("last_name")), _cde(g("user_group")),
-        _cde(g("account_type")), _txt(g("external_id")), _cde(g("status")), _cde(g("record_type")),
-        _dte(g("expiry_date")), _dte(g("purge_date")), _dte(g("birth_date")), "",
-        best_email[0] if best_email else "", ";".join(sorted({e[1][0] for e in emails} - {""})),
-        ";".join(sorted(set(best_email[1]) - {""})) if best_email else "", len(emails),
-        sum(1 for e in emails if e[0]), _digits(_best(phones) or ""), ";".join(sorted(identifiers)),
-        ";".join(sorted(id_values)), *best_address, ";".join(roles), any(r != "200" for r in roles), patron_type or "",
-        ";".join(sorted(stats - {""})), _num(g("loans")), _num(g("requests")), _num(g("fees")),
-        _txt(g("pref_first_name")), joined(_digits(p) for _pref_, p in phones),
-        joined(address_entry(a[0], a[2]) for _pref_, a in addresses),
-    )
-
-
-def _odd() -> str:
-    raise _Odd
+    stats.discard("")
+    add(patron_type or "")
+    add(";".join(sorted(stats)))
+    add(_num(g("loans")))
+    add(_num(g("requests")))
+    add(_num(g("fees")))
+    if (el := g("pref_first_name")) is None:
+        add("")
+    elif len(el):
+        raise _Odd
+    elif (ks := el.keys()) and _generic_nil(el, ks):
+        add("")
+    else:
+        add(" ".join(el.text.split()) if el.text else "")
+    add(phones[0][1] if len(phones) == 1 else joined(p[1] for p in phones))
+    add(joined(address_entry(a[1], a[3]) for a in addresses) if addresses else "")
+    return tuple(row)
 
 
 def element_row(user: etree._Element, patron_type_category_type: str = "PATRON_TYPE") -> tuple[Any, ...]:

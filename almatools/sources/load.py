@@ -90,6 +90,21 @@ def _tasks(path: Path, kind: str, workers: int | None) -> list[_Task]:
                     bounds.append(fh.tell())
         bounds.append(size)
         return [_Task("jsonl", str(path), start=a, end=b, size=b - a) for a, b in zip(bounds, bounds[1:])]
+    from almatools.sources import xml_parts
+
+    if kind == "xml" and size > xml_parts.PART_BYTES and (n := _workers(workers)) > 1:
+        # Parts at <user> start tags, about 4 per worker (at most PART_BYTES each); a file that cannot be
+        # cut safely (see xml_parts) is read whole, and so is one whose parts do not all read (see _run).
+        try:
+            with open(path, "rb") as fh:
+                split = xml_parts.split_points(fh, size, min(xml_parts.PART_BYTES, max(1, size // (4 * n))))
+        except OSError as err:
+            raise SourceError(f"{path} cannot be read: {err}") from None
+        if split is not None:
+            b = split.bounds
+            return [_Task("xmlpart", str(path), start=b[k], end=b[k + 1], size=b[k + 1] - b[k],
+                          head=split.head if k else b"", tail=split.tail if k + 2 < len(b) else b"")
+                    for k in range(len(b) - 1)]
     return [_Task(kind, str(path), size=size)]
 
 
@@ -163,7 +178,7 @@ def load_users(src: str | os.PathLike[str], *, on_error: OnError = None, progres
         progress: Show a progress bar.
         client: The client for ``"api:"`` and ``"analytics:"`` (default :func:`almatools.connect`).
         policy: The policy (its patron-type statistic category type).
-        workers: Processes for a zip or a large JSON lines file (default: the CPUs, at most 8).
+        workers: Processes for a zip, a large XML or JSON lines file (default: the CPUs, at most 8).
         cache: Read an unchanged file's table from the parse cache, and keep a parsed file's there
             (:mod:`almatools.sources.cache`; ``ALMATOOLS_CACHE=off`` turns it off everywhere).
 
