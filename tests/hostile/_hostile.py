@@ -19,8 +19,14 @@ MEMORY_CAP = 1536 << 20
 Not ``RLIMIT_AS``: DuckDB (the duplicate linkage) reserves over 2 GiB of address space it never touches,
 so an address-space cap stops even a 20-user run; the data cap still stops any reader that holds a file."""
 _PRELUDE = (
-    "import resource, sys\n"
+    "import atexit, os, resource, sys\n"
     f"resource.setrlimit(resource.RLIMIT_DATA, ({MEMORY_CAP}, {MEMORY_CAP}))\n"
+    # The process's own peak (VmHWM of its memory since exec): wait4's ru_maxrss also counts the pages of the
+    # test process it was started from, so a test run holding 800 MiB would make a 180 MiB command look large.
+    "def _peak():\n"
+    "    with open('/proc/self/status') as f, open(os.environ['_PEAK_FILE'], 'w') as out:\n"
+    "        out.write(next(l.split()[1] for l in f if l.startswith('VmHWM:')))\n"
+    "atexit.register(_peak)\n"
     "from almatools.cli import main\n"
     "sys.exit(main(sys.argv[1:]))\n"
 )
@@ -45,11 +51,12 @@ class Outcome:
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict[str, str] | None = None) -> Outcome:
     """Run ``almatools ARGS`` in a fresh interpreter whose data memory is capped at 1.5 GiB; the peak
-    resident memory is the process's own (``wait4``), as ``/usr/bin/time -v`` reports it."""
+    resident memory is the process's own (its ``VmHWM`` at exit; ``wait4``'s when it was killed)."""
     started = time.monotonic()
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.TemporaryDirectory() as tmp:
+        peak_file = Path(tmp) / "peak"
         proc = subprocess.Popen([sys.executable, "-c", _PRELUDE, *map(str, args)], cwd=cwd or ROOT, stdout=out,
-                                stderr=err, env={**os.environ, **(env or {})})
+                                stderr=err, env={**os.environ, **(env or {}), "_PEAK_FILE": str(peak_file)})
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
@@ -62,8 +69,9 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
+        peak_kib = int(peak_file.read_text()) if peak_file.is_file() and peak_file.read_text().strip() else usage.ru_maxrss
         return Outcome(proc.returncode, out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace"),
-                       usage.ru_maxrss / 1024, time.monotonic() - started)
+                       peak_kib / 1024, time.monotonic() - started)
 
 
 def check_contract(outcome: Outcome, command: str) -> None:
