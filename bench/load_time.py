@@ -6,7 +6,7 @@
 
 Prints wall seconds of each load, the main process's CPU seconds (``time.process_time()``: joining the
 workers' tables), the load average before and after (the machine is shared: a figure taken while it
-was busy says so), and the rows read. Run it in a fresh process each time; nothing is cached.
+was busy says so), and the rows read. The kit's parse cache is off: every run parses.
 """
 
 from __future__ import annotations
@@ -17,38 +17,9 @@ import time
 from pathlib import Path
 
 
-class _Sampler:
-    """CPU seconds of the parse workers (the forkserver's children: ``getrusage`` does not see them) and
-    the peak RSS of this process and all its descendants, sampled every 0.1 s with psutil."""
-
-    def __init__(self) -> None:
-        import threading
-
-        import psutil
-
-        self.me, self.peak, self.cpu, self.stop = psutil.Process(), 0, {}, threading.Event()
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-        self.thread.start()
-
-    def _loop(self) -> None:
-        import psutil
-
-        while not self.stop.wait(0.1):
-            rss = 0
-            for p in [self.me, *self.me.children(recursive=True)]:
-                try:
-                    rss += p.memory_info().rss
-                    if p.pid != self.me.pid:
-                        t = p.cpu_times()
-                        self.cpu[p.pid] = t.user + t.system
-                except psutil.Error:
-                    pass
-            self.peak = max(self.peak, rss)
-
-    def close(self) -> str:
-        self.stop.set()
-        self.thread.join()
-        return f"workers CPU {sum(self.cpu.values()):.1f} s; peak RSS {self.peak / (1 << 30):.2f} GiB"
+def _usage(sampler) -> str:
+    peak, cpu = sampler.close()
+    return f"workers CPU {cpu:.1f} s; peak RSS {peak / (1 << 30):.2f} GiB"
 
 
 def _make_xml(archive: Path, out: Path) -> None:
@@ -79,14 +50,16 @@ def main() -> None:
     from almatools.sources import load_sis, load_users
 
     before = os.getloadavg()
-    sampler = _Sampler()
+    from _sampler import Sampler
+
+    sampler = Sampler()
     cpu0 = time.process_time()
     if args.file:
         started = time.perf_counter()
         users = load_users(args.file, workers=args.workers)
         took, cpu = time.perf_counter() - started, time.process_time() - cpu0
         print(f"{args.file.name}: {len(users):,} rows in {took:.1f} s wall, main process CPU {cpu:.1f} s, "
-              f"{sampler.close()}; load average {before[0]:.2f} before, {os.getloadavg()[0]:.2f} after")
+              f"{_usage(sampler)}; load average {before[0]:.2f} before, {os.getloadavg()[0]:.2f} after")
         return
     started = time.perf_counter()
     users = load_users(args.folder / "users_export.zip", workers=args.workers)
@@ -96,9 +69,10 @@ def main() -> None:
     cpu = time.process_time() - cpu0
     after = os.getloadavg()
     print(f"{args.folder.name}: users {len(users):,} rows in {mid - started:.1f} s; SIS {len(sis):,} rows in "
-          f"{done - mid:.1f} s; total {done - started:.1f} s wall, main process CPU {cpu:.1f} s, {sampler.close()}; "
+          f"{done - mid:.1f} s; total {done - started:.1f} s wall, main process CPU {cpu:.1f} s, {_usage(sampler)}; "
           f"load average {before[0]:.2f} before, {after[0]:.2f} after")
 
 
 if __name__ == "__main__":
+    os.environ["ALMATOOLS_CACHE"] = "off"  # every load parses: the parse cache would answer a second one
     main()

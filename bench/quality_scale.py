@@ -72,40 +72,6 @@ def _scores(findings, truth) -> dict[str, tuple[int, int, int]]:
     return out
 
 
-class _Sampler:
-    """Peak RSS of this process plus all its descendants (the parse workers are the forkserver's children,
-    which ``getrusage`` does not see), and their CPU time, sampled every 0.1 s (psutil)."""
-
-    def __init__(self) -> None:
-        import threading
-
-        import psutil
-
-        self.me, self.peak, self.cpu, self.stop = psutil.Process(), 0, {}, threading.Event()
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-        self.thread.start()
-
-    def _loop(self) -> None:
-        import psutil
-
-        while not self.stop.wait(0.1):
-            total = 0
-            for p in [self.me, *self.me.children(recursive=True)]:
-                try:
-                    total += p.memory_info().rss
-                    if p.pid != self.me.pid:
-                        t = p.cpu_times()
-                        self.cpu[p.pid] = t.user + t.system
-                except psutil.Error:
-                    pass
-            self.peak = max(self.peak, total)
-
-    def close(self) -> tuple[int, float]:
-        self.stop.set()
-        self.thread.join()
-        return self.peak, sum(self.cpu.values())
-
-
 def _bare_parse(task: tuple[str, list[str]]) -> int:
     """The floor's unit of work: every <user> of some zip members streamed and dropped; returns how many."""
     import zipfile
@@ -146,12 +112,13 @@ def _floor(paths: list[Path], processes: int) -> tuple[float, int]:
 def _run(users_path: Path, sis_path: Path | None, truth_path: Path | None, today: date, duplicates: bool) -> dict:
     """One end-to-end run (in its own process, so that peak memory is this run's)."""
     import pandas as pd
+    from _sampler import Sampler
 
     from almatools.policy import load_policy
     from almatools.quality import analyse
     from almatools.sources import load_sis, load_users
 
-    sampler = _Sampler()
+    sampler = Sampler()
     cpu0 = time.process_time()
     started = time.perf_counter()
     users = load_users(users_path)
