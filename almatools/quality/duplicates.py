@@ -259,8 +259,12 @@ class _Scorer:
         return scored, forms
 
     def candidates(self) -> pd.DataFrame:
-        """Every pair the blocking rules compare (``unique_id_l``, ``unique_id_r``)."""
-        return self.predict(None, 0.0)[["unique_id_l", "unique_id_r"]]
+        """Every pair the blocking rules compare (``unique_id_l``, ``unique_id_r``; DuckDB only).
+
+        Only the two id columns leave DuckDB: the scored pairs of a million records, every compared field
+        with them, would take over ten GiB as a pandas table."""
+        predictions = self.linker(None).inference.predict(threshold_match_probability=0.0, warning_mode="never")
+        return predictions.as_duckdbpyrelation().select("unique_id_l, unique_id_r").df()
 
     def close(self) -> None:
         self.api.delete_tables_created_by_splink_from_db()
