@@ -76,9 +76,13 @@ normalise_identifier = identifier_key
 """An identifier as Alma compares it (:func:`almatools.normalise.identifier_key`)."""
 
 
+_NOT_DIGIT = re.compile(r"[^0-9]")
+
+
 def digits(text: Any) -> str:
     """The digits of a phone number as written."""
-    return "".join(ch for ch in str(text or "") if ch.isdigit())
+    text = str(text or "")
+    return _NOT_DIGIT.sub("", text) if text.isascii() else "".join(ch for ch in text if ch.isdigit())
 
 
 def address_entry(line1: Any, postal_code: Any) -> str:

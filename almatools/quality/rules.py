@@ -225,15 +225,22 @@ def _local_in_sis_group(c: _Ctx) -> pd.DataFrame:
                  field="user_group")
 
 
-def _exploded(s: pd.Series, *, bad: str | None = None) -> pd.DataFrame:
-    """``;``-joined values as (row position, value) pairs, empty values dropped (with ``bad``: only the
-    values that do not fully match that regular expression)."""
+def _split(s: pd.Series) -> tuple[pa.Array, pa.Array]:
+    """``;``-joined values as (values, their row positions), empty values dropped."""
     lists = pc.split_pattern(text_column(s), ";")
     values, rows = pc.list_flatten(lists), pc.list_parent_indices(lists)
     keep = pc.not_equal(values, "")
+    return values.filter(keep), rows.filter(keep)
+
+
+def _exploded(s: pd.Series, *, bad: str | None = None) -> pd.DataFrame:
+    """``;``-joined values as (row position, value) pairs, empty values dropped (with ``bad``: only the
+    values that do not fully match that regular expression)."""
+    values, rows = _split(s)
     if bad is not None:
-        keep = pc.and_(keep, pc.invert(pc.match_substring_regex(values, f"^(?:{bad})$")))
-    return pd.DataFrame({"i": rows.filter(keep).to_numpy().astype("int64"), "value": _texts(values.filter(keep))})
+        keep = pc.invert(pc.match_substring_regex(values, f"^(?:{bad})$"))
+        values, rows = values.filter(keep), rows.filter(keep)
+    return pd.DataFrame({"i": rows.to_numpy().astype("int64"), "value": _texts(values)})
 
 
 def _widely_held(values: pd.Series, counts: pd.Series, placeholders: Iterable[str]) -> pd.Series:
@@ -251,12 +258,10 @@ def _widely_held(values: pd.Series, counts: pd.Series, placeholders: Iterable[st
 def _shared_values(s: pd.Series) -> tuple[pd.DataFrame, pd.Series]:
     """The distinct (row position, value) pairs of ``;``-joined values whose value more than one row holds,
     and how many rows hold each (by codes: a million records' identifiers are hashed once)."""
-    lists = pc.split_pattern(text_column(s), ";")
-    values, rows = pc.list_flatten(lists), pc.list_parent_indices(lists)
-    keep = pc.not_equal(values, "")
-    encoded = pc.dictionary_encode(values.filter(keep))
+    values, rows = _split(s)
+    encoded = pc.dictionary_encode(values)
     codes = encoded.indices.to_numpy(zero_copy_only=False).astype("int64")
-    rows_kept = rows.filter(keep).to_numpy().astype("int64")
+    rows_kept = rows.to_numpy().astype("int64")
     width = len(s) + 1
     pair = np.sort(codes * width + rows_kept)
     pair = pair[np.concatenate(([True], pair[1:] != pair[:-1]))] if len(pair) else pair  # each (value, row) once

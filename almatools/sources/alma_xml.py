@@ -14,6 +14,7 @@ from almatools.models import NotAUserFile, RecordError, user_from_xml
 from almatools.quality.frame import (
     USER_COLUMNS,
     address_entry,
+    digits,
     joined,
     user_row,
 )
@@ -22,7 +23,6 @@ from almatools.sources.base import MAX_RECORD_BYTES, _error_tuple
 _XSI_NIL = "{http://www.w3.org/2001/XMLSchema-instance}nil"
 _NIL = ("true", "1")
 _DATE_RE = re.compile(r"(\d{4}-\d{2}-\d{2})(?:Z|[+-]\d{2}:\d{2})?")
-_NOT_DIGIT = re.compile(r"[^0-9]")
 _DATES: dict[str, str] = {}
 # Children that are not fields: attributes some tool wrote as elements, and unresolved entity references
 # (the reference reader refuses those). Seen where the fast reader reads an object's children, they are odd.
@@ -119,10 +119,6 @@ def _generic_nil(el: Any, keys: list[str]) -> bool:
     return _XSI_NIL in keys and el.get(_XSI_NIL) in _NIL
 
 
-def _digits(s: str) -> str:
-    return _NOT_DIGIT.sub("", s) if s.isascii() else "".join(ch for ch in s if ch.isdigit())
-
-
 def _fast_row(user: Any, ptype: str) -> tuple[Any, ...]:
     f = {c.tag: c for c in user}
     if len(f) != len(user) or etree.Entity in f:  # a field given twice: the reference reader says which
@@ -175,7 +171,7 @@ def _fast_row(user: Any, ptype: str) -> tuple[Any, ...]:
                 for item in _list(w):
                     k = _kids(item, "phone")
                     t = _text(k.get("phone_number"))
-                    phones.append((_pref(item.get("preferred")), _digits(t) if t else ""))
+                    phones.append((_pref(item.get("preferred")), digits(t) if t else ""))
             elif t == "addresses":
                 for item in _list(w):
                     k = _kids(item, "address")

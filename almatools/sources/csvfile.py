@@ -22,7 +22,6 @@ from almatools.quality.frame import (
     normalise_identifier,
     rows_frame,
 )
-from almatools.sources.alma_xml import _digits
 from almatools.sources.base import CSV_COLUMNS, LoadReport
 
 
@@ -77,7 +76,7 @@ def _csv_row(rec: dict[str, str]) -> tuple[Any, ...]:
     out["email"] = _text(get("email")).lower() or (emails[0] if emails else "")
     out["emails"] = ";".join(sorted(set(emails) | ({out["email"]} - {""})))
     out["email_types"] = ";".join(sorted(set(_split(get("email_types")))))
-    out["phone"] = _digits(get("phone"))
+    out["phone"] = digits(get("phone"))
     out["pref_first_name"] = _text(get("pref_first_name"))
     out["phones"] = joined([*(digits(p) for p in _split(get("phones"))), out["phone"]])
     entries = [address_entry(*a.partition("|")[::2]) for a in _split(get("addresses"))]

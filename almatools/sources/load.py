@@ -23,6 +23,7 @@ from almatools.models import RecordError
 if TYPE_CHECKING:
     from almatools.client import AlmaClient
     from almatools.policy import Policy
+from almatools.sources import xml_parts
 from almatools.sources.api import _analytics_frame, _api_frame
 from almatools.sources.base import MAX_ZIP_MEMBERS, LoadReport, OnError, load_report
 from almatools.sources.cache import parse_cache
@@ -90,8 +91,6 @@ def _tasks(path: Path, kind: str, workers: int | None) -> list[_Task]:
                     bounds.append(fh.tell())
         bounds.append(size)
         return [_Task("jsonl", str(path), start=a, end=b, size=b - a) for a, b in zip(bounds, bounds[1:])]
-    from almatools.sources import xml_parts
-
     if kind == "xml" and size > xml_parts.PART_BYTES and (n := _workers(workers)) > 1:
         # Parts at <user> start tags, about 4 per worker (at most PART_BYTES each); a file that cannot be
         # cut safely (see xml_parts) is read whole, and so is one whose parts do not all read (see _run).
@@ -136,11 +135,10 @@ def _load(src: str | os.PathLike[str], *, on_error: OnError, progress: bool, cli
         key = store.key(path, report.kind, ptype) if store is not None else ""
         hit = store.get(key) if store is not None else None
         if hit is not None:
-            report.files, report.notes = hit.files, hit.notes
+            report.files, report.notes = hit.files, [*hit.notes, f"read from the parse cache ({store.folder})"]
             for err in hit.errors:
                 bad(err)
             frame = hit.frame
-            report.notes = [*report.notes, f"read from the parse cache ({store.folder})"]
         else:
             seen: list[RecordError] = []
 
