@@ -344,19 +344,27 @@ def evaluate(users: pd.DataFrame, sis: pd.DataFrame | None, policy: Policy, *, t
     parts = [part for part in (check(ctx) for check in _CHECKS.values()) if part is not None and len(part)]
     hits = pd.concat(parts, ignore_index=True) if parts else _hits("", np.array([], "int64"), "")
     hits = hits[hits["rule_id"].isin(wanted)]
-    idx = hits["idx"].to_numpy()
-    out = pd.DataFrame({
-        "rule_id": hits["rule_id"].to_numpy(),
-        "severity": [RULES[r].severity.value for r in hits["rule_id"]],
-        "family": [RULES[r].family for r in hits["rule_id"]],
-        "primary_id": users["primary_id"].to_numpy()[idx],
-        "other_primary_id": hits["other_primary_id"].to_numpy(),
-        "user_group": users["user_group"].to_numpy()[idx],
-        "account_type": users["account_type"].to_numpy()[idx],
-        "field": hits["field"].to_numpy(), "message": hits["message"].to_numpy(),
-        "action": [RULES[r].action for r in hits["rule_id"]],
+    # A million findings are usual (a policy whose SIS profile names differ from the data's): the catalogue's
+    # columns are taken by rule code and the sort is Arrow's, not one Python lookup per finding.
+    catalogue = list(RULES)
+    codes = pa.array(pd.Categorical(hits["rule_id"], categories=catalogue).codes.astype("int32"))
+
+    def per_rule(values: Iterable[str]) -> pa.Array:
+        return pa.array(list(values), pa.string()).take(codes)
+    idx = pa.array(hits["idx"].to_numpy())
+    table = pa.table({
+        "rule_id": per_rule(catalogue),
+        "severity": per_rule(r.severity.value for r in RULES.values()),
+        "family": per_rule(r.family for r in RULES.values()),
+        "primary_id": text_column(users["primary_id"]).take(idx),
+        "other_primary_id": text_column(hits["other_primary_id"]),
+        "user_group": text_column(users["user_group"]).take(idx),
+        "account_type": text_column(users["account_type"]).take(idx),
+        "field": text_column(hits["field"]), "message": text_column(hits["message"]),
+        "action": per_rule(r.action for r in RULES.values()),
+        "_o": codes,
     })
-    order = {r: i for i, r in enumerate(RULES)}
-    out["_o"] = out["rule_id"].map(order)
-    out = out.sort_values(["_o", "primary_id", "other_primary_id", "field"], kind="stable").drop(columns="_o")
-    return out.astype("string").reset_index(drop=True)
+    order = pc.sort_indices(table, [("_o", "ascending"), ("primary_id", "ascending"),
+                                    ("other_primary_id", "ascending"), ("field", "ascending")])
+    out = table.take(order).drop_columns("_o").to_pandas(types_mapper={pa.string(): pd.StringDtype()}.get)
+    return out.astype("string")
