@@ -116,6 +116,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+# The expectation-maximisation passes that learn the m values: the columns each blocks on, in plain words.
+_EM_PASSES = ((("birth_date", "ln"), "a birth date and a last name"), (("email1",), "an email address"))
+
 
 class _Timer:
     def __init__(self, progress: bool) -> None:
@@ -208,23 +211,32 @@ class _Scorer:
         """
         from splink import block_on
 
+        # A pass that no pair passes (a file without birth dates) would stop splink with an error that leaves
+        # its settings half-trained: such a pass is found here first and skipped, and then the m values keep
+        # their fixed values (the other pass alone learns them worse), while u is still learnt.
+        missing = [shared for cols, shared in _EM_PASSES if not self.con.sql(
+            f"SELECT 1 FROM {self.table} WHERE {' AND '.join(f'{c} IS NOT NULL' for c in cols)} "
+            f"GROUP BY {', '.join(cols)} HAVING count(*) > 1 LIMIT 1").fetchall()]
+        if missing:
+            logger.info("duplicates: no two records share %s, so the match weights keep their fixed values (the "
+                        "other pass alone learns them worse)", " or ".join(missing))
         linker = self.linker(None)
         with _splink_warnings_silenced():
             # One pass over the whole sample (num_chunks=1): in chunks, splink stops a comparison early once each
             # level has been seen 100 times, which left the SIS-managed level of account_type estimated from a
             # tenth of the sample; the whole sample is also faster (one query per comparison, not ten).
             linker.training.estimate_u_using_random_sampling(max_pairs=U_SAMPLE_PAIRS, seed=1, num_chunks=1)
-            for cols in (("birth_date", "ln"), ("email1",)):
-                rule = block_on(*cols)
-                linker.training.estimate_parameters_using_expectation_maximisation(
-                    rule, fix_u_probabilities=True, record_sample_proportion=1.0)
+            for cols, shared in _EM_PASSES:
+                if shared not in missing:
+                    linker.training.estimate_parameters_using_expectation_maximisation(
+                        block_on(*cols), fix_u_probabilities=True, record_sample_proportion=1.0)
         learnt: dict[tuple[str, str], tuple[float, float]] = {}
         settings = linker._settings_obj  # noqa: SLF001 - splink keeps trained values here
         for comp, trained in zip(MODEL, settings.comparisons):
             levels = [lv for lv in trained.comparison_levels if not lv.is_null_level]
             for level, got in zip(comp.levels[1:], levels):
                 (m_lo, m_hi), (u_lo, u_hi) = level.bounds()
-                m = got.m_probability if _finite(got.m_probability) else level.m
+                m = got.m_probability if _finite(got.m_probability) and not missing else level.m
                 u = got.u_probability if _finite(got.u_probability) else level.u
                 learnt[(comp.name, level.key)] = (min(max(m, m_lo), m_hi), min(max(u, u_lo), u_hi))
         return learnt
@@ -371,7 +383,8 @@ def find_duplicates(users: pd.DataFrame, *, backend: str = "duckdb", threshold: 
                     try:
                         model = trainer.train()
                     except Exception as err:  # noqa: BLE001 - training is an improvement, never a failure
-                        logger.warning("duplicates: learning the weights failed (%s); using the fixed values", err)
+                        logger.warning("duplicates: learning the weights failed (%s); using the fixed values",
+                                       str(err).splitlines()[0] if str(err) else type(err).__name__)
                         model = None
                     finally:
                         trainer.close()

@@ -185,3 +185,25 @@ def test_quality_command_on_a_file_with_no_duplicates(tmp_path, capsys):
     assert main(["quality", "--users", str(users), "--sis", "none", "--out", str(tmp_path / "out"), "--quiet"]) == 0
     assert "0 linked pairs" in capsys.readouterr().out
     assert pd.read_csv(tmp_path / "out" / "duplicates.csv").empty
+
+
+def test_a_file_without_birth_dates_learns_u_and_keeps_the_fixed_m(background, caplog):
+    # An export without birth dates (a community-borrower file): the birth-date training pass finds no pair.
+    # The linkage still runs, learns u from random pairs, and keeps every m at its fixed value, saying so in
+    # one plain line rather than splink's paragraph.
+    from almatools.quality.duplicates import MODEL
+
+    users = users_frame(background + [r for _, a, b in SAME for r in (a, b)])
+    users["birth_date"] = ""
+    with caplog.at_level("INFO", logger="almatools.quality.duplicates"):
+        result = find_duplicates(users, train=True, cache=False)
+    assert result.model["trained"] is True
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+    said = [r.getMessage() for r in caplog.records if "no two records share" in r.getMessage()]
+    assert said == ["duplicates: no two records share a birth date and a last name, so the match weights keep "
+                    "their fixed values (the other pass alone learns them worse)"]
+    fixed = {(c.name, lv.key): lv for c in MODEL for lv in c.levels[1:]}
+    assert all(result.model[f"{c}/{k}"][0] == round(lv.m, 6) for (c, k), lv in fixed.items())
+    assert any(result.model[f"{c}/{k}"][1] != round(lv.u, 8) for (c, k), lv in fixed.items())  # u is learnt
+    assert {frozenset((a["primary_id"], b["primary_id"])) for case, a, b in SAME if "birth" not in case} & \
+        result.linked_pairs()
