@@ -17,6 +17,10 @@ UNLIMITED_DAILY = 1_000_000
 # Alma's own wording, from the Users API documentation and real error bodies (the daily threshold's
 # text was not found in public sources; that one is ours).
 MSG_UNAUTHORIZED = "API-key not defined or not configured to allow this API."
+# The gateway's reply to a call with no apikey at all (recorded: error_general_error_no_apikey.xml; the
+# HTTP status was not recorded, 400 is ours).
+MSG_NO_APIKEY = ("A Gateway error has occurred - Make sure you add an appropriate apikey as a parameter or a "
+                 "header.")
 MSG_PER_SECOND = "HTTP requests are more than allowed per second"
 MSG_DAILY = "Daily API request threshold has been reached"
 MSG_NO_VALID_XML = "No valid XML was given."
