@@ -313,6 +313,25 @@ def a_user_found_by_barcode_is_updated_under_its_primary_id(alma: ReplayServer) 
 
 
 @behaviour
+def an_overstated_count_ends_at_the_first_empty_page(alma: ReplayServer) -> None:
+    # Alma said 5 and sent 3 (limit=5, q=ALL~linena@uio.no); the next page holds no "user" key at all.
+    def page(query: dict[str, list[str]]) -> Reply:
+        if int(query.get("offset", ["0"])[0]) == 0:
+            return Reply.file("users_brief_overstated_count_scr7.json")
+        return Reply.json('{"total_record_count": 5}')
+
+    alma.route("GET", "/users", page)
+    with client_of(alma) as client:
+        search = client.search_users(ALL="linena@uio.no", page_size=5)
+        entries = list(search)
+        assert search.count() == 5
+    assert [e["primary_id"] for e in entries] == ["li", "n003548402", "N003548424"]  # case kept, none dropped
+    calls = alma.calls("GET", "/users")
+    assert [c.query["q"] for c in calls] == [["ALL~linena@uio.no"]] * 3
+    assert [(c.query["offset"], c.query["limit"]) for c in calls] == [(["0"], ["5"]), (["3"], ["5"]), (["0"], ["0"])]
+
+
+@behaviour
 def more_real_users_come_back_read_and_round_trip(alma: ReplayServer) -> None:
     for name in MORE_USERS:
         alma.route("GET", f"/users/{name}", Reply.file(name))
