@@ -158,8 +158,9 @@ def _combined(errors: list[dict]) -> tuple[str | None, str, str | None]:
 
 
 def json_of_xml_reply(data: bytes) -> dict | None:
-    """A user (``<user>``) or a page of users (``<users total_record_count="N">``) that came as XML where JSON
-    was asked, in the JSON form Alma gives (the reference's XML ↔ JSON mapping, as the models read it).
+    """A user (``<user>``), a page of users (``<users total_record_count="N">``) or a code table that came
+    as XML where JSON was asked, in the JSON form Alma gives (the reference's XML ↔ JSON mapping, as the
+    models read it).
 
     Alma answers in XML unless JSON is asked for, and a proxy or gateway that drops or rewrites the
     ``Accept`` header makes it do so; the XML carries the same record (Ex Libris's sample user,
@@ -176,6 +177,8 @@ def json_of_xml_reply(data: bytes) -> dict | None:
     try:
         if root.tag == "user":
             return user_from_xml(root)
+        if root.tag == "code_table":
+            return _code_table_of_xml(root)
         if root.tag == "users":
             users = [user_from_xml(child) for child in root if child.tag == "user"]
             total = (root.get("total_record_count") or "").strip()
@@ -186,6 +189,23 @@ def json_of_xml_reply(data: bytes) -> dict | None:
     except RecordError:
         return None
     return None
+
+
+def _code_table_of_xml(root: etree._Element) -> dict[str, Any]:
+    """A ``<code_table>`` as Alma's JSON gives it: ``name``, ``description`` and ``row`` (each row's
+    ``default``/``enabled`` as booleans); rows inside a ``<rows>`` wrapper or straight under the root."""
+    def text(element: etree._Element | None) -> str:
+        return (element.text or "").strip() if element is not None else ""
+
+    rows = []
+    for row in root.iter("row"):
+        entry: dict[str, Any] = {}
+        for child in row:
+            if isinstance(child.tag, str):
+                value = text(child)
+                entry[child.tag] = value.lower() == "true" if child.tag in ("default", "enabled") else value
+        rows.append(entry)
+    return {"name": text(root.find("name")), "description": text(root.find("description")), "row": rows}
 
 
 def not_json_message(status: int, content_type: str, data: bytes, reason: str | None = None) -> str:

@@ -64,6 +64,8 @@ class Knobs:
         commit_delay_ms: ``POST /users`` checks the record (including 401851), then waits this long
             before the record is stored: a slow commit, whose reply a client may give up on while a
             look-up still finds nobody.
+        drop_accept: play a proxy that drops the ``Accept`` header: every reply (errors too) is then
+            XML unless the query says ``format=json``, as Alma answers a request without ``Accept``.
     """
 
     latency_ms: float = 0
@@ -73,6 +75,7 @@ class Knobs:
     total_quirk: str = "exact"
     seed: int = 0
     commit_delay_ms: float = 0
+    drop_accept: bool = False
 
 
 def _user_xml(user: dict[str, Any]) -> bytes:
