@@ -257,6 +257,22 @@ def a_call_without_an_apikey_is_an_auth_error_and_not_retried(alma: ReplayServer
 
 
 @behaviour
+def a_key_refused_on_a_write_is_an_auth_error_without_a_look_up(alma: ReplayServer) -> None:
+    # The recorded UNAUTHORIZED is for a key not configured for the API; a read-only key on a write is
+    # refused the same way by the reference's reading (alma-api.md §1): no retry, and no look-up, since
+    # nothing can have been created.
+    alma.route("POST", "/users", Reply.file("error_unauthorized.xml", 400))
+    alma.route("PUT", "/users/x1", Reply.file("error_unauthorized.xml", 400))
+    with client_of(alma) as client:
+        with pytest.raises(AuthError):
+            client.create_user({"primary_id": "x1", "first_name": "A", "last_name": "B"})
+        with pytest.raises(AuthError):
+            client.put_user("x1", {"primary_id": "x1"})
+    assert len(alma.calls("POST", "/users")) == 1 and len(alma.calls("PUT", "/users/x1")) == 1
+    assert alma.calls("GET", "/users/x1") == []
+
+
+@behaviour
 def the_devnet_not_found_reply_also_counts_the_quota(alma: ReplayServer) -> None:
     alma.route("GET", "/users/fdsa", Reply.file("error_401861_devnet_blog.json", 400,
                                                **{"X-Exl-Api-Remaining": "8996176"}))
