@@ -234,7 +234,7 @@ def error_for(status: int | None, code: str | None, message: str | None = None) 
     apikey as a parameter or a header.", tests/fixtures/alma/error_general_error_no_apikey.xml) it is an
     :class:`AuthError`, which no retry can cure.
     """
-    if code == "GENERAL_ERROR" and message and "apikey" in message.lower().replace("api key", "apikey"):
+    if code == "GENERAL_ERROR" and message and "apikey" in message.lower().replace(" ", "").replace("-", ""):
         return AuthError
     if code and code in _BY_CODE:
         return _BY_CODE[code]

@@ -89,7 +89,7 @@ def test_error_bodies_of_every_shape(body, content_type, expected):
     # GENERAL_ERROR is an auth error only when it asks for an apikey (recorded: error_general_error_no_apikey.xml)
     (500, "GENERAL_ERROR", "A Gateway error has occurred - Make sure you add an appropriate apikey as a "
                            "parameter or a header.", AuthError),
-    (400, "GENERAL_ERROR", "Provide an API key", AuthError),
+    (400, "GENERAL_ERROR", "Provide an API key", AuthError), (400, "GENERAL_ERROR", "Bad API-key", AuthError),
     (500, "GENERAL_ERROR", "Some Error Message", ServerError), (400, "GENERAL_ERROR", None, AlmaError),
 ])
 def test_gateway_codes_map_to_classes(status, code, message, cls):
