@@ -163,8 +163,8 @@ def json_of_xml_reply(data: bytes) -> dict | None:
     models read it).
 
     Alma answers in XML unless JSON is asked for, and a proxy or gateway that drops or rewrites the
-    ``Accept`` header makes it do so; the XML carries the same record (Ex Libris's sample user,
-    tests/fixtures/alma/user_devnet_sample_johns.xml). None for any other body, or a record the models
+    ``Accept`` header makes it do so; the XML carries the same record (a user in Alma's XML form:
+    tests/fixtures/alma/user_sample_xml_tul_johns.xml). None for any other body, or a record the models
     cannot read.
     """
     from almatools.models import RecordError, user_from_xml

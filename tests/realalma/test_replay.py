@@ -301,7 +301,7 @@ def the_documented_per_second_reply_is_waited_out(alma: ReplayServer) -> None:
 @behaviour
 def a_user_in_xml_where_json_was_asked_is_read_as_the_same_record(alma: ReplayServer) -> None:
     # Before: AlmaError "Alma's reply was not JSON", and the record was lost to the run.
-    alma.route("GET", "/users/johns", Reply.file("user_devnet_sample_johns.xml"))
+    alma.route("GET", "/users/johns", Reply.file("user_sample_xml_tul_johns.xml"))
     alma.route("PUT", "/users/johns", Reply.json('{"primary_id": "johns"}'))
     alma.route("GET", "/users/page", Reply.file("reconstructed_gateway_401.html", 200))
     with client_of(alma) as client:
@@ -309,7 +309,7 @@ def a_user_in_xml_where_json_was_asked_is_read_as_the_same_record(alma: ReplaySe
         client.update_user("johns", {"job_description": "Cataloger"})
         with pytest.raises(AlmaError) as err:
             client.request("GET", "/users/page")
-    assert user == user_from_xml_bytes((FIXTURES / "user_devnet_sample_johns.xml").read_bytes())
+    assert user == user_from_xml_bytes((FIXTURES / "user_sample_xml_tul_johns.xml").read_bytes())
     assert user["user_identifier"] == [{"id_type": {"value": "02", "desc": "User ID"}, "value": "johns02"}]
     assert [b["block_note"] for b in user["user_block"]] == ["Slept and snored in the library"]
     assert User(user).primary_id == "johns" and len(alma.calls("PUT", "/users/johns")) == 1
