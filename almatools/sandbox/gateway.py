@@ -117,6 +117,8 @@ class _Gate:
 
         if error is None:
             error = self._key_error(request)
+        if error is None and alma and self.knobs.read_only and _writes(request):
+            error = AlmaErrorReply("UNAUTHORIZED", MSG_UNAUTHORIZED, tracked=False, xml_only=True)
         if error is None and alma and _declared_length(scope) > MAX_BODY_BYTES:
             error = _too_large()
         if error is None and alma and self.knobs.fault_rate > 0 and self._dice.random() < self.knobs.fault_rate:
@@ -143,6 +145,14 @@ class _Gate:
                     raise
                 error = AlmaErrorReply("INTERNAL_SERVER_ERROR", "Internal server error.", 500)
         await error.response(as_json)(scope, receive, send_marked)
+
+
+def _writes(request: Request) -> bool:
+    """Whether a request would change data (what a read-only key may not do): POST, PUT and DELETE, but
+    not a patron's authentication (``POST /users/{id}?op=auth`` or ``op=refresh``)."""
+    if request.method not in ("POST", "PUT", "DELETE"):
+        return False
+    return not (request.method == "POST" and request.query_params.get("op") in ("auth", "refresh"))
 
 
 def _declared_length(scope: Scope) -> int:

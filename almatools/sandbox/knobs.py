@@ -66,6 +66,10 @@ class Knobs:
             look-up still finds nobody.
         drop_accept: play a proxy that drops the ``Accept`` header: every reply (errors too) is then
             XML unless the query says ``format=json``, as Alma answers a request without ``Accept``.
+        read_only: the key may read but not write, as a read-only Alma key: POST, PUT and DELETE are
+            answered with the wrong key's UNAUTHORIZED (the reference's reading, §1; no recording of a
+            read-only key's reply was found), except ``POST /users/{id}?op=auth|refresh``, which the
+            Users OpenAPI spec allows a read-only key.
     """
 
     latency_ms: float = 0
@@ -76,6 +80,7 @@ class Knobs:
     seed: int = 0
     commit_delay_ms: float = 0
     drop_accept: bool = False
+    read_only: bool = False
 
 
 def _user_xml(user: dict[str, Any]) -> bytes:

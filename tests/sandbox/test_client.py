@@ -77,6 +77,22 @@ def test_without_a_key_the_gateway_asks_for_one_and_nothing_is_retried(sandbox, 
     assert error_for(reply.status_code, code, message) is AuthError
 
 
+def test_a_read_only_key_reads_but_every_write_is_an_auth_error_sent_once(sandbox, knobs, client):
+    some = some_primary_ids(client, 1)[0]
+    knobs.read_only = True
+    assert client.get_user(some)["primary_id"] == some
+    calls = client.calls
+    for write in (lambda: client.create_user(new_user()), lambda: client.update_user(some, {"job_description": "x"}),
+                  lambda: client.delete_user(some)):
+        with pytest.raises(AuthError) as err:
+            write()
+        assert err.value.code == "UNAUTHORIZED"
+    assert client.calls - calls == 4  # POST, GET + PUT, DELETE: no retry, no look-up after the refused POST
+    reply = requests.post(f"{sandbox.base_url}/users/{some}", params={"op": "auth", "apikey": sandbox.api_key},
+                          headers={"Exl-User-Pw": "wrong"}, timeout=10)
+    assert b"UNAUTHORIZED" not in reply.content  # authentication is not a write
+
+
 def test_the_client_reads_xml_when_a_proxy_drops_the_accept_header(sandbox, knobs, client, caplog):
     # Alma answers XML to a request without Accept (the sandbox's drop_accept knob plays the proxy);
     # the client reads the same records from it (recorded XML user: tests/fixtures/alma, README).
