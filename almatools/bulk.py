@@ -43,6 +43,7 @@ from typing import Any
 from almatools.errors import (
     AlmaConnectionError,
     AlmaError,
+    AuthError,
     JournalError,
     QuotaExhaustedError,
     RateLimitError,
@@ -337,8 +338,11 @@ def _send(client, todo, journal: _Journal, result: BulkResult, refused: list, *,
                     outcome = "created" if not client.dry_run else "planned"
                     journal.write(number, pid, fingerprint, outcome,
                                   f"merge request {', '.join(decision.merge_from)} -> {pid}" if decision.merge_from else "")
-        except (QuotaExhaustedError, AlmaConnectionError) as exc:
-            stop.set()  # the network or the day's calls are gone: every other row would fail the same way
+        except (QuotaExhaustedError, AlmaConnectionError, AuthError) as exc:
+            # The network, the day's calls or the key's rights are gone: every other row would fail the
+            # same way. Nothing is journaled as refused (a refused row is never sent again), so the same
+            # command resumes once the cause is fixed, e.g. with a key that may write.
+            stop.set()
             with lock:
                 if not result.stopped:
                     result.stopped = f"{explain_alma_error(exc)} Run the same command again to resume."

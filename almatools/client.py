@@ -47,7 +47,7 @@ from almatools.errors import (
     error_for,
 )
 from almatools.pacing import Throttle, _ordered_map
-from almatools.replies import alma_error_fields
+from almatools.replies import alma_error_fields, json_of_xml_reply, not_json_message
 from almatools.search import SEARCH_FIELDS, UserSearch, build_q
 
 __all__ = ["AlmaClient", "UserSearch", "PlannedWrite", "Throttle", "build_q", "SEARCH_FIELDS"]
@@ -279,11 +279,17 @@ class AlmaClient:
                 try:
                     return response.json()
                 except ValueError as exc:
-                    raise AlmaError("Alma's reply was not JSON", status=response.status_code,
-                                    method=method, path=path) from exc
+                    # XML where JSON was asked (a proxy that drops the Accept header): the same record
+                    converted = json_of_xml_reply(response.content)
+                    if converted is not None:
+                        log.warning("%s %s: Alma answered in XML although JSON was asked; read as XML", method, path)
+                        return converted
+                    raise AlmaError(not_json_message(response.status_code, response.headers.get("Content-Type", ""),
+                                                     response.content, response.reason),
+                                    status=response.status_code, method=method, path=path) from exc
             code, message, tracking = alma_error_fields(response.status_code, response.headers.get("Content-Type", ""),
                                                         response.content or b"", response.reason)
-            cls = error_for(response.status_code, code)
+            cls = error_for(response.status_code, code, message)
             error = cls(message, status=response.status_code, code=code, tracking_id=tracking, method=method, path=path)
             # Alma answers a wrong Analytics path with a 500 "Path not found": asking again cannot help.
             deterministic = cls is ServerError and message.startswith("Path not found")

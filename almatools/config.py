@@ -59,13 +59,33 @@ def region_url(region: str) -> str:
     return REGIONS[key]
 
 
+def _shown_url(parts) -> str:
+    """A URL as it may appear in a message: without its query, fragment or user name and password (where
+    an ``apikey=`` copied from Alma's documentation would sit)."""
+    host = parts.hostname or ""
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return f"{parts.scheme}://{host}{port}{parts.path}" if parts.scheme else parts.path
+
+
 def check_base_url(url: str) -> str:
-    """Validate an explicit base URL and return it without a trailing slash."""
+    """Validate an explicit base URL and return it without a trailing slash.
+
+    A query string (Alma's documentation shows calls with ``?apikey=…``), a fragment or a user name is
+    refused: the base URL is shown in banners, ``repr`` and error messages, and every path is appended to
+    it, so a key there would leak and every call would break. The message never repeats those parts.
+    """
     url = url.strip().rstrip("/")
     parts = urlsplit(url)
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ConfigError(f"ALMA_BASE_URL {_shown_url(parts)!r} carries a query string, a fragment or a user name: "
+                          "give the base URL alone, ending in /almaws/v1, and the key in ALMA_API_KEY (the kit "
+                          "sends it in a header).")
     if parts.scheme not in ("http", "https") or not parts.netloc or not parts.path.endswith("/almaws/v1"):
-        raise ConfigError(f"ALMA_BASE_URL {url!r} is not usable: give a full http(s) URL ending in /almaws/v1, "
-                          "e.g. https://api-eu.hosted.exlibrisgroup.com/almaws/v1")
+        raise ConfigError(f"ALMA_BASE_URL {_shown_url(parts)!r} is not usable: give a full http(s) URL ending in "
+                          "/almaws/v1, e.g. https://api-eu.hosted.exlibrisgroup.com/almaws/v1")
     return url
 
 

@@ -34,7 +34,7 @@ def record_merge_request(path, from_id: str, to_id: str, reason: str, *, when: d
 
 def explain_alma_error(error: Exception, record: dict[str, Any] | None = None) -> str:
     """What an Alma error on create or update means for staff, and what to do."""
-    from almatools.errors import AlmaConnectionError, AlmaError, DuplicateError, QuotaExhaustedError
+    from almatools.errors import AlmaConnectionError, AlmaError, AuthError, DuplicateError, QuotaExhaustedError
 
     code = getattr(error, "code", None)
     pid = (record or {}).get("primary_id", "")
@@ -53,6 +53,9 @@ def explain_alma_error(error: Exception, record: dict[str, Any] | None = None) -
         return f"Alma says a mandatory field is missing: {getattr(error, 'message', error)}. Fill it in and try again."
     if isinstance(error, QuotaExhaustedError):
         return "Today's Alma API calls are used up: try again after the daily count resets. Nothing was lost."
+    if isinstance(error, AuthError):
+        return (f"Alma refused the API key: {error.message} Check ALMA_API_KEY: it needs the Users API with "
+                "read/write rights (Developer Network > API keys). Nothing was sent for this patron.")
     if isinstance(error, AlmaConnectionError):
         return "Alma could not be reached, or the connection broke. Check the network and try again; nothing is created twice."
     if isinstance(error, AlmaError):

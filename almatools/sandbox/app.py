@@ -23,6 +23,11 @@ exact reply is not public):
 - **Wrong key**: HTTP 400 ``UNAUTHORIZED`` "API-key not defined or not configured to allow this API.",
   always in XML and without a trackingId, even when JSON was asked for (recorded replies of public
   clients' fixtures, ``error_unauthorized.xml``; reference §1).
+- **No key at all**: ``GENERAL_ERROR`` "A Gateway error has occurred - Make sure you add an appropriate
+  apikey as a parameter or a header.", in XML, without a trackingId (recorded reply
+  ``error_general_error_no_apikey.xml``; its HTTP status was not recorded, 400 is ours).
+- **A taken primary id** (401851): "User with identifier X of type Primary id already exists." (recorded
+  reply ``error_401851_primary_id_kth.xml``); a taken identifier of another type keeps our wording.
 - **A JSON value of the wrong type** (``{"primary_id": {"a": 1}}``, an email address sent as a list,
   a list of strings where objects belong, a date that is not a date, NaN): HTTP 400 with the *wrapped*
   body ``{"web_service_result": {"errorsExist": true, "errorList": {"error": {…}}}}`` (``error`` an

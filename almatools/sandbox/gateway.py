@@ -19,7 +19,7 @@ from almatools.sandbox.http import (
     AlmaErrorReply,
     wants_json,
 )
-from almatools.sandbox.knobs import MSG_DAILY, MSG_PER_SECOND, MSG_UNAUTHORIZED, UNLIMITED_DAILY, Knobs
+from almatools.sandbox.knobs import MSG_DAILY, MSG_NO_APIKEY, MSG_PER_SECOND, MSG_UNAUTHORIZED, UNLIMITED_DAILY, Knobs
 from almatools.sandbox.store import Store
 from almatools.sandbox.validation import MAX_BODY_BYTES
 
@@ -76,17 +76,25 @@ class _Gate:
             return AlmaErrorReply("DAILY_THRESHOLD", MSG_DAILY, 429), 0
         return None, self._remaining(self.store.bump(self._daily_key()))
 
-    def _authorised(self, request: Request) -> bool:
+    def _key_error(self, request: Request) -> AlmaErrorReply | None:
+        """None for the right key; else Alma's gateway reply: GENERAL_ERROR when no apikey was given at
+        all (recorded reply error_general_error_no_apikey.xml), UNAUTHORIZED for a wrong one."""
         given = request.query_params.get("apikey")
         if given is None:
             scheme, _, token = request.headers.get("authorization", "").partition(" ")
             given = token.strip() if scheme.lower() == "apikey" else ""
-        return hmac.compare_digest(given.encode(), self._key)
+        if not given:
+            return AlmaErrorReply("GENERAL_ERROR", MSG_NO_APIKEY, tracked=False, xml_only=True)
+        if hmac.compare_digest(given.encode(), self._key):
+            return None
+        return AlmaErrorReply("UNAUTHORIZED", MSG_UNAUTHORIZED, tracked=False, xml_only=True)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self.knobs.drop_accept:  # a proxy in front of Alma that drops the header (see Knobs)
+            scope = {**scope, "headers": [(k, v) for k, v in scope.get("headers", []) if k.lower() != b"accept"]}
         request = Request(scope)
         as_json = wants_json(request)
         alma = scope["path"].startswith("/almaws/")
@@ -107,7 +115,9 @@ class _Gate:
                 message = {**message, "headers": [*message.get("headers", []), *headers]}
             await send(message)
 
-        if error is None and not self._authorised(request):
+        if error is None:
+            error = self._key_error(request)
+        if error is None and alma and self.knobs.read_only and _writes(request):
             error = AlmaErrorReply("UNAUTHORIZED", MSG_UNAUTHORIZED, tracked=False, xml_only=True)
         if error is None and alma and _declared_length(scope) > MAX_BODY_BYTES:
             error = _too_large()
@@ -135,6 +145,14 @@ class _Gate:
                     raise
                 error = AlmaErrorReply("INTERNAL_SERVER_ERROR", "Internal server error.", 500)
         await error.response(as_json)(scope, receive, send_marked)
+
+
+def _writes(request: Request) -> bool:
+    """Whether a request would change data (what a read-only key may not do): POST, PUT and DELETE, but
+    not a patron's authentication (``POST /users/{id}?op=auth`` or ``op=refresh``)."""
+    if request.method not in ("POST", "PUT", "DELETE"):
+        return False
+    return not (request.method == "POST" and request.query_params.get("op") in ("auth", "refresh"))
 
 
 def _declared_length(scope: Scope) -> int:

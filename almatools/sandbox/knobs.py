@@ -17,6 +17,10 @@ UNLIMITED_DAILY = 1_000_000
 # Alma's own wording, from the Users API documentation and real error bodies (the daily threshold's
 # text was not found in public sources; that one is ours).
 MSG_UNAUTHORIZED = "API-key not defined or not configured to allow this API."
+# The gateway's reply to a call with no apikey at all (recorded: error_general_error_no_apikey.xml; the
+# HTTP status was not recorded, 400 is ours).
+MSG_NO_APIKEY = ("A Gateway error has occurred - Make sure you add an appropriate apikey as a parameter or a "
+                 "header.")
 MSG_PER_SECOND = "HTTP requests are more than allowed per second"
 MSG_DAILY = "Daily API request threshold has been reached"
 MSG_NO_VALID_XML = "No valid XML was given."
@@ -60,6 +64,12 @@ class Knobs:
         commit_delay_ms: ``POST /users`` checks the record (including 401851), then waits this long
             before the record is stored: a slow commit, whose reply a client may give up on while a
             look-up still finds nobody.
+        drop_accept: play a proxy that drops the ``Accept`` header: every reply (errors too) is then
+            XML unless the query says ``format=json``, as Alma answers a request without ``Accept``.
+        read_only: the key may read but not write, as a read-only Alma key: POST, PUT and DELETE are
+            answered with the wrong key's UNAUTHORIZED (the reference's reading, §1; no recording of a
+            read-only key's reply was found), except ``POST /users/{id}?op=auth|refresh``, which the
+            Users OpenAPI spec allows a read-only key.
     """
 
     latency_ms: float = 0
@@ -69,6 +79,8 @@ class Knobs:
     total_quirk: str = "exact"
     seed: int = 0
     commit_delay_ms: float = 0
+    drop_accept: bool = False
+    read_only: bool = False
 
 
 def _user_xml(user: dict[str, Any]) -> bytes:

@@ -61,7 +61,10 @@ class IdentifierTaken(ValueError):
     """
 
     def __init__(self, id_type: str, value: str) -> None:
-        super().__init__(f"Identifier of type {id_type} and value {value} is already taken")
+        if id_type == PRIMARY_ID_TYPE:  # Alma's wording for a primary id (error_401851_primary_id_kth.xml)
+            super().__init__(f"User with identifier {value} of type Primary id already exists.")
+        else:  # ours: Alma's wording for other identifier types was not found in public sources
+            super().__init__(f"Identifier of type {id_type} and value {value} is already taken")
         self.id_type = id_type
         self.value = value
 

@@ -87,7 +87,9 @@ class ReplayServer:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self.base_url = f"http://127.0.0.1:{self._httpd.server_address[1]}{BASE}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="alma-replay", daemon=True)
+        # a short poll interval: shutting the server down waits for one poll (0.5 s by default, per test)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02},
+                                        name="alma-replay", daemon=True)
 
     def route(self, method: str, path: str, *replies: Reply | Callable[[dict[str, list[str]]], Reply]) -> None:
         """Answer ``method path`` with these replies in turn (the last repeats), or with a function of the query."""

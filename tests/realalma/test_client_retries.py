@@ -2,8 +2,9 @@
 
 Over real HTTP against the replay server: the first POST's reply is lost (a gateway 502 page), the
 look-up finds nobody yet, the second POST is told the primary id is taken, and the record Alma then
-returns decides. The 401851 body is built from the documented error shape (no public recording of a
-401851 was found; see tests/fixtures/alma/README.md).
+returns decides. The 401851 is a recorded reply (XML, tags in lower case, the tracking id inside the
+message: ``error_401851_primary_id_kth.xml``, see tests/fixtures/alma/README.md); a JSON 401851 in the
+documented shape is replayed too.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from _replay import ReplayServer, Reply
 from almatools.client import AlmaClient
 from almatools.errors import DuplicateError
 
-TAKEN = Reply.json(json.dumps({"errorsExist": True, "errorList": {"error": [{
-    "errorCode": "401851", "errorMessage": "Identifier of type PRIMARYIDENTIFIER and value P-1 is already taken",
+TAKEN = Reply.file("error_401851_primary_id_kth.xml", 400)
+TAKEN_JSON = Reply.json(json.dumps({"errorsExist": True, "errorList": {"error": [{
+    "errorCode": "401851", "errorMessage": "User with identifier P-1 of type Primary id already exists.",
     "trackingId": "E01-0000000000-AAAAA-AWAE000000000"}]}, "result": None}), 400)
 NOT_YET = Reply.file("error_401861_not_found.json", 400)
 SENT = {"record_type": {"value": "PUBLIC"}, "primary_id": "P-1", "first_name": "Ada", "last_name": "Lovelace",
@@ -37,9 +39,10 @@ def create(alma: ReplayServer) -> dict:
         return client.create_user(SENT)
 
 
-def test_401851_after_a_lost_post_returns_the_kits_own_record():
+@pytest.mark.parametrize("taken", [TAKEN, TAKEN_JSON], ids=["recorded-xml", "json"])
+def test_401851_after_a_lost_post_returns_the_kits_own_record(taken):
     with ReplayServer() as alma:
-        alma.route("POST", "/users", Reply.file("reconstructed_gateway_502.html", 502), TAKEN)
+        alma.route("POST", "/users", Reply.file("reconstructed_gateway_502.html", 502), taken)
         alma.route("GET", "/users/P-1", NOT_YET, stored())
         assert create(alma)["full_name"] == "Ada Lovelace"
         assert len(alma.calls("POST", "/users")) == 2 and len(alma.calls("GET", "/users/P-1")) == 2
@@ -56,7 +59,8 @@ def test_401851_after_a_lost_post_for_another_record_is_a_duplicate(changes):
         alma.route("GET", "/users/P-1", NOT_YET, stored(**changes))
         with pytest.raises(DuplicateError) as err:
             create(alma)
-    assert err.value.code == "401851" and "already taken" in err.value.message
+    assert err.value.code == "401851" and "already exists" in err.value.message
+    assert err.value.tracking_id == "E02-2005081805-4QVEB-AWAE2122010420"
 
 
 def test_401851_on_the_first_post_is_a_duplicate_without_a_look_up():

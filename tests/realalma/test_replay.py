@@ -19,6 +19,7 @@ from almatools.client import AlmaClient
 from almatools.errors import (
     AlmaError,
     AuthError,
+    DuplicateError,
     InvalidRecordError,
     NotFoundError,
     QuotaExhaustedError,
@@ -216,6 +217,151 @@ def a_code_table_reads_its_rows(alma: ReplayServer) -> None:
     assert len(rows) == 14 and rows[0] == {"code": "QUEUED", "description": "Queued", "default": False,
                                            "enabled": True}
     assert len(alma.calls("GET", "/conf/code-tables/systemJobStatus")) == 1
+
+
+# -- more recorded replies: keys, duplicates, XML where JSON was asked, users looked up by barcode --------
+
+MORE_USERS = ("user_full_internal_mlib_jbister.json", "user_full_internal_pul_by_barcode.json",
+              "user_same_scrubbed_id_pul_cmonster.json")
+NO_APIKEY = "A Gateway error has occurred - Make sure you add an appropriate apikey as a parameter or a header."
+
+
+@behaviour
+def a_taken_primary_id_in_lower_case_xml_is_a_duplicate(alma: ReplayServer) -> None:
+    # Tags in lower case and the tracking id inside the message, after a line break: the code, message
+    # and tracking id were all lost before (an AlmaError "Alma answered without a message").
+    alma.route("POST", "/users", Reply.file("error_401851_primary_id_kth.xml", 400))
+    with client_of(alma) as client:
+        with pytest.raises(DuplicateError) as err:
+            client.create_user({"primary_id": "alma0005@almakth.se", "first_name": "A", "last_name": "B"})
+    assert (err.value.status, err.value.code) == (400, "401851")
+    assert err.value.message == "User with identifier alma0005@almakth.se of type Primary id already exists."
+    assert err.value.tracking_id == "E02-2005081805-4QVEB-AWAE2122010420"
+    assert len(alma.calls("POST", "/users")) == 1 and alma.calls("GET", "/users/alma0005@almakth.se") == []
+    no_markup(err.value)
+
+
+@behaviour
+def a_call_without_an_apikey_is_an_auth_error_and_not_retried(alma: ReplayServer) -> None:
+    # The gateway's GENERAL_ERROR asking for an apikey; its HTTP status was not recorded, so both a
+    # 400 and a 500 are served: neither is retried (no retry can add a key), both say what to fix.
+    alma.route("GET", "/users/a", Reply.file("error_general_error_no_apikey.xml", 400))
+    alma.route("GET", "/users/b", Reply.file("error_general_error_no_apikey.xml", 500))
+    with client_of(alma) as client:
+        for path in ("/users/a", "/users/b"):
+            with pytest.raises(AuthError) as err:
+                client.request("GET", path)
+            assert (err.value.code, err.value.message, err.value.tracking_id) == ("GENERAL_ERROR", NO_APIKEY, None)
+            assert len(alma.calls("GET", path)) == 1
+            no_markup(err.value)
+
+
+@behaviour
+def a_key_refused_on_a_write_is_an_auth_error_without_a_look_up(alma: ReplayServer) -> None:
+    # The recorded UNAUTHORIZED is for a key not configured for the API; a read-only key on a write is
+    # refused the same way by the reference's reading (alma-api.md §1): no retry, and no look-up, since
+    # nothing can have been created.
+    alma.route("POST", "/users", Reply.file("error_unauthorized.xml", 400))
+    alma.route("PUT", "/users/x1", Reply.file("error_unauthorized.xml", 400))
+    with client_of(alma) as client:
+        with pytest.raises(AuthError):
+            client.create_user({"primary_id": "x1", "first_name": "A", "last_name": "B"})
+        with pytest.raises(AuthError):
+            client.put_user("x1", {"primary_id": "x1"})
+    assert len(alma.calls("POST", "/users")) == 1 and len(alma.calls("PUT", "/users/x1")) == 1
+    assert alma.calls("GET", "/users/x1") == []
+
+
+@behaviour
+def the_devnet_not_found_reply_also_counts_the_quota(alma: ReplayServer) -> None:
+    alma.route("GET", "/users/fdsa", Reply.file("error_401861_devnet_blog.json", 400,
+                                               **{"X-Exl-Api-Remaining": "8996176"}))
+    with client_of(alma) as client:
+        assert client.find_user("fdsa") is None
+        assert client.remaining == 8996176  # the header of an error reply counts too
+        with pytest.raises(NotFoundError) as err:
+            client.get_user("fdsa")
+    assert err.value.message == "User with identifier fdsa was not found."
+    assert err.value.tracking_id == "E01-1312124118-MORQS-AWAE1344225209"
+
+
+@behaviour
+def the_documented_per_second_reply_is_waited_out(alma: ReplayServer) -> None:
+    alma.route("GET", "/users/busy", Reply.file("error_per_second_threshold_devnet.json", 429),
+               Reply.file("user_full_internal_pul_by_barcode.json"))
+    alma.route("GET", "/users/jammed", Reply.file("error_per_second_threshold_devnet.json", 429))
+    with client_of(alma) as client:
+        assert client.get_user("busy")["primary_id"] == "ID12345"
+        with pytest.raises(RateLimitError) as err:
+            client.get_user("jammed")
+    assert len(alma.calls("GET", "/users/busy")) == 2 and len(alma.calls("GET", "/users/jammed")) == 4
+    assert err.value.tracking_id == "E01-0101190932-VOBYO-AWAE1554214409"
+
+
+@behaviour
+def a_user_in_xml_where_json_was_asked_is_read_as_the_same_record(alma: ReplayServer) -> None:
+    # Before: AlmaError "Alma's reply was not JSON", and the record was lost to the run.
+    alma.route("GET", "/users/johns", Reply.file("user_sample_xml_tul_johns.xml"))
+    alma.route("PUT", "/users/johns", Reply.json('{"primary_id": "johns"}'))
+    alma.route("GET", "/users/page", Reply.file("reconstructed_gateway_401.html", 200))
+    with client_of(alma) as client:
+        user = client.get_user("johns")
+        client.update_user("johns", {"job_description": "Cataloger"})
+        with pytest.raises(AlmaError) as err:
+            client.request("GET", "/users/page")
+    assert user == user_from_xml_bytes((FIXTURES / "user_sample_xml_tul_johns.xml").read_bytes())
+    assert user["user_identifier"] == [{"id_type": {"value": "02", "desc": "User ID"}, "value": "johns02"}]
+    assert [b["block_note"] for b in user["user_block"]] == ["Slept and snored in the library"]
+    assert User(user).primary_id == "johns" and len(alma.calls("PUT", "/users/johns")) == 1
+    # a page that is neither JSON nor a user says so in words, without its markup
+    assert "error page (HTTP Status 401" in err.value.message and err.value.status == 200
+    no_markup(err.value)
+
+
+@behaviour
+def a_user_found_by_barcode_is_updated_under_its_primary_id(alma: ReplayServer) -> None:
+    alma.route("GET", "/users/22999000883100", Reply.file("user_full_internal_pul_by_barcode.json"))
+    alma.route("PUT", "/users/ID12345", Reply.file("user_full_internal_pul_by_barcode.json"))
+    with client_of(alma) as client:
+        client.update_user("22999000883100", {"job_description": "x"}, override=["user_group"])
+    (put,) = alma.calls("PUT", "/users/ID12345")
+    assert put.query == {"override": ["user_group"]} and alma.calls("PUT", "/users/22999000883100") == []
+
+
+@behaviour
+def an_overstated_count_ends_at_the_first_empty_page(alma: ReplayServer) -> None:
+    # Alma said 5 and sent 3 (limit=5, q=ALL~linena@uio.no); the next page holds no "user" key at all.
+    def page(query: dict[str, list[str]]) -> Reply:
+        if int(query.get("offset", ["0"])[0]) == 0:
+            return Reply.file("users_brief_overstated_count_scr7.json")
+        return Reply.json('{"total_record_count": 5}')
+
+    alma.route("GET", "/users", page)
+    with client_of(alma) as client:
+        search = client.search_users(ALL="linena@uio.no", page_size=5)
+        entries = list(search)
+        assert search.count() == 5
+    assert [e["primary_id"] for e in entries] == ["li", "n003548402", "N003548424"]  # case kept, none dropped
+    calls = alma.calls("GET", "/users")
+    assert [c.query["q"] for c in calls] == [["ALL~linena@uio.no"]] * 3
+    assert [(c.query["offset"], c.query["limit"]) for c in calls] == [(["0"], ["5"]), (["3"], ["5"]), (["0"], ["0"])]
+
+
+@behaviour
+def more_real_users_come_back_read_and_round_trip(alma: ReplayServer) -> None:
+    for name in MORE_USERS:
+        alma.route("GET", f"/users/{name}", Reply.file(name))
+    with client_of(alma) as client:
+        users = [client.get_user(name) for name in MORE_USERS]
+    assert users == [fixture_json(name) for name in MORE_USERS]
+    for user in users:  # "desc": null, "value": null, null lines, no dates, no identifiers
+        assert _without_empty_codes(user_from_xml_bytes(user_to_xml_bytes(user))) == _without_empty_codes(user)
+    frame = users_frame(users)
+    assert list(frame["primary_id"]) == ["jbister", "ID12345", "100000000"]
+    assert frame.loc[0, "identifiers"] == "" and frame.loc[0, "expiry_date"] == ""
+    assert frame.loc[1, "identifier_values"].split(";") == ["22999000883100", "id12345"]
+    assert frame.loc[2, "identifiers"] == "BARCODE=00000000000000;NET_ID=cmonster"
+    assert User(users[2]).is_sis_managed(["SIS"]) and User(users[2]).statistics == ["23"]
 
 
 # -- Analytics at the client --------------------------------------------------------------------

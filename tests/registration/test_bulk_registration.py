@@ -204,3 +204,20 @@ def test_1000_rows_with_faults_and_a_killed_run_create_everyone_exactly_once(cli
     passwords = {r["password"] for r in rows if r["password"]}
     written = [p.read_text(encoding="utf-8") for p in out.iterdir()] + outputs
     assert len(passwords) > 500 and not [pw for pw in passwords if any(pw in text for text in written)]
+
+
+def test_a_key_refused_on_writes_stops_the_run_and_a_rerun_with_a_good_key_creates_everyone(client, knobs, tmp_path):
+    # A read-only key (the sandbox's read_only knob) reads fine, and every write gets Alma's UNAUTHORIZED:
+    # the run must stop at once, with nothing journaled as refused, so that the same command with a key
+    # that may write creates every row (a "refused" row is never sent again).
+    last = token(10)
+    rows = good_rows(client, 6, last)
+    write(tmp_path / "in.csv", rows)
+    knobs.read_only = True
+    stopped = register_csv(client, tmp_path / "in.csv", DEFAULT, today=TODAY, reserve=0, workers=2)
+    assert stopped.stopped and "API key" in stopped.stopped and stopped.created == 0 and stopped.refused == 0
+    knobs.read_only = False
+    resumed = register_csv(client, tmp_path / "in.csv", DEFAULT, today=TODAY, reserve=0, workers=2)
+    assert resumed.complete and resumed.created == 6 and resumed.refused == 0
+    found = [u["primary_id"] for u in client.search_users(last_name=last)]
+    assert sorted(found) == sorted(r["primary_id"] for r in rows)

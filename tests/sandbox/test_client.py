@@ -6,6 +6,7 @@ import logging
 import uuid
 
 import pytest
+import requests
 
 from almatools.client import AlmaClient
 from almatools.errors import (
@@ -18,7 +19,9 @@ from almatools.errors import (
     QuotaExhaustedError,
     RateLimitError,
     ServerError,
+    error_for,
 )
+from almatools.replies import alma_error_fields
 
 
 def new_user(**overrides) -> dict:
@@ -63,6 +66,54 @@ def test_wrong_key_is_an_auth_error(sandbox):
         with pytest.raises(AuthError) as err:
             alma.get_user("anyone")
     assert err.value.code == "UNAUTHORIZED" and err.value.status == 400
+
+
+def test_without_a_key_the_gateway_asks_for_one_and_nothing_is_retried(sandbox, knobs):
+    # The client refuses an empty key itself; a proxy that strips the Authorization header leaves Alma
+    # with none: the recorded GENERAL_ERROR "... Make sure you add an appropriate apikey ...".
+    reply = requests.get(sandbox.base_url + "/users/anyone", headers={"Accept": "application/json"}, timeout=10)
+    code, message, tracking = alma_error_fields(reply.status_code, reply.headers["Content-Type"], reply.content)
+    assert (reply.status_code, code, tracking) == (400, "GENERAL_ERROR", None) and "apikey" in message
+    assert error_for(reply.status_code, code, message) is AuthError
+
+
+def test_a_read_only_key_reads_but_every_write_is_an_auth_error_sent_once(sandbox, knobs, client):
+    some = some_primary_ids(client, 1)[0]
+    knobs.read_only = True
+    assert client.get_user(some)["primary_id"] == some
+    calls = client.calls
+    for write in (lambda: client.create_user(new_user()), lambda: client.update_user(some, {"job_description": "x"}),
+                  lambda: client.delete_user(some)):
+        with pytest.raises(AuthError) as err:
+            write()
+        assert err.value.code == "UNAUTHORIZED"
+    assert client.calls - calls == 4  # POST, GET + PUT, DELETE: no retry, no look-up after the refused POST
+    reply = requests.post(f"{sandbox.base_url}/users/{some}", params={"op": "auth", "apikey": sandbox.api_key},
+                          headers={"Exl-User-Pw": "wrong"}, timeout=10)
+    assert b"UNAUTHORIZED" not in reply.content  # authentication is not a write
+
+
+def test_the_client_reads_xml_when_a_proxy_drops_the_accept_header(sandbox, knobs, client, caplog):
+    # Alma answers XML to a request without Accept (the sandbox's drop_accept knob plays the proxy);
+    # the client reads the same records from it (recorded XML user: tests/fixtures/alma, README).
+    page_json = list(client.search_users(user_group="UGRAD", max_records=30))
+    as_json = client.get_user(page_json[0]["primary_id"])
+    rows_json = client.code_table("UserGroups")
+    knobs.drop_accept = True
+    with AlmaClient(api_key=sandbox.api_key, base_url=sandbox.base_url, per_second=500, backoff=0.01) as alma:
+        with caplog.at_level(logging.WARNING, logger="almatools.client"):
+            page_xml = list(alma.search_users(user_group="UGRAD", max_records=30))
+            as_xml = alma.get_user(page_json[0]["primary_id"])
+            rows_xml = alma.code_table("UserGroups")
+            created = alma.create_user(new_user())
+            with pytest.raises(NotFoundError) as err:  # an XML error body, read as before
+                alma.get_user("no-such-user-42")
+    assert [u["primary_id"] for u in page_xml] == [u["primary_id"] for u in page_json] and len(page_json) == 30
+    assert as_xml["primary_id"] == as_json["primary_id"] and as_xml["user_group"] == as_json["user_group"]
+    assert as_xml["user_identifier"] == as_json["user_identifier"] and as_xml["contact_info"] == as_json["contact_info"]
+    assert [(r["code"], r["enabled"]) for r in rows_xml] == [(r["code"], r["enabled"]) for r in rows_json]
+    assert created["primary_id"].startswith("CB") and err.value.code == "401861"
+    assert "answered in XML although JSON was asked" in caplog.text
 
 
 @pytest.mark.parametrize(("change", "code"), [

@@ -119,20 +119,27 @@ def test_key_as_query_parameter_or_authorization_header(server: SandboxServer, h
     assert by_query.json()["primary_id"] == by_header.json()["primary_id"] == "JSMITH1"
 
 
-@pytest.mark.parametrize("params, headers", [
-    ({}, {}), ({"apikey": "wrong"}, {}), ({}, {"Authorization": "apikey wrong"}),
-    ({}, {"Authorization": f"Bearer {KEY}"}),
-])
-def test_missing_or_wrong_key_is_400_unauthorized(
-    server: SandboxServer, http: requests.Session, params: dict, headers: dict
+@pytest.mark.parametrize("params, headers, code, message", [
+    ({"apikey": "wrong"}, {}, "UNAUTHORIZED", "API-key not defined or not configured to allow this API."),
+    ({}, {"Authorization": "apikey wrong"}, "UNAUTHORIZED", "API-key not defined or not configured to allow this API."),
+    ({}, {}, "GENERAL_ERROR", "A Gateway error has occurred - Make sure you add an appropriate apikey as a "
+                              "parameter or a header."),
+    ({}, {"Authorization": f"Bearer {KEY}"}, "GENERAL_ERROR", "A Gateway error has occurred - Make sure you add "
+                                                             "an appropriate apikey as a parameter or a header."),
+    ({"apikey": ""}, {}, "GENERAL_ERROR", "A Gateway error has occurred - Make sure you add an appropriate apikey "
+                                          "as a parameter or a header."),
+], ids=["wrong-query-key", "wrong-header-key", "no-key", "bearer-is-no-apikey", "empty-key"])
+def test_missing_or_wrong_key_is_400_in_xml(
+    server: SandboxServer, http: requests.Session, params: dict, headers: dict, code: str, message: str
 ) -> None:
-    # Alma's gateway answers UNAUTHORIZED in XML even when JSON was asked for, with no trackingId
-    # (recorded replies: tests/fixtures/alma/error_unauthorized.xml and its README entry).
+    # Alma's gateway answers in XML even when JSON was asked for, with no trackingId: UNAUTHORIZED for a
+    # wrong key, GENERAL_ERROR when there is no apikey at all (recorded replies in tests/fixtures/alma:
+    # error_unauthorized.xml, error_general_error_no_apikey.xml; see its README).
     reply = http.get(server.base_url + "/users/JSMITH1", params={"format": "json", **params}, headers=headers)
     assert reply.status_code == 400 and reply.headers["content-type"].startswith("application/xml")
     error = etree.fromstring(reply.content).find(f"{WSR}errorList/{WSR}error")
-    assert error.findtext(f"{WSR}errorCode") == "UNAUTHORIZED"
-    assert error.findtext(f"{WSR}errorMessage") == "API-key not defined or not configured to allow this API."
+    assert error.findtext(f"{WSR}errorCode") == code
+    assert error.findtext(f"{WSR}errorMessage") == message
     assert error.find(f"{WSR}trackingId") is None
     assert reply.headers["X-Exl-Api-Remaining"].isdigit() and reply.headers["X-Request-ID"]
 
@@ -278,8 +285,9 @@ def test_create_rejects_what_alma_rejects(api: Api, overrides: dict, code: str) 
 
 
 @pytest.mark.parametrize("overrides, message", [
-    ({"primary_id": "jsmith1"}, "Identifier of type PRIMARYIDENTIFIER and value jsmith1 is already taken"),
-    ({"primary_id": "b-0001"}, "Identifier of type PRIMARYIDENTIFIER and value b-0001 is already taken"),
+    # a primary id in Alma's own words (recorded reply tests/fixtures/alma/error_401851_primary_id_kth.xml)
+    ({"primary_id": "jsmith1"}, "User with identifier jsmith1 of type Primary id already exists."),
+    ({"primary_id": "b-0001"}, "User with identifier b-0001 of type Primary id already exists."),
     ({"user_identifier": [{"value": "JSMITH1", "id_type": {"value": "BARCODE"}}]},
      "Identifier of type BARCODE and value JSMITH1 is already taken"),
     ({"user_identifier": [{"value": "u777", "id_type": {"value": "NET_ID"}}]},

@@ -32,6 +32,25 @@ def test_base_url_wins_over_region_and_must_end_in_almaws():
         Settings.from_env({"ALMA_BASE_URL": "https://example.org/api"})
 
 
+@pytest.mark.parametrize("url", [
+    "https://api-eu.hosted.exlibrisgroup.com/almaws/v1?apikey=l8xxSECRET",  # as in Alma's documented calls
+    "https://api-eu.hosted.exlibrisgroup.com/almaws/v1/?format=json&apikey=l8xxSECRET",
+    "https://me:l8xxSECRET@api-eu.hosted.exlibrisgroup.com/almaws/v1",
+    "https://api-eu.hosted.exlibrisgroup.com/almaws/v1#apikey=l8xxSECRET",
+    "https://api-eu.hosted.exlibrisgroup.com/almaws/v2?apikey=l8xxSECRET",  # unusable anyway: still not echoed
+])
+def test_a_base_url_with_a_key_in_it_is_refused_without_repeating_the_key(url):
+    from almatools.client import AlmaClient
+
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env({"ALMA_BASE_URL": url})
+    assert "l8xxSECRET" not in str(err.value)
+    assert "api-eu.hosted.exlibrisgroup.com/almaws/v" in str(err.value)  # says which setting is meant
+    with pytest.raises(ConfigError) as err:
+        AlmaClient(api_key="k", base_url=url)
+    assert "l8xxSECRET" not in str(err.value)
+
+
 @pytest.mark.parametrize("value", ["0", "-3", "fast"])
 def test_bad_per_second_is_explained(value):
     with pytest.raises(ConfigError, match="ALMA_PER_SECOND"):

@@ -80,3 +80,54 @@ def test_error_bodies_of_every_shape(body, content_type, expected):
     from almatools.client import alma_error_fields
 
     assert alma_error_fields(502 if not body else 400, content_type, body, "Bad Gateway") == expected
+
+
+@pytest.mark.parametrize(("status", "code", "message", "cls"), [
+    # the gateway's codes, by code whatever the status (tests/fixtures/alma/README.md)
+    (400, "INVALID_REQUEST", None, AuthError), (400, "FORBIDDEN", None, AuthError),
+    (403, "REQUEST_TOO_LARGE", None, InvalidRecordError), (413, "REQUEST_TOO_LARGE", None, InvalidRecordError),
+    # GENERAL_ERROR is an auth error only when it asks for an apikey (recorded: error_general_error_no_apikey.xml)
+    (500, "GENERAL_ERROR", "A Gateway error has occurred - Make sure you add an appropriate apikey as a "
+                           "parameter or a header.", AuthError),
+    (400, "GENERAL_ERROR", "Provide an API key", AuthError), (400, "GENERAL_ERROR", "Bad API-key", AuthError),
+    (500, "GENERAL_ERROR", "Some Error Message", ServerError), (400, "GENERAL_ERROR", None, AlmaError),
+])
+def test_gateway_codes_map_to_classes(status, code, message, cls):
+    assert error_for(status, code, message) is cls
+
+
+def test_every_error_of_a_reply_is_kept_and_the_first_gives_the_code():
+    from almatools.client import alma_error_fields
+
+    body = (b'{"errorsExist":true,"errorList":{"error":[{"errorCode":"401664","errorMessage":"Mandatory field is '
+            b'missing: library"},{"errorCode":"401852","errorMessage":"Illegal user group","trackingId":"E01-2"},'
+            b'{"errorCode":"401664","errorMessage":"Mandatory field is missing: library"}]},"result":null}')
+    assert alma_error_fields(400, "application/json", body) == (
+        "401664", "Mandatory field is missing: library; also: Illegal user group (401852)", "E01-2")
+    xml = (b"<web_service_result><errorList><error><errorCode>401664</errorCode><errorMessage>a</errorMessage>"
+           b"</error><error><errorCode>401664</errorCode><errorMessage>b</errorMessage></error></errorList>"
+           b"</web_service_result>")
+    assert alma_error_fields(400, "application/xml", xml) == ("401664", "a; also: b", None)
+
+
+def test_tag_case_and_a_tracking_id_inside_the_message():
+    from almatools.client import alma_error_fields
+
+    body = (b"<WEB_SERVICE_RESULT><ERRORLIST><Error><ErrorCode>401858</ErrorCode><ERRORMESSAGE>The external id in "
+            b"DB does not fit.\r\n (tracking id: E01-3 )</ERRORMESSAGE></Error></ERRORLIST></WEB_SERVICE_RESULT>")
+    assert alma_error_fields(400, "application/xml", body) == ("401858", "The external id in DB does not fit.",
+                                                               "E01-3")
+    # a trackingId field wins over one in the message
+    both = (b'{"errorList":{"error":[{"errorCode":"1","errorMessage":"x (Tracking ID: E01-4)","trackingId":"E01-5"}]}}')
+    assert alma_error_fields(400, "application/json", both) == ("1", "x", "E01-5")
+
+
+def test_xml_pages_and_users_read_as_json_and_other_xml_does_not():
+    from almatools.replies import json_of_xml_reply
+
+    one = b'<users total_record_count="1"><user><primary_id>p1</primary_id><last_name>Ek</last_name></user></users>'
+    assert json_of_xml_reply(one) == {"total_record_count": 1, "user": [{"link": None, "primary_id": "p1",
+                                                                          "last_name": "Ek"}]}
+    assert json_of_xml_reply(b'<users total_record_count="0"/>') == {"total_record_count": 0}
+    for other in (b"<web_service_result/>", b"<broken", b"", b"<user><birth_date>soon</birth_date></user>"):
+        assert json_of_xml_reply(other) is None
