@@ -50,6 +50,7 @@ from almatools.errors import (
     SourceError,
 )
 from almatools.files import AppendLog, csv_records, safe_cell
+from almatools.normalise import email_key, fold, given_name, is_email, surname_key
 from almatools.policy import Policy
 from almatools.registration import (
     IDENTIFIER_PREFIX,
@@ -157,6 +158,22 @@ def _names_match(stored: dict[str, Any], record: dict[str, Any]) -> bool:
     return all(norm(stored, k) == norm(record, k) for k in ("first_name", "last_name"))
 
 
+_SAME_PERSON = {"email_address": "the same email address", "birth_date": "the same name and birth date"}
+
+
+def _person_keys(form: PatronForm) -> list[tuple[str, tuple[str, ...]]]:
+    """What makes two rows of one file the same person, as the search for existing accounts judges it
+    (:mod:`almatools.registration.existing`): the email address, or the name and the birth date."""
+    keys: list[tuple[str, tuple[str, ...]]] = []
+    if form.email_address and is_email(form.email_address):
+        keys.append(("email_address", ("email", email_key(form.email_address))))
+    birth = str(form.birth_date or "").strip()
+    last, given = surname_key(form.last_name), given_name(form.first_name)
+    if birth and last and given:
+        keys.append(("birth_date", ("name", last, fold(given), birth)))
+    return keys
+
+
 _UNREADABLE = "\0unreadable"  # key of a row the reader could not take: its value says why
 
 
@@ -232,6 +249,7 @@ def register_csv(client, csv_path: str | Path, policy: Policy, *, out_dir: str |
     try:
         todo: list[tuple[int, dict[str, str], Any]] = []
         first_row: dict[str, int] = {}
+        first_person: dict[tuple[str, ...], tuple[int, str]] = {}
         with result.issues_path.open("w", newline="", encoding="utf-8") as handle:
             issues = csv.writer(handle)
             issues.writerow(ISSUE_COLUMNS)
@@ -250,6 +268,20 @@ def register_csv(client, csv_path: str | Path, policy: Policy, *, out_dir: str |
                                        "one account. Remove or correct one of the two rows."))
                 elif pid:
                     first_row[_key(pid)] = number
+                    # The same person under two identifiers in one file: the search before each POST cannot
+                    # see it (the rows are sent at once), so the file is checked against itself first.
+                    for field, person in (_person_keys(checked.form) if checked.ok else ()):
+                        if person in first_person:
+                            earlier, why = first_person[person], _SAME_PERSON[field]
+                            found.append(Issue.of("DUPLICATE_IN_FILE", field,
+                                               f"Row {earlier[0]} ({earlier[1]}) has {why}: it is the same person. "
+                                               "One person gets one account: remove this row, or correct it if "
+                                               "it is someone else."))
+                            break
+                    else:
+                        if checked.ok:  # a row that is not sent cannot be the person's account
+                            for _, person in _person_keys(checked.form):
+                                first_person.setdefault(person, (number, pid))
                 for issue in found:
                     if issue.severity != "info":
                         issues.writerow([safe_cell(v) for v in (number, pid, issue.field, issue.severity, issue.rule,
