@@ -466,15 +466,20 @@ class RegistrationForm(widgets.VBox):
         if outcome.status == "blocked":
             self._refresh()
         if outcome.status in ("created", "planned"):
-            self._quiet = True
-            self.fields["password"].value = self.fields["password_confirm"].value = ""
-            self._quiet = False
+            if outcome.status == "created":  # a dry run keeps them: the real run that follows needs them
+                self._quiet = True
+                self.fields["password"].value = self.fields["password_confirm"].value = ""
+                self._quiet = False
             self.search, self._search_key = None, None  # the person now exists: a second click is refused
             self._touched.clear()
             self._show_all = False
             self._refresh()
-            self.status.value = (f"<span style='color:{_GREEN}'>Registered. Click New patron to register someone "
-                                 "else.</span>")
+            if outcome.status == "planned":  # a dry run: nothing exists in Alma, and the page must not say so
+                self.status.value = (f"<span style='color:{_BLUE}'>Dry run: checked and planned, nothing was created "
+                                     "in Alma. Untick Dry run, then click Register to create the account.</span>")
+            else:
+                self.status.value = (f"<span style='color:{_GREEN}'>Registered. Click New patron to register "
+                                     "someone else.</span>")
 
     def _renew(self, _=None) -> None:
         """Renew the existing account the decision names (GET, change, PUT), then search again."""

@@ -321,3 +321,22 @@ def test_the_page_can_show_the_forms_banner_itself(client):
     assert "DRY RUN" in form.banner.value
     shown = build_registration_form(client, load_policy())
     assert shown.banner in shown.children  # by default the form shows it
+
+
+def test_a_dry_run_never_says_registered_and_the_real_run_can_follow(client):
+    """After a dry run the page said "Registered" although nothing was created; and it had emptied the password
+    boxes, so the real run that follows could not be clicked."""
+    form = build_registration_form(client, DEFAULT, today=TODAY)
+    form.dry_run.value = True
+    patron = good_form(client, DEFAULT, "community")
+    fill(form, patron)
+    form.register_button.click()
+    assert form.outcome.status == "planned"
+    assert "Registered" not in form.status.value and "nothing was created" in form.status.value
+    assert client.find_user(patron.primary_id) is None
+    form.dry_run.value = False
+    assert not form.register_button.disabled  # the passwords are still there for the real run
+    form.register_button.click()
+    assert form.outcome.status == "created" and "Registered" in form.status.value
+    assert form.fields["password"].value == form.fields["password_confirm"].value == ""  # used once, then gone
+    assert client.find_user(patron.primary_id) is not None
