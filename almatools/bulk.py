@@ -33,7 +33,7 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -211,7 +211,7 @@ def _read_rows(path: Path) -> list[dict[str, str]]:
 def register_csv(client, csv_path: str | Path, policy: Policy, *, out_dir: str | Path | None = None,
                  today: date | None = None, workers: int = 8, progress: bool = False,
                  reserve: int = 500, on_row: Callable[[int, str], None] | None = None, renew_existing: bool = False,
-                 merge_requests: str | Path | None = None) -> BulkResult:
+                 merge_requests: str | Path | None = None, sis_ids: Collection[str] | None = None) -> BulkResult:
     """Validate and create every patron of a CSV file; resumable (see the module docstring).
 
     Args:
@@ -230,6 +230,8 @@ def register_csv(client, csv_path: str | Path, policy: Policy, *, out_dir: str |
             reporting it.
         merge_requests: the merge-request CSV for former affiliates (default ``merge_requests.csv`` in the
             output folder).
+        sis_ids: the primary identifiers of the current SIS extract
+            (:func:`~almatools.registration.sis_identifiers`): a row the SIS load will bring is refused.
 
     Raises:
         SourceError: the CSV cannot be read.
@@ -305,7 +307,7 @@ def register_csv(client, csv_path: str | Path, policy: Policy, *, out_dir: str |
             client.refresh_remaining()
             client.check_budget(len(todo) * CALLS_PER_ROW, reserve=reserve)
             _send(client, todo, journal, result, refused, workers=workers, progress=progress, on_row=on_row,
-                  policy=policy, today=today, renew_existing=renew_existing)
+                  policy=policy, today=today, renew_existing=renew_existing, sis_ids=sis_ids)
         result.refused = len(refused)
         if refused:
             with result.issues_path.open("a", newline="", encoding="utf-8") as handle:
@@ -319,7 +321,8 @@ def register_csv(client, csv_path: str | Path, policy: Policy, *, out_dir: str |
 
 
 def _send(client, todo, journal: _Journal, result: BulkResult, refused: list, *, workers: int, progress: bool,
-          on_row, policy: Policy, today: date | None, renew_existing: bool) -> None:
+          on_row, policy: Policy, today: date | None, renew_existing: bool,
+          sis_ids: Collection[str] | None = None) -> None:
     """Create the rows of ``todo`` concurrently; stop all on a lost network or an exhausted quota."""
     stop = threading.Event()
     lock = threading.Lock()
@@ -340,7 +343,7 @@ def _send(client, todo, journal: _Journal, result: BulkResult, refused: list, *,
                     journal.write(number, pid, fingerprint, outcome, "confirmed after an interrupted run")
             if not outcome:
                 # The same search and decision as the form and register(): nobody gets a second account.
-                decision = find_existing(client, checked.form, policy, today=today).decision
+                decision = find_existing(client, checked.form, policy, today=today, sis_ids=sis_ids).decision
                 if decision.blocked and decision.action == "renew" and renew_existing:
                     done = renew(client, decision.target, policy, today=today)
                     if done.status in ("renewed", "unchanged", "planned"):  # planned: a dry run's renewal

@@ -4,8 +4,10 @@ update, add a role, or block).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 from almatools.normalise import email_key, given_name, is_email, name_forms, surname_key, surname_parts
@@ -116,7 +118,7 @@ def renewal_dates(policy: Policy, group_code: str | None, today: date) -> tuple[
 
 
 def decide(checked: Validation, candidates: list[Candidate], policy: Policy, *,
-           today: date | None = None) -> Decision:
+           today: date | None = None, in_sis: bool = False) -> Decision:
     """The one decision the form, the bulk CSV and :func:`register` share. Pure: no calls to Alma.
 
     Rules (seeds 000 and 003), for each account that is the same person (an identifier, the email, or
@@ -135,6 +137,10 @@ def decide(checked: Validation, candidates: list[Candidate], policy: Policy, *,
       ``move_wait_days`` ago (a recent graduate's login is still active): **block** until then.
 
     Weaker matches (the same name only) are listed for staff to check; they never block.
+
+    ``in_sis``: the SIS extract has this primary identifier. With no account in Alma yet, the next SIS
+    load creates it (seed 000: the SIS upload matches on the primary identifier): **block**, so that
+    staff do not make by hand the account the load brings.
     """
     today = today or date.today()
     new_group = checked.group.code if checked.group else checked.form.user_group
@@ -214,6 +220,13 @@ def decide(checked: Validation, candidates: list[Candidate], policy: Policy, *,
             verdict = (found[0], found[1], pid)
     if not candidates:
         advice.append("No existing account found.")
+    if verdict is None and in_sis:
+        pid = checked.form.primary_id
+        reason = (f"{pid} is in the SIS extract: the next SIS load creates this patron's account. Do not create it "
+                  "by hand (the load would find a second record to clash with). If the patron needs to borrow "
+                  "before the load runs, ask the SIS office when it runs; if the identifier is wrong, correct it.")
+        advice.append(reason)
+        verdict = ("block", reason, "")
     if verdict is not None:
         action, reason, target = verdict
         expiry, purge = renew_dates if action == "renew" and renew_dates else (None, None)
@@ -276,7 +289,7 @@ def _candidate(record: dict[str, Any], form: PatronForm, birth: date | None, exa
 
 
 def find_existing(client, form: PatronForm, policy: Policy, *, today: date | None = None,
-                  max_candidates: int = 10) -> ExistingSearch:
+                  max_candidates: int = 10, sis_ids: Collection[str] | None = None) -> ExistingSearch:
     """Search Alma for the person before creating an account (both procedures' first step).
 
     Looks the primary identifier (and each identifier the form sends, such as the University ID) up
@@ -289,6 +302,8 @@ def find_existing(client, form: PatronForm, policy: Policy, *, today: date | Non
         policy: the institution's policy.
         today: the date to judge "left less than a year ago" by.
         max_candidates: at most this many full records are fetched and ranked.
+        sis_ids: the primary identifiers of the current SIS extract (see :func:`sis_identifiers`), if at
+            hand: one the load will bring is not created by hand.
     """
     today = today or date.today()
     checked = validate(form, policy, today=today)
@@ -318,6 +333,33 @@ def find_existing(client, form: PatronForm, policy: Policy, *, today: date | Non
     ranked = sorted(found.values(), key=lambda c: (-c.score, c.primary_id))
     ranked = [c for c in ranked if c.score > 0]
 
-    decision = decide(checked, ranked, policy, today=today)
+    in_sis = bool(sis_ids) and bool(form.primary_id) and (
+        form.primary_id in sis_ids or form.primary_id.casefold() in sis_ids)
+    decision = decide(checked, ranked, policy, today=today, in_sis=in_sis)
     return ExistingSearch(candidates=ranked, blocked=decision.blocked, advice=list(decision.advice),
                           merge_from=list(decision.merge_from), calls=client.calls - start, decision=decision)
+
+
+def sis_identifiers(sis_extract: str | Path | None = "", client=None) -> frozenset[str] | None:
+    """The primary identifiers of the SIS extract (case-folded, as Alma compares them), for :func:`find_existing`.
+
+    Args:
+        sis_extract: the SIS extract (the zip of Alma user XML the SIS sends); empty: on the sandbox, the
+            sandbox's own extract, else none.
+        client: the page's client (to find the sandbox's extract).
+
+    Returns:
+        The identifiers, or None when there is no extract to read.
+
+    Raises:
+        SourceError: the extract cannot be read.
+    """
+    if not sis_extract and client is not None and client.environment == "SANDBOX":
+        from almatools.sandbox.files import sandbox_sis_extract
+
+        sis_extract = sandbox_sis_extract(client) or ""
+    if not sis_extract:
+        return None
+    from almatools.sources import load_sis
+
+    return frozenset(str(pid).casefold() for pid in load_sis(sis_extract)["primary_id"].dropna())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import threading
+from collections.abc import Collection
 from datetime import date
 from pathlib import Path
 
@@ -56,8 +57,8 @@ class BulkPanel(widgets.VBox):
     """
 
     def __init__(self, client: AlmaClient, policy: Policy, *, work_dir: str | Path | None = None,
-                 today: date | None = None) -> None:
-        self.policy, self.today = policy, today
+                 today: date | None = None, sis_ids: Collection[str] | None = None) -> None:
+        self.policy, self.today, self.sis_ids = policy, today, sis_ids
         self.work_dir = Path(work_dir) if work_dir else Path.cwd() / "registration_runs"
         self.switch = _DryRunSwitch(client)
         self.dry_run, self.banner = self.switch.checkbox, self.switch.banner
@@ -117,7 +118,7 @@ class BulkPanel(widgets.VBox):
 
         try:
             result = register_csv(self.switch.active, path, self.policy, out_dir=self.out_dir.value.strip() or None,
-                                  today=self.today, on_row=on_row)
+                                  today=self.today, on_row=on_row, sis_ids=self.sis_ids)
         except (AlmaToolsError, OSError) as exc:
             message = explain_alma_error(exc) if isinstance(exc, AlmaError) else str(exc)
             self.summary.value = _box("failed", message)
@@ -138,7 +139,7 @@ class BulkPanel(widgets.VBox):
 
 
 def build_bulk_panel(client: AlmaClient, policy: Policy, *, work_dir: str | Path | None = None,
-                     today: date | None = None) -> BulkPanel:
+                     today: date | None = None, sis_ids: Collection[str] | None = None) -> BulkPanel:
     """Bulk registration from a CSV: upload (or a path), Run, a progress bar, the summary and the issue file.
 
     The run is :func:`~almatools.bulk.register_csv`: validated first, journaled, resumable (upload or run
@@ -149,5 +150,6 @@ def build_bulk_panel(client: AlmaClient, policy: Policy, *, work_dir: str | Path
         policy: the institution's policy.
         work_dir: where uploaded files are saved (default ``./registration_runs``).
         today: the date validation judges by.
+        sis_ids: the primary identifiers of the current SIS extract: a row the SIS load will bring is refused.
     """
-    return BulkPanel(client, policy, work_dir=work_dir, today=today)
+    return BulkPanel(client, policy, work_dir=work_dir, today=today, sis_ids=sis_ids)

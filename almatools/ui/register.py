@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import html
+from collections.abc import Collection
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -166,8 +167,10 @@ class RegistrationForm(widgets.VBox):
     """
 
     def __init__(self, client: AlmaClient, policy: Policy, *, merge_requests: str | Path | None = None,
-                 today: date | None = None, show_banner: bool = True) -> None:
+                 today: date | None = None, show_banner: bool = True,
+                 sis_ids: Collection[str] | None = None) -> None:
         self.client, self.policy, self.merge_requests = client, policy, merge_requests
+        self.sis_ids = sis_ids
         self._today = today
         self.switch = _DryRunSwitch(client)
         self.dry_run, self.banner = self.switch.checkbox, self.switch.banner
@@ -421,7 +424,8 @@ class RegistrationForm(widgets.VBox):
 
     def _run_search(self) -> ExistingSearch | None:
         try:
-            search = find_existing(self.active_client, self.patron_form(), self.policy, today=self.today)
+            search = find_existing(self.active_client, self.patron_form(), self.policy, today=self.today,
+                                   sis_ids=self.sis_ids)
         except AlmaError as exc:
             self.search, self._search_key = None, None
             self.existing.value = _box("failed", explain_alma_error(exc))
@@ -530,7 +534,8 @@ class RegistrationForm(widgets.VBox):
 
 
 def build_registration_form(client: AlmaClient, policy: Policy, *, merge_requests: str | Path | None = None,
-                            today: date | None = None, show_banner: bool = True) -> RegistrationForm:
+                            today: date | None = None, show_banner: bool = True,
+                            sis_ids: Collection[str] | None = None) -> RegistrationForm:
     """The single-patron registration form of both staff procedures.
 
     Fields marked ★ are the policy's mandatory ones; the affiliation fills in the group, the SIS choice and
@@ -547,5 +552,8 @@ def build_registration_form(client: AlmaClient, policy: Policy, *, merge_request
         today: the date validation and defaults judge by (default: today).
         show_banner: the form shows the environment banner above its fields; False when the page shows
             ``form.banner`` itself (first on the page, as notebook 01 does). It follows the dry-run switch.
+        sis_ids: the primary identifiers of the current SIS extract
+            (:func:`~almatools.registration.sis_identifiers`): a patron the SIS load will bring is refused.
     """
-    return RegistrationForm(client, policy, merge_requests=merge_requests, today=today, show_banner=show_banner)
+    return RegistrationForm(client, policy, merge_requests=merge_requests, today=today, show_banner=show_banner,
+                            sis_ids=sis_ids)

@@ -340,3 +340,39 @@ def test_a_dry_run_never_says_registered_and_the_real_run_can_follow(client):
     assert form.outcome.status == "created" and "Registered" in form.status.value
     assert form.fields["password"].value == form.fields["password_confirm"].value == ""  # used once, then gone
     assert client.find_user(patron.primary_id) is not None
+
+
+def test_a_student_the_sis_extract_already_has_is_not_created_by_hand(client, sandbox_dir, tmp_path):
+    """The next SIS load creates an account for everyone in its extract: the form and the CSV refuse to make it by
+    hand (a librarian registering a new student the SIS already sends), with what to do instead."""
+    from almatools.registration import sis_identifiers
+
+    from_file = sis_identifiers(str(sandbox_dir / "sis_extract.zip"))
+    assert from_file and all(pid == pid.casefold() for pid in from_file)
+    student = good_form(client, DEFAULT, "student")
+    sis_ids = from_file | {student.primary_id.casefold()}  # the extract the SIS sends next brings this student
+    form = build_registration_form(client, DEFAULT, today=TODAY, sis_ids=sis_ids)
+    fill(form, student)
+    assert not form.register_button.disabled  # a complete form: only the SIS extract stands in the way
+    form.check_button.click()
+    assert form.decision is not None and form.decision.blocked
+    assert "is in the SIS extract: the next SIS load creates" in form.status.value
+    assert form.register_button.disabled
+    form.register_button.click()
+    assert client.find_user(student.primary_id) is None
+    # Without the extract at hand, the same form is allowed (the procedure's newly enrolled student).
+    other = build_registration_form(client, DEFAULT, today=TODAY)
+    fill(other, student)
+    other.check_button.click()
+    assert other.decision is not None and not other.decision.blocked
+    # The bulk CSV refuses the same row.
+    source = tmp_path / "students.csv"
+    write_csv(source, [{"affiliation": "student", "first_name": student.first_name, "last_name": student.last_name,
+                        "primary_id": student.primary_id, "expiry_date": student.expiry_date.isoformat(),
+                        "email_address": student.email_address, "password": ""}])
+    panel = build_bulk_panel(client, DEFAULT, today=TODAY, sis_ids=sis_ids)
+    panel.path.value = str(source)
+    panel.run_button.click()
+    assert panel.result.created == 0 and panel.result.refused == 1
+    assert "in the SIS extract" in panel.issues.value
+    assert client.find_user(student.primary_id) is None
