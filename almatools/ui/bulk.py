@@ -14,10 +14,9 @@ from almatools.client import AlmaClient
 from almatools.errors import AlmaError, AlmaToolsError
 from almatools.files import unsafe_cell
 from almatools.policy import Policy
-from almatools.registration import (
-    explain_alma_error,
-)
-from almatools.ui.register import _GREY, _box, _DryRunSwitch, _esc
+from almatools.registration import IDENTIFIER_PREFIX, explain_alma_error
+from almatools.ui.links import link_html
+from almatools.ui.register import _GREY, FIELD_LABELS, _box, _DryRunSwitch, _esc
 
 __all__ = ["BulkPanel", "build_bulk_panel"]
 
@@ -36,13 +35,24 @@ def _issues_html(path: Path, limit: int = 20) -> str:
     except OSError:
         return ""
     if not rows:
-        return f"<p>No problems to report. Issue file: <code>{_esc(path)}</code></p>"
-    head = "".join(f"<th style='text-align:left;padding:2px 8px'>{c}</th>" for c in ("Row", "Primary id", "Field", "Message"))
-    body = "".join("<tr>" + "".join(f"<td style='padding:2px 8px'>{_esc(r.get(c))}</td>"
-                                    for c in ("row", "primary_id", "field", "message")) + "</tr>" for r in rows[:limit])
-    more = f"<p>… and {len(rows) - limit} more.</p>" if len(rows) > limit else ""
-    return (f"<p>{len(rows)} problems, one per line, in <code class='almatools-issue-file'>{_esc(path)}</code>"
-            f" (<a href='{_esc(path.name)}' target='_blank'>open</a>):</p>"
+        return f"<p>No problems to report. Issue file: {link_html(path)}</p>"
+    rows.sort(key=lambda r: int(r["row"]) if str(r.get("row") or "").isdigit() else 0)  # in the file's order
+
+    def column(name: str) -> str:
+        # The column of the CSV to correct, with the form's word for it: "Last name (last_name)".
+        if not name:
+            return ""
+        shown = FIELD_LABELS.get(name) or (name[len(IDENTIFIER_PREFIX):] if name.startswith(IDENTIFIER_PREFIX) else "")
+        return f"{shown} ({name})" if shown else name
+
+    head = "".join(f"<th style='text-align:left;padding:2px 8px'>{c}</th>"
+                   for c in ("Row", "Primary id", "Column", "What to fix"))
+    body = "".join("<tr>" + "".join(f"<td style='padding:2px 8px;vertical-align:top'>{_esc(v)}</td>" for v in (
+        r.get("row"), r.get("primary_id"), column(r.get("field") or ""), r.get("message"))) + "</tr>" for r in rows[:limit])
+    more = f"<p>… and {len(rows) - limit} more (all of them are in the issue file).</p>" if len(rows) > limit else ""
+    return (f"<p>{len(rows)} problems, one per line, in <span class='almatools-issue-file'>{link_html(path)}</span>. "
+            "Rows are numbered as a spreadsheet shows them (the header is row 1). Correct the rows and run the "
+            "same file again: rows already registered are skipped.</p>"
             f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}")
 
 

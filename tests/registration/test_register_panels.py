@@ -376,3 +376,25 @@ def test_a_student_the_sis_extract_already_has_is_not_created_by_hand(client, sa
     assert panel.result.created == 0 and panel.result.refused == 1
     assert "in the SIS extract" in panel.issues.value
     assert client.find_user(student.primary_id) is None
+
+
+def test_bulk_issues_are_in_the_files_order_and_name_the_column_to_fix(client, tmp_path):
+    """Refusals (found while sending) used to come after the invalid rows, and the field was a bare code."""
+    taken = next(iter(client.search_users(user_group="COMMUNITY", max_records=1)))["primary_id"]
+    fine = good_form(client, DEFAULT, "community")
+    rows = [{"affiliation": "community", "first_name": "Ann", "last_name": "Other", "primary_id": taken,
+             "expiry_date": fine.expiry_date.isoformat(), "email_address": "ann.other@example.org",
+             "password": fine.password},  # row 2: the identifier is taken (refused while sending)
+            {"affiliation": "community", "first_name": fine.first_name, "last_name": "", "primary_id": fine.primary_id,
+             "expiry_date": fine.expiry_date.isoformat(), "email_address": fine.email_address,
+             "password": fine.password}]  # row 3: no last name (invalid)
+    source = tmp_path / "mixed.csv"
+    write_csv(source, rows)
+    panel = build_bulk_panel(client, DEFAULT, today=TODAY)
+    panel.path.value = str(source)
+    panel.run_button.click()
+    assert panel.result.refused == 1 and panel.result.invalid == 1
+    table = panel.issues.value.split("<tbody>")[1]
+    assert table.index(f">{taken}<") < table.index(f">{fine.primary_id}<")  # row 2 before row 3
+    assert "Last name (last_name)" in table and ">What to fix</th>" in panel.issues.value
+    assert "the header is row 1" in panel.issues.value
