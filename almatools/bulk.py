@@ -70,7 +70,7 @@ log = logging.getLogger(__name__)
 CSV_COLUMNS = ("affiliation", "first_name", "middle_name", "last_name", "primary_id", "user_group", "managed",
                "expiry_date", "purge_date", "birth_date", "email_address", "email_type", "phone_number", "password",
                "force_password_change", "note")
-CALLS_PER_ROW = 5  # identifier lookup, email and name searches, POST, confirming GET (+ a full record per hit)
+CALLS_PER_ROW = 6  # identifier lookup, email, name and birth-date searches, POST, confirming GET (+ a full record per hit)
 ISSUE_COLUMNS = ("row", "primary_id", "field", "severity", "rule", "message")
 
 

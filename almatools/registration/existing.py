@@ -10,6 +10,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import jellyfish
+
 from almatools.normalise import email_key, given_name, is_email, name_forms, surname_key, surname_parts
 from almatools.policy import Policy
 from almatools.registration.validation import PatronForm, Validation, _to_date, validate
@@ -45,7 +47,8 @@ class Candidate:
     status: str
     expiry_date: date | None
     roles: tuple[str, ...]
-    score: int  # 100 exact identifier, 80 same email, 75 same name and birth date, 50 same name, 30 similar name
+    score: int  # 100 exact identifier, 80 same email, 75 same name and birth date, 60 similar name and same birth
+    #             date, 50 same name, 30 same last name and first initial
     reasons: tuple[str, ...]
     record: dict[str, Any] = field(repr=False, compare=False)
 
@@ -252,6 +255,21 @@ class ExistingSearch:
     decision: Decision | None = None
 
 
+def _same_initial(first_name: str | None, record: dict[str, Any]) -> bool:
+    mine = given_name(first_name)[:1]
+    return bool(mine) and mine == given_name(record.get("first_name"))[:1]
+
+
+def similar_surname(mine: str | None, theirs: str | None) -> bool:
+    """Whether two surnames may be one spelled two ways: equal once folded, sharing a part (García López and
+    Garcia), or close in spelling (Jaro-Winkler at least 0.88: Gonzales and Gonzalez, Smyth and Smith)."""
+    a, b = surname_key(mine), surname_key(theirs)
+    if not a or not b:
+        return False
+    return (a == b or bool(set(surname_parts(mine)) & set(surname_parts(theirs)))
+            or jellyfish.jaro_winkler_similarity(a, b) >= 0.88)
+
+
 def _candidate(record: dict[str, Any], form: PatronForm, birth: date | None, exact: bool) -> Candidate:
     from almatools.models import parse_alma_date
 
@@ -278,7 +296,13 @@ def _candidate(record: dict[str, Any], form: PatronForm, birth: date | None, exa
         else:
             score = max(score, 50)
             reasons.append("same name")
-    elif same_last and given_name(record.get("first_name"))[:1] == given_name(form.first_name)[:1]:
+    elif (birth and their_birth == birth and (same_first or _same_initial(form.first_name, record))
+          and (same_last or similar_surname(mine, theirs))):
+        # Gonzales for Gonzalez, Mary for Maria: a spelling the searches by name cannot find, but the same
+        # birth date. Listed for staff to check with the patron (it does not block on its own).
+        score = max(score, 60)
+        reasons.append("similar name and same birth date")
+    elif same_last and _same_initial(form.first_name, record):
         score = max(score, 30)
         reasons.append("same last name and first initial")
     name = " ".join(p for p in (record.get("first_name"), record.get("last_name")) if p)
@@ -325,8 +349,20 @@ def find_existing(client, form: PatronForm, policy: Policy, *, today: date | Non
         brief += [e["primary_id"] for e in client.search_users(email=form.email_address, max_records=max_candidates)]
     if form.last_name and form.first_name:
         first = form.first_name.split()[0]
-        brief += [e["primary_id"] for e in client.search_users(last_name=form.last_name, first_name=first,
-                                                               max_records=max_candidates)]
+        # Alma matches whole words: Gonzalez-Ruiz does not find Gonzalez, so each part of a compound
+        # surname is searched too.
+        parts = [form.last_name, *(p for p in form.last_name.replace("-", " ").split() if len(p) > 3)]
+        for last in dict.fromkeys(parts if len(parts) > 2 else parts[:1]):
+            brief += [e["primary_id"] for e in client.search_users(last_name=last, first_name=first,
+                                                                   max_records=max_candidates)]
+    if birth and form.last_name:
+        # A spelling the name search cannot find (Gonzales for Gonzalez, Mary for Maria) with the same birth
+        # date: the brief records of that birth date are filtered by name before any full record is read.
+        own = name_forms(given_name(form.first_name))
+        for e in client.search_users(birth_date=birth.isoformat(), max_records=5 * max_candidates):
+            if similar_surname(form.last_name, e.get("last_name")) and (
+                    own & name_forms(given_name(e.get("first_name"))) or _same_initial(form.first_name, e)):
+                brief.append(e["primary_id"])
     todo = list(dict.fromkeys(pid for pid in brief if _fold(pid) not in found))[:max_candidates]
     for record in client.fetch_users(todo, on_error=lambda *_: None):
         found.setdefault(_fold(record["primary_id"]), _candidate(record, form, birth, exact=False))
