@@ -94,6 +94,30 @@ def _record_table(user: dict[str, Any]) -> str:
     return f"<table class='almatools-record'>{body}</table>"
 
 
+def _email(user: dict[str, Any]) -> str:
+    emails = (user.get("contact_info") or {}).get("email") or []
+    preferred = [e for e in emails if isinstance(e, dict) and e.get("preferred")] or emails[:1]
+    return str(preferred[0].get("email_address") or "") if preferred else ""
+
+
+def _changes_table(before: dict[str, Any], after: dict[str, Any]) -> str:
+    """The fields an update changes, the account's value beside the form's."""
+    fields = [("First name", lambda u: u.get("first_name")), ("Middle name", lambda u: u.get("middle_name")),
+              ("Last name", lambda u: u.get("last_name")),
+              ("Birth date", lambda u: str(u.get("birth_date") or "").rstrip("Z")),
+              ("Preferred email", _email), ("User group", lambda u: _code(u.get("user_group"))),
+              ("Status", lambda u: _code(u.get("status"))),
+              ("Expiration date", lambda u: str(u.get("expiry_date") or "").rstrip("Z")),
+              ("Purge date", lambda u: str(u.get("purge_date") or "").rstrip("Z"))]
+    rows = [(name, str(get(before) or ""), str(get(after) or "")) for name, get in fields]
+    body = "".join(f"<tr><td style='padding:1px 8px;color:{_GREY}'>{name}</td><td style='padding:1px 8px'>{_esc(old)}"
+                   f"</td><td style='padding:1px 8px'>→</td><td style='padding:1px 8px;background:#fff3b0'>"
+                   f"{_esc(new)}</td></tr>" for name, old, new in rows if old != new)
+    return (f"<table class='almatools-changes'><thead><tr><th></th><th style='text-align:left;padding:1px 8px'>now"
+            f"</th><th></th><th style='text-align:left;padding:1px 8px'>after the update</th></tr></thead>"
+            f"<tbody>{body}</tbody></table>")
+
+
 def _result_html(outcome: RegistrationResult) -> str:
     shown = ("created", "converted", "renewed", "updated", "unchanged")
     extra = _record_table(outcome.user) if outcome.user and outcome.status in shown else ""
@@ -178,6 +202,7 @@ class RegistrationForm(widgets.VBox):
         self.search: ExistingSearch | None = None
         self.outcome: RegistrationResult | None = None
         self._search_key: tuple | None = None
+        self._update_previewed: tuple | None = None  # (account, form) whose changes the page has shown
         self._touched: set[str] = set()
         self._show_all = False
         self._quiet = False
@@ -497,7 +522,12 @@ class RegistrationForm(widgets.VBox):
             self._run_search()  # the list shows the new expiration date; the decision still blocks creation
 
     def _update(self, _=None) -> None:
-        """Update the existing account with the form's details (GET, change, PUT), then search again."""
+        """Update the existing account with the form's details (GET, change, PUT), then search again.
+
+        The first click only shows what would change, old value beside new (a form typed with a typo, or
+        for a namesake, would otherwise overwrite the account's name); a second click with the form
+        unchanged writes it.
+        """
         decision = self.decision
         if decision is None or "update" not in decision.offers:
             self.result.value = _box("failed", "Check for existing accounts first: there is no account to update.")
@@ -507,6 +537,23 @@ class RegistrationForm(widgets.VBox):
         if wrong:
             self.result.value = _box("failed", "Fix the fields marked in red first: they are what the update writes.")
             return
+        shown = (decision.target, self._key())
+        if self._update_previewed != shown:
+            preview = copy.copy(self.active_client)
+            preview.dry_run, preview.planned_writes = True, []
+            planned = update_existing(preview, decision.target, checked, policy=self.policy)
+            if planned.status != "planned":  # unchanged, or the account cannot be read: nothing to confirm
+                self.outcome = planned
+                self.result.value = _result_html(planned)
+                return
+            body = preview.planned_writes[-1].body if preview.planned_writes else {}
+            self._update_previewed = shown
+            self.outcome = planned
+            self.result.value = _box("planned", f"Check what the update changes in {decision.target}, then click "
+                                                "Update the existing account again to write it.",
+                                     _changes_table(planned.user or {}, body or {}))
+            return
+        self._update_previewed = None
         self.outcome = outcome = update_existing(self.active_client, decision.target, checked, policy=self.policy)
         self.result.value = _result_html(outcome)
         if outcome.status in ("updated", "unchanged"):

@@ -273,7 +273,9 @@ def test_one_person_one_account_offers_update_for_an_active_local_account_elsewh
     form.check_button.click()
     assert form.search.decision.action == "update" and form.register_button.disabled
     assert form.update_button.layout.display == "" and form.renew_button.layout.display == "none"
-    form.update_button.click()
+    form.update_button.click()  # shows what would change
+    assert form.outcome.status == "planned" and client.get_user(old)["user_group"]["value"] == "FRIENDS"
+    form.update_button.click()  # writes it
     assert form.outcome.status == "updated", form.result.value
     stored = client.get_user(old)
     assert stored["user_group"]["value"] == "COMMUNITY"
@@ -398,3 +400,29 @@ def test_bulk_issues_are_in_the_files_order_and_name_the_column_to_fix(client, t
     assert table.index(f">{taken}<") < table.index(f">{fine.primary_id}<")  # row 2 before row 3
     assert "Last name (last_name)" in table and ">What to fix</th>" in panel.issues.value
     assert "the header is row 1" in panel.issues.value
+
+
+def test_update_shows_old_and_new_values_before_it_writes(client):
+    """The same person typed with another spelling: one click on Update used to overwrite the account's name with
+    the typo. The first click now shows the change (now -> after) and writes nothing; a second click writes."""
+    patron = good_form(client, DEFAULT, "community")
+    old = _same_person_elsewhere(client, patron, group="FRIENDS", expiry=TODAY + timedelta(days=100))
+    form = build_registration_form(client, DEFAULT, today=TODAY)
+    fill(form, patron)
+    form.fields["last_name"].value = patron.last_name + "s"  # a typo; the email still finds the account
+    form.check_button.click()
+    assert form.search.decision.action == "update"
+    form.update_button.click()
+    assert form.outcome.status == "planned" and "click Update the existing account again" in form.result.value
+    changes = form.result.value.split("almatools-changes")[1]
+    assert f">{patron.last_name}<" in changes and f">{patron.last_name}s<" in changes
+    assert "User group" in changes and ">FRIENDS<" in changes and ">COMMUNITY<" in changes
+    assert client.get_user(old)["last_name"] == patron.last_name  # nothing written yet
+    form.fields["last_name"].value = patron.last_name  # corrected: the form changed, so it is shown again
+    form.check_button.click()
+    form.update_button.click()
+    assert form.outcome.status == "planned" and f">{patron.last_name}s<" not in form.result.value
+    form.update_button.click()
+    assert form.outcome.status == "updated"
+    stored = client.get_user(old)
+    assert stored["last_name"] == patron.last_name and stored["user_group"]["value"] == "COMMUNITY"
