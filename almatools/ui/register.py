@@ -434,8 +434,10 @@ class RegistrationForm(widgets.VBox):
             self.status.value = (f"<span class='almatools-blocked' style='color:{_AMBER}'><b>Blocked: this person "
                                  f"already has an account.</b> {_esc(decision.reason)}</span>")
         elif blocking:
+            order = {name: n for n, name in enumerate(self.fields)}  # as the form shows them, top to bottom
+            ranked = sorted(blocking, key=lambda i: order.get(i.field, len(order)))
             names = list(dict.fromkeys(self._field_label(i.field) if (i.field in self.fields) else i.field
-                                       for i in blocking))
+                                       for i in ranked))
             self.status.value = f"<span style='color:{_GREY}'>Still to fix before registering: {_esc(', '.join(names))}.</span>"
         else:
             self.status.value = (f"<span style='color:{_GREEN}'>The form is complete: check for existing accounts, "

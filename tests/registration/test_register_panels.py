@@ -426,3 +426,16 @@ def test_update_shows_old_and_new_values_before_it_writes(client):
     assert form.outcome.status == "updated"
     stored = client.get_user(old)
     assert stored["last_name"] == patron.last_name and stored["user_group"]["value"] == "COMMUNITY"
+
+
+def test_what_is_still_to_fix_is_listed_top_to_bottom(client):
+    form = build_registration_form(client, DEFAULT, today=TODAY)
+    form.fields["affiliation"].value = "community"
+    form.fields["first_name"].value = "Sam"
+    form.fields["primary_id"].value = "CB55500"
+    form.fields["birth_date"].value = (TODAY + timedelta(days=400)).isoformat()
+    form.fields["email_address"].value = "sam@example"
+    form.check_button.click()
+    listed = form.status.value.split("Still to fix before registering: ")[1].split(".</span>")[0].split(", ")
+    assert listed[:4] == ["Last name", "Primary identifier", "Birth date", "Email address"]
+    assert listed[-2:] == ["Password", "Verify password"]
