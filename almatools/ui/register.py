@@ -431,8 +431,10 @@ class RegistrationForm(widgets.VBox):
         self.renew_button.layout.display = "" if "renew" in offers else "none"
         self.update_button.layout.display = "" if "update" in offers else "none"
         if blocked:
-            self.status.value = (f"<span class='almatools-blocked' style='color:{_AMBER}'><b>Blocked: this person "
-                                 f"already has an account.</b> {_esc(decision.reason)}</span>")
+            headline = ("this person already has an account." if decision.target
+                        else "do not create this account by hand.")  # e.g. the SIS load brings it
+            self.status.value = (f"<span class='almatools-blocked' style='color:{_AMBER}'><b>Blocked: {headline}</b> "
+                                 f"{_esc(decision.reason)}</span>")
         elif blocking:
             order = {name: n for n, name in enumerate(self.fields)}  # as the form shows them, top to bottom
             ranked = sorted(blocking, key=lambda i: order.get(i.field, len(order)))

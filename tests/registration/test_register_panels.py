@@ -359,6 +359,7 @@ def test_a_student_the_sis_extract_already_has_is_not_created_by_hand(client, sa
     form.check_button.click()
     assert form.decision is not None and form.decision.blocked
     assert "is in the SIS extract: the next SIS load creates" in form.status.value
+    assert "already has an account" not in form.status.value  # nobody has one yet: the load makes it
     assert form.register_button.disabled
     form.register_button.click()
     assert client.find_user(student.primary_id) is None
