@@ -74,10 +74,12 @@ class BulkPanel(widgets.VBox):
         self.dry_run, self.banner = self.switch.checkbox, self.switch.banner
         self.result = None
         self.upload = widgets.FileUpload(accept=".csv", multiple=False, description="Upload CSV")
-        self.path = widgets.Text(placeholder="or the path of a CSV file on this machine",
-                                 layout=widgets.Layout(width="50%"))
-        self.out_dir = widgets.Text(placeholder="folder for the journal and issue file (default: beside the CSV)",
-                                    layout=widgets.Layout(width="50%"))
+        # Described, not only a placeholder: once typed into, a box must still say what it is for.
+        wide = {"description_width": "190px"}
+        self.path = widgets.Text(placeholder="or the path of a CSV file on this machine", description="CSV file",
+                                 style=wide, layout=widgets.Layout(width="60%"))
+        self.out_dir = widgets.Text(placeholder="default: beside the CSV", style=wide,
+                                    description="Journal and issue file in", layout=widgets.Layout(width="60%"))
         self.run_button = widgets.Button(description="Run", button_style="primary", icon="play")
         self.progress = widgets.IntProgress(value=0, min=0, max=1, description="Rows", bar_style="info")
         self.summary, self.issues = widgets.HTML(), widgets.HTML()

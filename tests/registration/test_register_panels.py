@@ -440,3 +440,8 @@ def test_what_is_still_to_fix_is_listed_top_to_bottom(client):
     listed = form.status.value.split("Still to fix before registering: ")[1].split(".</span>")[0].split(", ")
     assert listed[:4] == ["Last name", "Primary identifier", "Birth date", "Email address"]
     assert listed[-2:] == ["Password", "Verify password"]
+
+
+def test_the_bulk_boxes_say_what_they_are_for_once_typed_into(client):
+    panel = build_bulk_panel(client, DEFAULT)
+    assert panel.path.description == "CSV file" and "Journal and issue file" in panel.out_dir.description
