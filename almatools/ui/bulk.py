@@ -14,7 +14,8 @@ from almatools.client import AlmaClient
 from almatools.errors import AlmaError, AlmaToolsError
 from almatools.files import unsafe_cell
 from almatools.policy import Policy
-from almatools.registration import IDENTIFIER_PREFIX, explain_alma_error
+from almatools.registration import IDENTIFIER_PREFIX
+from almatools.ui.errors import error_message
 from almatools.ui.links import link_html
 from almatools.ui.register import _GREY, FIELD_LABELS, _box, _DryRunSwitch, _esc
 
@@ -132,7 +133,8 @@ class BulkPanel(widgets.VBox):
             result = register_csv(self.switch.active, path, self.policy, out_dir=self.out_dir.value.strip() or None,
                                   today=self.today, on_row=on_row, sis_ids=self.sis_ids)
         except (AlmaToolsError, OSError) as exc:
-            message = explain_alma_error(exc) if isinstance(exc, AlmaError) else str(exc)
+            message = (error_message(exc, self.switch.active, then="then click Run again: rows already done are "
+                                                                 "skipped") if isinstance(exc, AlmaError) else str(exc))
             self.summary.value = _box("failed", message)
             self.progress.bar_style = "danger"
             return

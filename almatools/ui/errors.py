@@ -33,30 +33,38 @@ def _again() -> str:
     return "then run the notebook again"
 
 
-def error_message(error: BaseException, client: AlmaClient | None = None) -> str:
+def error_message(error: BaseException, client: AlmaClient | None = None, *, then: str | None = None) -> str:
     """What went wrong and what to do, in a librarian's words (never the API key: only the server's address).
 
     Args:
         error: the error that stopped the cell.
         client: the page's Alma client, if it has one (to tell the sandbox from production Alma).
+        then: what to do once the cause is fixed (default: run the page again, in the words of where the
+            librarian is), e.g. "then click Register again" on a form.
     """
     from almatools.registration import explain_alma_error
 
+    again = then or _again()
+    cause = error.__cause__
+    while cause is not None and not isinstance(cause, AlmaError):
+        cause = cause.__cause__
+    if not isinstance(error, AlmaError) and cause is not None:
+        # A step that failed because Alma did (a report run, a source read from the API): what to do is Alma's.
+        return f"{error_message(cause, client, then=then)} (It stopped at: {error}.)"
     if isinstance(error, AlmaConnectionError):
         url = client.base_url if client is not None else ""
         if client is not None and client.environment == "SANDBOX":
             return (f"The sandbox at {url} does not answer: it has been stopped. Start it again (./kit app or "
-                    f"./kit lab start it with the pages; almatools sandbox starts it alone), {_again()}. What "
+                    f"./kit lab start it with the pages; almatools sandbox starts it alone), {again}. What "
                     "was saved before (journals, decisions, files) is kept.")
         host = urlsplit(url).hostname if url else "Alma"
         return (f"Alma ({host}) could not be reached, or the connection broke. Check the network connection, "
-                f"{_again()}. What was saved before (journals, decisions, files) is kept; nobody is created twice.")
+                f"{again}. What was saved before (journals, decisions, files) is kept; nobody is created twice.")
     if isinstance(error, AuthError):
         return ("Alma refused the API key (ALMA_API_KEY): it is wrong, expired, or not allowed the Users API. "
-                "Check it in the Developer Network, set it again before starting the kit, "
-                f"{_again()}.")
+                f"Check it in the Developer Network, set it again before starting the kit, {again}.")
     if isinstance(error, AlmaError):
-        return f"{explain_alma_error(error)} Then {_again().removeprefix('then ')}."
+        return f"{explain_alma_error(error)} Then {again.removeprefix('then ')}."
     return str(error)
 
 

@@ -31,7 +31,6 @@ from almatools.registration import (
     PatronForm,
     RegistrationResult,
     Validation,
-    explain_alma_error,
     find_existing,
     register,
     renew,
@@ -39,6 +38,7 @@ from almatools.registration import (
     validate,
 )
 from almatools.ui.banner import build_banner
+from almatools.ui.errors import error_message
 
 __all__ = ["RegistrationForm", "build_registration_form"]
 
@@ -457,7 +457,7 @@ class RegistrationForm(widgets.VBox):
                                    sis_ids=self.sis_ids)
         except AlmaError as exc:
             self.search, self._search_key = None, None
-            self.existing.value = _box("failed", explain_alma_error(exc))
+            self.existing.value = _box("failed", error_message(exc, self.active_client, then="then click again"))
             return None
         self.search, self._search_key = search, self._key()
         self.existing.value = _search_html(search)

@@ -56,3 +56,39 @@ def test_every_notebook_shows_the_kits_errors_plainly_from_its_first_cell_on():
     for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
         code = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
         assert "show_errors_plainly(" in code[1].source, f"{path.name}: call it in the cell that connects"
+
+
+def test_the_form_and_a_failed_step_say_the_sandbox_stopped_and_what_to_do(tmp_path):
+    """The form used to say "Check the network" when it was the local sandbox that had stopped, and a report
+    step failing for the same reason said neither what happened nor what to do."""
+    from almatools.client import AlmaClient
+    from almatools.errors import AlmaConnectionError, ReportError
+    from almatools.policy import load_policy
+    from almatools.ui import build_bulk_panel, build_registration_form
+    from almatools.ui.errors import error_message
+
+    with AlmaClient(api_key="k-" + "5" * 22, base_url=dead_url(), max_retries=0) as alma:
+        form = build_registration_form(alma, load_policy())
+        form.fields["affiliation"].value = "community"
+        for name, value in (("first_name", "Ada"), ("last_name", "Lovelace"), ("primary_id", "CB100001"),
+                            ("email_address", "ada@example.org")):
+            form.fields[name].value = value
+        form.check_button.click()
+        assert "does not answer: it has been stopped" in form.existing.value
+        assert "then click again" in form.existing.value and "Check the network" not in form.existing.value
+        source = tmp_path / "rows.csv"
+        source.write_text("affiliation,first_name,last_name,primary_id,email_address,password\n"
+                          "community,Ada,Lovelace,CB100001,ada@example.org,Tr1cky-Horse-77\n", encoding="utf-8")
+        panel = build_bulk_panel(alma, load_policy(), today=None)
+        panel.path.value = str(source)
+        panel.run_button.click()
+        assert "does not answer" in panel.summary.value and "click Run again" in panel.summary.value
+        try:
+            try:
+                alma.get_user("CB100001")
+            except AlmaConnectionError as exc:
+                raise ReportError("finding the sandbox's data failed") from exc
+        except ReportError as step:
+            said = error_message(step, alma, then="then run it again")
+        assert said.startswith("The sandbox at http://127.0.0.1:") and "then run it again" in said
+        assert said.endswith("(It stopped at: finding the sandbox's data failed.)")
