@@ -17,7 +17,8 @@ from almatools.policy import Policy
 from almatools.registration import IDENTIFIER_PREFIX
 from almatools.ui.errors import error_message
 from almatools.ui.links import link_html
-from almatools.ui.register import _GREY, FIELD_LABELS, _box, _DryRunSwitch, _esc
+from almatools.ui.register import FIELD_LABELS, _DryRunSwitch
+from almatools.ui.register_html import _GREY, _box, _esc
 
 __all__ = ["BulkPanel", "build_bulk_panel"]
 
