@@ -33,7 +33,7 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -51,6 +51,7 @@ from almatools.errors import (
     SourceError,
 )
 from almatools.files import AppendLog, csv_records, safe_cell
+from almatools.normalise import email_key, fold, given_name, is_email, surname_key
 from almatools.policy import Policy
 from almatools.registration import (
     IDENTIFIER_PREFIX,
@@ -70,7 +71,7 @@ log = logging.getLogger(__name__)
 CSV_COLUMNS = ("affiliation", "first_name", "middle_name", "last_name", "primary_id", "user_group", "managed",
                "expiry_date", "purge_date", "birth_date", "email_address", "email_type", "phone_number", "password",
                "force_password_change", "note")
-CALLS_PER_ROW = 5  # identifier lookup, email and name searches, POST, confirming GET (+ a full record per hit)
+CALLS_PER_ROW = 6  # identifier lookup, email, name and birth-date searches, POST, confirming GET (+ a full record per hit)
 ISSUE_COLUMNS = ("row", "primary_id", "field", "severity", "rule", "message")
 
 
@@ -158,6 +159,22 @@ def _names_match(stored: dict[str, Any], record: dict[str, Any]) -> bool:
     return all(norm(stored, k) == norm(record, k) for k in ("first_name", "last_name"))
 
 
+_SAME_PERSON = {"email_address": "the same email address", "birth_date": "the same name and birth date"}
+
+
+def _person_keys(form: PatronForm) -> list[tuple[str, tuple[str, ...]]]:
+    """What makes two rows of one file the same person, as the search for existing accounts judges it
+    (:mod:`almatools.registration.existing`): the email address, or the name and the birth date."""
+    keys: list[tuple[str, tuple[str, ...]]] = []
+    if form.email_address and is_email(form.email_address):
+        keys.append(("email_address", ("email", email_key(form.email_address))))
+    birth = str(form.birth_date or "").strip()
+    last, given = surname_key(form.last_name), given_name(form.first_name)
+    if birth and last and given:
+        keys.append(("birth_date", ("name", last, fold(given), birth)))
+    return keys
+
+
 _UNREADABLE = "\0unreadable"  # key of a row the reader could not take: its value says why
 
 
@@ -195,7 +212,7 @@ def _read_rows(path: Path) -> list[dict[str, str]]:
 def register_csv(client, csv_path: str | Path, policy: Policy, *, out_dir: str | Path | None = None,
                  today: date | None = None, workers: int = 8, progress: bool = False,
                  reserve: int = 500, on_row: Callable[[int, str], None] | None = None, renew_existing: bool = False,
-                 merge_requests: str | Path | None = None) -> BulkResult:
+                 merge_requests: str | Path | None = None, sis_ids: Collection[str] | None = None) -> BulkResult:
     """Validate and create every patron of a CSV file; resumable (see the module docstring).
 
     Args:
@@ -214,6 +231,8 @@ def register_csv(client, csv_path: str | Path, policy: Policy, *, out_dir: str |
             reporting it.
         merge_requests: the merge-request CSV for former affiliates (default ``merge_requests.csv`` in the
             output folder).
+        sis_ids: the primary identifiers of the current SIS extract
+            (:func:`~almatools.registration.sis_identifiers`): a row the SIS load will bring is refused.
 
     Raises:
         SourceError: the CSV cannot be read.
@@ -233,6 +252,7 @@ def register_csv(client, csv_path: str | Path, policy: Policy, *, out_dir: str |
     try:
         todo: list[tuple[int, dict[str, str], Any]] = []
         first_row: dict[str, int] = {}
+        first_person: dict[tuple[str, ...], tuple[int, str]] = {}
         with result.issues_path.open("w", newline="", encoding="utf-8") as handle:
             issues = csv.writer(handle)
             issues.writerow(ISSUE_COLUMNS)
@@ -251,6 +271,20 @@ def register_csv(client, csv_path: str | Path, policy: Policy, *, out_dir: str |
                                        "one account. Remove or correct one of the two rows."))
                 elif pid:
                     first_row[_key(pid)] = number
+                    # The same person under two identifiers in one file: the search before each POST cannot
+                    # see it (the rows are sent at once), so the file is checked against itself first.
+                    for field, person in (_person_keys(checked.form) if checked.ok else ()):
+                        if person in first_person:
+                            earlier, why = first_person[person], _SAME_PERSON[field]
+                            found.append(Issue.of("DUPLICATE_IN_FILE", field,
+                                               f"Row {earlier[0]} ({earlier[1]}) has {why}: it is the same person. "
+                                               "One person gets one account: remove this row, or correct it if "
+                                               "it is someone else."))
+                            break
+                    else:
+                        if checked.ok:  # a row that is not sent cannot be the person's account
+                            for _, person in _person_keys(checked.form):
+                                first_person.setdefault(person, (number, pid))
                 for issue in found:
                     if issue.severity != "info":
                         issues.writerow([safe_cell(v) for v in (number, pid, issue.field, issue.severity, issue.rule,
@@ -274,7 +308,7 @@ def register_csv(client, csv_path: str | Path, policy: Policy, *, out_dir: str |
             client.refresh_remaining()
             client.check_budget(len(todo) * CALLS_PER_ROW, reserve=reserve)
             _send(client, todo, journal, result, refused, workers=workers, progress=progress, on_row=on_row,
-                  policy=policy, today=today, renew_existing=renew_existing)
+                  policy=policy, today=today, renew_existing=renew_existing, sis_ids=sis_ids)
         result.refused = len(refused)
         if refused:
             with result.issues_path.open("a", newline="", encoding="utf-8") as handle:
@@ -288,7 +322,8 @@ def register_csv(client, csv_path: str | Path, policy: Policy, *, out_dir: str |
 
 
 def _send(client, todo, journal: _Journal, result: BulkResult, refused: list, *, workers: int, progress: bool,
-          on_row, policy: Policy, today: date | None, renew_existing: bool) -> None:
+          on_row, policy: Policy, today: date | None, renew_existing: bool,
+          sis_ids: Collection[str] | None = None) -> None:
     """Create the rows of ``todo`` concurrently; stop all on a lost network or an exhausted quota."""
     stop = threading.Event()
     lock = threading.Lock()
@@ -309,7 +344,7 @@ def _send(client, todo, journal: _Journal, result: BulkResult, refused: list, *,
                     journal.write(number, pid, fingerprint, outcome, "confirmed after an interrupted run")
             if not outcome:
                 # The same search and decision as the form and register(): nobody gets a second account.
-                decision = find_existing(client, checked.form, policy, today=today).decision
+                decision = find_existing(client, checked.form, policy, today=today, sis_ids=sis_ids).decision
                 if decision.blocked and decision.action == "renew" and renew_existing:
                     done = renew(client, decision.target, policy, today=today)
                     if done.status in ("renewed", "unchanged", "planned"):  # planned: a dry run's renewal

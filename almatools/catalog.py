@@ -150,7 +150,8 @@ _ENTRY_ONLY = [
     _entry("UNKNOWN_IDENTIFIER_TYPE", Severity.ERROR, "Identifier type not in the policy"),
     _entry("IDENTIFIER_DEFAULTED", Severity.INFO, "Identifier taken from the primary identifier"),
     _entry("BAD_IDENTIFIER", Severity.ERROR, "Identifier not in its type's format"),
-    _entry("DUPLICATE_IN_FILE", Severity.ERROR, "Primary identifier twice in one registration file",
+    _entry("DUPLICATE_IN_FILE", Severity.ERROR,
+           "One person twice in one registration file (identifier, email, or name and birth date)",
            "Keep one row per person."),
 ]
 

@@ -35,6 +35,7 @@ from almatools.registration.existing import (
     decide,
     find_existing,
     renewal_dates,
+    sis_identifiers,
 )
 from almatools.registration.validation import (
     COMMON_PASSWORDS,
@@ -58,6 +59,7 @@ __all__ = [
     "Candidate",
     "ExistingSearch",
     "find_existing",
+    "sis_identifiers",
     "RegistrationResult",
     "register",
     "convert_to_sis",

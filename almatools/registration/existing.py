@@ -4,9 +4,13 @@ update, add a role, or block).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
+
+import jellyfish
 
 from almatools.normalise import email_key, given_name, is_email, name_forms, surname_key, surname_parts
 from almatools.policy import Policy
@@ -43,7 +47,8 @@ class Candidate:
     status: str
     expiry_date: date | None
     roles: tuple[str, ...]
-    score: int  # 100 exact identifier, 80 same email, 75 same name and birth date, 50 same name, 30 similar name
+    score: int  # 100 exact identifier, 80 same email, 75 same name and birth date, 60 similar name and same birth
+    #             date, 50 same name, 30 same last name and first initial
     reasons: tuple[str, ...]
     record: dict[str, Any] = field(repr=False, compare=False)
 
@@ -116,7 +121,7 @@ def renewal_dates(policy: Policy, group_code: str | None, today: date) -> tuple[
 
 
 def decide(checked: Validation, candidates: list[Candidate], policy: Policy, *,
-           today: date | None = None) -> Decision:
+           today: date | None = None, in_sis: bool = False) -> Decision:
     """The one decision the form, the bulk CSV and :func:`register` share. Pure: no calls to Alma.
 
     Rules (seeds 000 and 003), for each account that is the same person (an identifier, the email, or
@@ -135,6 +140,10 @@ def decide(checked: Validation, candidates: list[Candidate], policy: Policy, *,
       ``move_wait_days`` ago (a recent graduate's login is still active): **block** until then.
 
     Weaker matches (the same name only) are listed for staff to check; they never block.
+
+    ``in_sis``: the SIS extract has this primary identifier. With no account in Alma yet, the next SIS
+    load creates it (seed 000: the SIS upload matches on the primary identifier): **block**, so that
+    staff do not make by hand the account the load brings.
     """
     today = today or date.today()
     new_group = checked.group.code if checked.group else checked.form.user_group
@@ -214,6 +223,13 @@ def decide(checked: Validation, candidates: list[Candidate], policy: Policy, *,
             verdict = (found[0], found[1], pid)
     if not candidates:
         advice.append("No existing account found.")
+    if verdict is None and in_sis:
+        pid = checked.form.primary_id
+        reason = (f"{pid} is in the SIS extract: the next SIS load creates this patron's account. Do not create it "
+                  "by hand (the load would find a second record to clash with). If the patron needs to borrow "
+                  "before the load runs, ask the SIS office when it runs; if the identifier is wrong, correct it.")
+        advice.append(reason)
+        verdict = ("block", reason, "")
     if verdict is not None:
         action, reason, target = verdict
         expiry, purge = renew_dates if action == "renew" and renew_dates else (None, None)
@@ -237,6 +253,21 @@ class ExistingSearch:
     merge_from: list[str]  # old accounts to merge into the new one once it exists (seed 003's path)
     calls: int
     decision: Decision | None = None
+
+
+def _same_initial(first_name: str | None, record: dict[str, Any]) -> bool:
+    mine = given_name(first_name)[:1]
+    return bool(mine) and mine == given_name(record.get("first_name"))[:1]
+
+
+def similar_surname(mine: str | None, theirs: str | None) -> bool:
+    """Whether two surnames may be one spelled two ways: equal once folded, sharing a part (García López and
+    Garcia), or close in spelling (Jaro-Winkler at least 0.88: Gonzales and Gonzalez, Smyth and Smith)."""
+    a, b = surname_key(mine), surname_key(theirs)
+    if not a or not b:
+        return False
+    return (a == b or bool(set(surname_parts(mine)) & set(surname_parts(theirs)))
+            or jellyfish.jaro_winkler_similarity(a, b) >= 0.88)
 
 
 def _candidate(record: dict[str, Any], form: PatronForm, birth: date | None, exact: bool) -> Candidate:
@@ -265,7 +296,13 @@ def _candidate(record: dict[str, Any], form: PatronForm, birth: date | None, exa
         else:
             score = max(score, 50)
             reasons.append("same name")
-    elif same_last and given_name(record.get("first_name"))[:1] == given_name(form.first_name)[:1]:
+    elif (birth and their_birth == birth and (same_first or _same_initial(form.first_name, record))
+          and (same_last or similar_surname(mine, theirs))):
+        # Gonzales for Gonzalez, Mary for Maria: a spelling the searches by name cannot find, but the same
+        # birth date. Listed for staff to check with the patron (it does not block on its own).
+        score = max(score, 60)
+        reasons.append("similar name and same birth date")
+    elif same_last and _same_initial(form.first_name, record):
         score = max(score, 30)
         reasons.append("same last name and first initial")
     name = " ".join(p for p in (record.get("first_name"), record.get("last_name")) if p)
@@ -276,7 +313,7 @@ def _candidate(record: dict[str, Any], form: PatronForm, birth: date | None, exa
 
 
 def find_existing(client, form: PatronForm, policy: Policy, *, today: date | None = None,
-                  max_candidates: int = 10) -> ExistingSearch:
+                  max_candidates: int = 10, sis_ids: Collection[str] | None = None) -> ExistingSearch:
     """Search Alma for the person before creating an account (both procedures' first step).
 
     Looks the primary identifier (and each identifier the form sends, such as the University ID) up
@@ -289,6 +326,8 @@ def find_existing(client, form: PatronForm, policy: Policy, *, today: date | Non
         policy: the institution's policy.
         today: the date to judge "left less than a year ago" by.
         max_candidates: at most this many full records are fetched and ranked.
+        sis_ids: the primary identifiers of the current SIS extract (see :func:`sis_identifiers`), if at
+            hand: one the load will bring is not created by hand.
     """
     today = today or date.today()
     checked = validate(form, policy, today=today)
@@ -310,14 +349,53 @@ def find_existing(client, form: PatronForm, policy: Policy, *, today: date | Non
         brief += [e["primary_id"] for e in client.search_users(email=form.email_address, max_records=max_candidates)]
     if form.last_name and form.first_name:
         first = form.first_name.split()[0]
-        brief += [e["primary_id"] for e in client.search_users(last_name=form.last_name, first_name=first,
-                                                               max_records=max_candidates)]
+        # Alma matches whole words: Gonzalez-Ruiz does not find Gonzalez, so each part of a compound
+        # surname is searched too.
+        parts = [form.last_name, *(p for p in form.last_name.replace("-", " ").split() if len(p) > 3)]
+        for last in dict.fromkeys(parts if len(parts) > 2 else parts[:1]):
+            brief += [e["primary_id"] for e in client.search_users(last_name=last, first_name=first,
+                                                                   max_records=max_candidates)]
+    if birth and form.last_name:
+        # A spelling the name search cannot find (Gonzales for Gonzalez, Mary for Maria) with the same birth
+        # date: the brief records of that birth date are filtered by name before any full record is read.
+        own = name_forms(given_name(form.first_name))
+        for e in client.search_users(birth_date=birth.isoformat(), max_records=5 * max_candidates):
+            if similar_surname(form.last_name, e.get("last_name")) and (
+                    own & name_forms(given_name(e.get("first_name"))) or _same_initial(form.first_name, e)):
+                brief.append(e["primary_id"])
     todo = list(dict.fromkeys(pid for pid in brief if _fold(pid) not in found))[:max_candidates]
     for record in client.fetch_users(todo, on_error=lambda *_: None):
         found.setdefault(_fold(record["primary_id"]), _candidate(record, form, birth, exact=False))
     ranked = sorted(found.values(), key=lambda c: (-c.score, c.primary_id))
     ranked = [c for c in ranked if c.score > 0]
 
-    decision = decide(checked, ranked, policy, today=today)
+    in_sis = bool(sis_ids) and bool(form.primary_id) and (
+        form.primary_id in sis_ids or form.primary_id.casefold() in sis_ids)
+    decision = decide(checked, ranked, policy, today=today, in_sis=in_sis)
     return ExistingSearch(candidates=ranked, blocked=decision.blocked, advice=list(decision.advice),
                           merge_from=list(decision.merge_from), calls=client.calls - start, decision=decision)
+
+
+def sis_identifiers(sis_extract: str | Path | None = "", client=None) -> frozenset[str] | None:
+    """The primary identifiers of the SIS extract (case-folded, as Alma compares them), for :func:`find_existing`.
+
+    Args:
+        sis_extract: the SIS extract (the zip of Alma user XML the SIS sends); empty: on the sandbox, the
+            sandbox's own extract, else none.
+        client: the page's client (to find the sandbox's extract).
+
+    Returns:
+        The identifiers, or None when there is no extract to read.
+
+    Raises:
+        SourceError: the extract cannot be read.
+    """
+    if not sis_extract and client is not None and client.environment == "SANDBOX":
+        from almatools.sandbox.files import sandbox_sis_extract
+
+        sis_extract = sandbox_sis_extract(client) or ""
+    if not sis_extract:
+        return None
+    from almatools.sources import load_sis
+
+    return frozenset(str(pid).casefold() for pid in load_sis(sis_extract)["primary_id"].dropna())

@@ -274,8 +274,12 @@ def validate(form: PatronForm, policy: Policy, *, today: date | None = None) -> 
                "email_address": clean.email_address, "birth_date": birth if birth_ok else "x",
                "phone_number": clean.phone_number,
                "patron_type": policy.patron_type_for(group.code, clean.affiliation) if group else "x"}
+    # The fields an unknown affiliation or group would have given (the group, its default dates) are not
+    # reported missing as well: the one message says what to fix.
+    derived = {"user_group", "expiry_date", "purge_date", "patron_type"} if group is None and (
+        clean.affiliation or group_code) else set()
     for name in policy.mandatory:
-        if not present.get(name):
+        if not present.get(name) and name not in derived:
             message = (f"Group {group_code} has no patron type in the policy file; add patron_type to [groups.{group_code}]."
                        if name == "patron_type" else f"Fill in the {_LABELS[name].lower()}: {policy.name} requires it.")
             add("MISSING_FIELD", name, message)

@@ -17,7 +17,7 @@ from almatools.models import user_to_xml_bytes, write_users_xml
 if TYPE_CHECKING:
     from almatools.client import AlmaClient
 
-__all__ = ["sandbox_files"]
+__all__ = ["sandbox_files", "sandbox_sis_extract"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,17 @@ def _export_store(db: Path, out: Path, users_per_file: int = 20_000) -> None:
                 _, users = store.query(order_by="primary_id", limit=users_per_file, offset=offset)
                 with zf.open(f"users_{k:04d}.xml", "w") as fh:
                     write_users_xml(fh, (user_to_xml_bytes(u, xml_declaration=False) for u in users), len(users))
+
+
+def sandbox_sis_extract(client: AlmaClient | None = None, *, data_dir: str | os.PathLike[str] | None = None
+                        ) -> str | None:
+    """The local sandbox's SIS extract (``sis_extract.zip``), without exporting its users; None when there is none
+    on this machine or ``client`` works on production Alma."""
+    if client is not None and client.environment != "SANDBOX":
+        return None
+    folder = _sandbox_folder(client, data_dir)
+    sis = folder / "sis_extract.zip" if folder is not None else None
+    return str(sis) if sis is not None and sis.exists() else None
 
 
 def sandbox_files(client: AlmaClient | None = None, *, data_dir: str | os.PathLike[str] | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import threading
+from collections.abc import Collection
 from datetime import date
 from pathlib import Path
 
@@ -13,10 +14,11 @@ from almatools.client import AlmaClient
 from almatools.errors import AlmaError, AlmaToolsError
 from almatools.files import unsafe_cell
 from almatools.policy import Policy
-from almatools.registration import (
-    explain_alma_error,
-)
-from almatools.ui.register import _GREY, _box, _DryRunSwitch, _esc
+from almatools.registration import IDENTIFIER_PREFIX
+from almatools.ui.errors import error_message
+from almatools.ui.links import link_html
+from almatools.ui.register import FIELD_LABELS, _DryRunSwitch
+from almatools.ui.register_html import _GREY, _box, _esc
 
 __all__ = ["BulkPanel", "build_bulk_panel"]
 
@@ -35,13 +37,24 @@ def _issues_html(path: Path, limit: int = 20) -> str:
     except OSError:
         return ""
     if not rows:
-        return f"<p>No problems to report. Issue file: <code>{_esc(path)}</code></p>"
-    head = "".join(f"<th style='text-align:left;padding:2px 8px'>{c}</th>" for c in ("Row", "Primary id", "Field", "Message"))
-    body = "".join("<tr>" + "".join(f"<td style='padding:2px 8px'>{_esc(r.get(c))}</td>"
-                                    for c in ("row", "primary_id", "field", "message")) + "</tr>" for r in rows[:limit])
-    more = f"<p>… and {len(rows) - limit} more.</p>" if len(rows) > limit else ""
-    return (f"<p>{len(rows)} problems, one per line, in <code class='almatools-issue-file'>{_esc(path)}</code>"
-            f" (<a href='{_esc(path.name)}' target='_blank'>open</a>):</p>"
+        return f"<p>No problems to report. Issue file: {link_html(path)}</p>"
+    rows.sort(key=lambda r: int(r["row"]) if str(r.get("row") or "").isdigit() else 0)  # in the file's order
+
+    def column(name: str) -> str:
+        # The column of the CSV to correct, with the form's word for it: "Last name (last_name)".
+        if not name:
+            return ""
+        shown = FIELD_LABELS.get(name) or (name[len(IDENTIFIER_PREFIX):] if name.startswith(IDENTIFIER_PREFIX) else "")
+        return f"{shown} ({name})" if shown else name
+
+    head = "".join(f"<th style='text-align:left;padding:2px 8px'>{c}</th>"
+                   for c in ("Row", "Primary id", "Column", "What to fix"))
+    body = "".join("<tr>" + "".join(f"<td style='padding:2px 8px;vertical-align:top'>{_esc(v)}</td>" for v in (
+        r.get("row"), r.get("primary_id"), column(r.get("field") or ""), r.get("message"))) + "</tr>" for r in rows[:limit])
+    more = f"<p>… and {len(rows) - limit} more (all of them are in the issue file).</p>" if len(rows) > limit else ""
+    return (f"<p>{len(rows)} problems, one per line, in <span class='almatools-issue-file'>{link_html(path)}</span>. "
+            "Rows are numbered as a spreadsheet shows them (the header is row 1). Correct the rows and run the "
+            "same file again: rows already registered are skipped.</p>"
             f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}")
 
 
@@ -56,17 +69,19 @@ class BulkPanel(widgets.VBox):
     """
 
     def __init__(self, client: AlmaClient, policy: Policy, *, work_dir: str | Path | None = None,
-                 today: date | None = None) -> None:
-        self.policy, self.today = policy, today
+                 today: date | None = None, sis_ids: Collection[str] | None = None) -> None:
+        self.policy, self.today, self.sis_ids = policy, today, sis_ids
         self.work_dir = Path(work_dir) if work_dir else Path.cwd() / "registration_runs"
         self.switch = _DryRunSwitch(client)
         self.dry_run, self.banner = self.switch.checkbox, self.switch.banner
         self.result = None
         self.upload = widgets.FileUpload(accept=".csv", multiple=False, description="Upload CSV")
-        self.path = widgets.Text(placeholder="or the path of a CSV file on this machine",
-                                 layout=widgets.Layout(width="50%"))
-        self.out_dir = widgets.Text(placeholder="folder for the journal and issue file (default: beside the CSV)",
-                                    layout=widgets.Layout(width="50%"))
+        # Described, not only a placeholder: once typed into, a box must still say what it is for.
+        wide = {"description_width": "190px"}
+        self.path = widgets.Text(placeholder="or the path of a CSV file on this machine", description="CSV file",
+                                 style=wide, layout=widgets.Layout(width="60%"))
+        self.out_dir = widgets.Text(placeholder="default: beside the CSV", style=wide,
+                                    description="Journal and issue file in", layout=widgets.Layout(width="60%"))
         self.run_button = widgets.Button(description="Run", button_style="primary", icon="play")
         self.progress = widgets.IntProgress(value=0, min=0, max=1, description="Rows", bar_style="info")
         self.summary, self.issues = widgets.HTML(), widgets.HTML()
@@ -117,9 +132,10 @@ class BulkPanel(widgets.VBox):
 
         try:
             result = register_csv(self.switch.active, path, self.policy, out_dir=self.out_dir.value.strip() or None,
-                                  today=self.today, on_row=on_row)
+                                  today=self.today, on_row=on_row, sis_ids=self.sis_ids)
         except (AlmaToolsError, OSError) as exc:
-            message = explain_alma_error(exc) if isinstance(exc, AlmaError) else str(exc)
+            message = (error_message(exc, self.switch.active, then="then click Run again: rows already done are "
+                                                                 "skipped") if isinstance(exc, AlmaError) else str(exc))
             self.summary.value = _box("failed", message)
             self.progress.bar_style = "danger"
             return
@@ -138,7 +154,7 @@ class BulkPanel(widgets.VBox):
 
 
 def build_bulk_panel(client: AlmaClient, policy: Policy, *, work_dir: str | Path | None = None,
-                     today: date | None = None) -> BulkPanel:
+                     today: date | None = None, sis_ids: Collection[str] | None = None) -> BulkPanel:
     """Bulk registration from a CSV: upload (or a path), Run, a progress bar, the summary and the issue file.
 
     The run is :func:`~almatools.bulk.register_csv`: validated first, journaled, resumable (upload or run
@@ -149,5 +165,6 @@ def build_bulk_panel(client: AlmaClient, policy: Policy, *, work_dir: str | Path
         policy: the institution's policy.
         work_dir: where uploaded files are saved (default ``./registration_runs``).
         today: the date validation judges by.
+        sis_ids: the primary identifiers of the current SIS extract: a row the SIS load will bring is refused.
     """
-    return BulkPanel(client, policy, work_dir=work_dir, today=today)
+    return BulkPanel(client, policy, work_dir=work_dir, today=today, sis_ids=sis_ids)

@@ -12,7 +12,8 @@ from almatools.registration import (
     RegistrationResult,
     convert_to_sis,
 )
-from almatools.ui.register import _GREY, _RED, FIELD_LABELS, _box, _label, _result_html
+from almatools.ui.register import FIELD_LABELS, _label
+from almatools.ui.register_html import _GREY, _RED, _box, _result_html
 
 __all__ = ["ConvertPanel", "build_convert_panel"]
 

@@ -311,12 +311,20 @@ def build_merge_verify(worklist: Worklist, client: AlmaClient) -> widgets.VBox:
 
 
 def build_merge_exports(worklist: Worklist, folder: Path | str | None = None) -> widgets.VBox:
-    """A button that writes ``merge_list.csv``, ``merge_review.xlsx`` and ``merge_worklist.html``.
-    Attributes: ``button``, ``result`` (HTML naming the files, as links that open in Lab or the app)."""
+    """A button that writes ``merge_list.csv``, ``merge_review.xlsx`` and ``merge_worklist.html``, under a
+    warning that a merge in Alma cannot be undone.
+    Attributes: ``warning``, ``button``, ``result`` (HTML naming the files, as links that open in Lab or the app)."""
     button = widgets.Button(description="Write the exports", button_style="primary", icon="download",
                             layout=widgets.Layout(width="auto"))
     button.add_class("almatools-write-exports")
     result = widgets.HTML()
+    # Said before the button, not only in the files: the export is the last step before staff act in Alma.
+    warning = widgets.HTML(
+        "<div class='almatools-merge-irreversible' role='note' style='border-left:6px solid #c62828;"
+        "background:#fdecea;padding:6px 12px;margin:4px 0'><b style='color:#c62828'>A merge in Alma cannot be "
+        "undone.</b> Merge Users deletes the FROM record for good; its loans, requests and fees move to TO. "
+        "Only approved pairs are exported: check each one above before you export, and in Alma check both "
+        "records on screen before each merge (Admin &gt; User Management &gt; Merge Users).</div>")
 
     def run(_=None) -> None:
         try:
@@ -326,9 +334,10 @@ def build_merge_exports(worklist: Worklist, folder: Path | str | None = None) ->
             return
         approved = len([p for p in worklist.pairs() if p.decision == "approved" and p.approvable])
         files = "".join(f"<li>{link_html(p)}</li>" for p in paths.values())
-        result.value = f"<p>{approved} approved pairs written to:</p><ul>{files}</ul>"
+        result.value = (f"<p>{approved} approved pairs written to:</p><ul>{files}</ul><p>Merge them in Alma one "
+                        "pair at a time, FROM into TO, as the worklist says: none can be undone.</p>")
 
     button.on_click(run)
-    box = widgets.VBox([widgets.HBox([button]), result])  # in a row: the button as wide as its label
-    box.button, box.result = button, result
+    box = widgets.VBox([warning, widgets.HBox([button]), result])  # in a row: the button as wide as its label
+    box.button, box.result, box.warning = button, result, warning
     return box

@@ -42,11 +42,31 @@ def filter_findings(findings: pd.DataFrame, *, rules: tuple[str, ...] = (), grou
     return findings[keep]
 
 
+_SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
+_SEVERITY_COLOURS = {"error": "#c62828", "warning": "#8a5a00", "info": "#0b5394"}
+
+
+def _cell(column: str, value: object) -> str:
+    """A table cell's content: a rule reads as its title (the code, for the rule filter and the CSV, below it)."""
+    text = html.escape(str(value))
+    if column == "rule_id" and str(value) in RULES:
+        return (f"{html.escape(RULES[str(value)].title)}<br>"
+                f"<span style='color:#666;font-size:0.85em'>{text}</span>")
+    if column == "severity" and str(value) in _SEVERITY_COLOURS:
+        return f"<b style='color:{_SEVERITY_COLOURS[str(value)]}'>{text}</b>"
+    return text
+
+
+def _by_severity(findings: pd.DataFrame) -> pd.DataFrame:
+    """Errors first, then warnings, then info; the catalogue's order within each (a stable sort)."""
+    return findings.sort_values("severity", key=lambda s: s.map(_SEVERITY_ORDER).fillna(3), kind="stable")
+
+
 def _table(frame: pd.DataFrame, columns: list[str]) -> str:
     head = "".join(f"<th style='text-align:left;padding:2px 8px'>{html.escape(label(c))}</th>" for c in columns)
     body = "".join("<tr>" + "".join(f"<td style='padding:2px 8px;vertical-align:top;line-height:1.35'>"
-                                    f"{html.escape(str(v))}</td>"
-                                    for v in row) + "</tr>"
+                                    f"{_cell(c, v)}</td>"
+                                    for c, v in zip(columns, row)) + "</tr>"
                    for row in frame[columns].fillna("").itertuples(index=False))
     return (f"<table class='almatools-findings-table' style='border-collapse:collapse'><thead><tr>{head}</tr>"
             f"</thead><tbody>{body}</tbody></table>")
@@ -209,9 +229,14 @@ def build_findings_panel(result: QualityResult, *, export_dir: str | Path | None
         previous.disabled, following.disabled = state["page"] == 0, state["page"] >= pages - 1
 
     def refresh(_=None) -> None:
-        shown = filter_findings(findings, rules=tuple(rule.value), groups=tuple(group.value), severity=severity.value)
+        shown = _by_severity(filter_findings(findings, rules=tuple(rule.value), groups=tuple(group.value),
+                                             severity=severity.value))
         state.update(shown=shown, page=0)
-        count.value = f"<b>{len(shown):,}</b> findings on <b>{shown['primary_id'].nunique():,}</b> records"
+        levels = shown["severity"].value_counts()
+        split = ", ".join(f"{levels[s]:,} {s}{'s' if s != 'info' else ''}" for s in _SEVERITY_ORDER if s in levels)
+        count.value = (f"<b>{len(shown):,}</b> findings on <b>{shown['primary_id'].nunique():,}</b> records"
+                       + (f" ({split}). Errors come first: fix them before the next SIS load or purge run; "
+                          "warnings are to check." if len(shown) else "."))
         draw()
 
     def turn(step: int) -> None:
@@ -227,7 +252,8 @@ def build_findings_panel(result: QualityResult, *, export_dir: str | Path | None
     clusters = result.clusters
     names = clusters.groupby("cluster_id", sort=True).agg(
         n=("primary_id", "size"), first=("first_name", "first"), last=("last_name", "first"))
-    cluster = widgets.Dropdown(options=[("(pick a duplicate cluster)", "")] + [
+    cluster = widgets.Dropdown(options=[("(no duplicate clusters found)" if names.empty else "(pick a duplicate cluster)",
+                                         "")] + [
         (f"{cid}: {row.first} {row.last} ({row.n} records)", cid) for cid, row in names.iterrows()],
         value="", description="Cluster", layout=widgets.Layout(width="60%"))
     cluster_view = widgets.HTML()

@@ -13,10 +13,9 @@ never shown, logged or written to a file.
 from __future__ import annotations
 
 import copy
-import html
+from collections.abc import Collection
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
 
 import ipywidgets as widgets
 
@@ -30,7 +29,6 @@ from almatools.registration import (
     PatronForm,
     RegistrationResult,
     Validation,
-    explain_alma_error,
     find_existing,
     register,
     renew,
@@ -38,6 +36,19 @@ from almatools.registration import (
     validate,
 )
 from almatools.ui.banner import build_banner
+from almatools.ui.errors import error_message
+from almatools.ui.register_html import (
+    _AMBER,
+    _BLUE,
+    _GREEN,
+    _GREY,
+    _RED,
+    _box,
+    _changes_table,
+    _esc,
+    _result_html,
+    _search_html,
+)
 
 __all__ = ["RegistrationForm", "build_registration_form"]
 
@@ -52,74 +63,14 @@ FIELD_LABELS = {
 _EMAIL_TYPES = [("Personal", "personal"), ("School", "school"), ("Work", "work"), ("Alternative", "alternative")]
 _IDENTIFYING = ("affiliation", "user_group", "managed", "first_name", "last_name", "primary_id", "birth_date",
                 "email_address")
-_RED, _AMBER, _GREY, _GREEN, _BLUE = "#c62828", "#8a5a00", "#555", "#1b5e20", "#0b5394"
-_COLOURS = {"created": _GREEN, "converted": _GREEN, "ready": _GREEN, "checked": _GREEN, "done": _GREEN,
-            "renewed": _GREEN, "updated": _GREEN, "unchanged": _BLUE,
-            "planned": _BLUE, "blocked": _AMBER, "stopped": _AMBER, "failed": _RED}
 _LABEL_WIDTH = "230px"
 # Marks a field in error the way Alma's own form does: a red frame and a pale red background.
 _CSS = (f"<style>.almatools-invalid input, .almatools-invalid textarea, .almatools-invalid select "
         f"{{border: 2px solid {_RED} !important; background-color: #fff5f5 !important;}}</style>")
 
 
-def _esc(value: Any) -> str:
-    return html.escape("" if value is None else str(value))
-
-
 def _label(text: str) -> widgets.HTML:
     return widgets.HTML(value=text, layout=widgets.Layout(width=_LABEL_WIDTH, min_width=_LABEL_WIDTH))
-
-
-def _box(status: str, message: str, extra: str = "") -> str:
-    colour = _COLOURS.get(status, _GREY)
-    return (f'<div style="border-left:6px solid {colour};padding:4px 10px;margin:4px 0">'
-            f'<b style="color:{colour}">{_esc(status.upper())}</b> {_esc(message)}{extra}</div>')
-
-
-def _code(value: Any) -> str:
-    return str(value.get("value") or "") if isinstance(value, dict) else str(value or "")
-
-
-def _record_table(user: dict[str, Any]) -> str:
-    rows = [("Primary identifier", user.get("primary_id")),
-            ("Name", " ".join(str(user.get(k) or "") for k in ("first_name", "middle_name", "last_name")).strip()),
-            ("User group", _code(user.get("user_group"))),
-            ("Account type", _code(user.get("account_type"))), ("External id", user.get("external_id")),
-            ("Status", _code(user.get("status"))), ("Expiration date", str(user.get("expiry_date") or "").rstrip("Z")),
-            ("Purge date", str(user.get("purge_date") or "").rstrip("Z"))]
-    body = "".join(f"<tr><td style='padding:1px 8px;color:{_GREY}'>{k}</td>"
-                   f"<td style='padding:1px 8px'>{_esc(v)}</td></tr>"
-                   for k, v in rows)
-    return f"<table class='almatools-record'>{body}</table>"
-
-
-def _result_html(outcome: RegistrationResult) -> str:
-    shown = ("created", "converted", "renewed", "updated", "unchanged")
-    extra = _record_table(outcome.user) if outcome.user and outcome.status in shown else ""
-    return _box(outcome.status, outcome.message, extra)
-
-
-def _search_html(search: ExistingSearch) -> str:
-    if not search.candidates:
-        return _box("checked", "No existing account found: by identifier, email or name.")
-    head = "".join(f"<th style='text-align:left;padding:2px 8px'>{c}</th>" for c in
-                   ("Match", "Why", "Primary id", "Name", "Group", "Managed", "Status", "Expires", "Roles"))
-    body = ""
-    for c in search.candidates:
-        managed = "SIS" if c.account_type == "EXTERNAL" else "local"
-        roles = ", ".join("Patron" if r == "200" else r for r in c.roles)
-        body += ("<tr>" + "".join(f"<td style='padding:2px 8px'>{_esc(v)}</td>" for v in (
-            c.score, "; ".join(c.reasons), c.primary_id, c.name, c.user_group, managed, c.status,
-            c.expiry_date.isoformat() if c.expiry_date else "", roles)) + "</tr>")
-    status = "blocked" if search.blocked else "found"
-    advice = "".join(f"<li>{_esc(a)}</li>" for a in search.advice)
-    decision = search.decision
-    if decision is not None and decision.blocked:
-        advice = (f"<li class='almatools-decision'><b>Do not create a new account.</b> {_esc(decision.reason)}</li>"
-                  + "".join(f"<li>{_esc(a)}</li>" for a in search.advice if a != decision.reason))
-    return (f"<div class='almatools-candidates'><b style='color:{_AMBER if search.blocked else _BLUE}'>"
-            f"{len(search.candidates)} existing account(s) found, best match first ({status}).</b>"
-            f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table><ul>{advice}</ul></div>")
 
 
 class _DryRunSwitch:
@@ -166,8 +117,10 @@ class RegistrationForm(widgets.VBox):
     """
 
     def __init__(self, client: AlmaClient, policy: Policy, *, merge_requests: str | Path | None = None,
-                 today: date | None = None, show_banner: bool = True) -> None:
+                 today: date | None = None, show_banner: bool = True,
+                 sis_ids: Collection[str] | None = None) -> None:
         self.client, self.policy, self.merge_requests = client, policy, merge_requests
+        self.sis_ids = sis_ids
         self._today = today
         self.switch = _DryRunSwitch(client)
         self.dry_run, self.banner = self.switch.checkbox, self.switch.banner
@@ -175,6 +128,7 @@ class RegistrationForm(widgets.VBox):
         self.search: ExistingSearch | None = None
         self.outcome: RegistrationResult | None = None
         self._search_key: tuple | None = None
+        self._update_previewed: tuple | None = None  # (account, form) whose changes the page has shown
         self._touched: set[str] = set()
         self._show_all = False
         self._quiet = False
@@ -403,11 +357,15 @@ class RegistrationForm(widgets.VBox):
         self.renew_button.layout.display = "" if "renew" in offers else "none"
         self.update_button.layout.display = "" if "update" in offers else "none"
         if blocked:
-            self.status.value = (f"<span class='almatools-blocked' style='color:{_AMBER}'><b>Blocked: this person "
-                                 f"already has an account.</b> {_esc(decision.reason)}</span>")
+            headline = ("this person already has an account." if decision.target
+                        else "do not create this account by hand.")  # e.g. the SIS load brings it
+            self.status.value = (f"<span class='almatools-blocked' style='color:{_AMBER}'><b>Blocked: {headline}</b> "
+                                 f"{_esc(decision.reason)}</span>")
         elif blocking:
+            order = {name: n for n, name in enumerate(self.fields)}  # as the form shows them, top to bottom
+            ranked = sorted(blocking, key=lambda i: order.get(i.field, len(order)))
             names = list(dict.fromkeys(self._field_label(i.field) if (i.field in self.fields) else i.field
-                                       for i in blocking))
+                                       for i in ranked))
             self.status.value = f"<span style='color:{_GREY}'>Still to fix before registering: {_esc(', '.join(names))}.</span>"
         else:
             self.status.value = (f"<span style='color:{_GREEN}'>The form is complete: check for existing accounts, "
@@ -421,10 +379,11 @@ class RegistrationForm(widgets.VBox):
 
     def _run_search(self) -> ExistingSearch | None:
         try:
-            search = find_existing(self.active_client, self.patron_form(), self.policy, today=self.today)
+            search = find_existing(self.active_client, self.patron_form(), self.policy, today=self.today,
+                                   sis_ids=self.sis_ids)
         except AlmaError as exc:
             self.search, self._search_key = None, None
-            self.existing.value = _box("failed", explain_alma_error(exc))
+            self.existing.value = _box("failed", error_message(exc, self.active_client, then="then click again"))
             return None
         self.search, self._search_key = search, self._key()
         self.existing.value = _search_html(search)
@@ -466,15 +425,20 @@ class RegistrationForm(widgets.VBox):
         if outcome.status == "blocked":
             self._refresh()
         if outcome.status in ("created", "planned"):
-            self._quiet = True
-            self.fields["password"].value = self.fields["password_confirm"].value = ""
-            self._quiet = False
+            if outcome.status == "created":  # a dry run keeps them: the real run that follows needs them
+                self._quiet = True
+                self.fields["password"].value = self.fields["password_confirm"].value = ""
+                self._quiet = False
             self.search, self._search_key = None, None  # the person now exists: a second click is refused
             self._touched.clear()
             self._show_all = False
             self._refresh()
-            self.status.value = (f"<span style='color:{_GREEN}'>Registered. Click New patron to register someone "
-                                 "else.</span>")
+            if outcome.status == "planned":  # a dry run: nothing exists in Alma, and the page must not say so
+                self.status.value = (f"<span style='color:{_BLUE}'>Dry run: checked and planned, nothing was created "
+                                     "in Alma. Untick Dry run, then click Register to create the account.</span>")
+            else:
+                self.status.value = (f"<span style='color:{_GREEN}'>Registered. Click New patron to register "
+                                     "someone else.</span>")
 
     def _renew(self, _=None) -> None:
         """Renew the existing account the decision names (GET, change, PUT), then search again."""
@@ -488,7 +452,12 @@ class RegistrationForm(widgets.VBox):
             self._run_search()  # the list shows the new expiration date; the decision still blocks creation
 
     def _update(self, _=None) -> None:
-        """Update the existing account with the form's details (GET, change, PUT), then search again."""
+        """Update the existing account with the form's details (GET, change, PUT), then search again.
+
+        The first click only shows what would change, old value beside new (a form typed with a typo, or
+        for a namesake, would otherwise overwrite the account's name); a second click with the form
+        unchanged writes it.
+        """
         decision = self.decision
         if decision is None or "update" not in decision.offers:
             self.result.value = _box("failed", "Check for existing accounts first: there is no account to update.")
@@ -498,6 +467,23 @@ class RegistrationForm(widgets.VBox):
         if wrong:
             self.result.value = _box("failed", "Fix the fields marked in red first: they are what the update writes.")
             return
+        shown = (decision.target, self._key())
+        if self._update_previewed != shown:
+            preview = copy.copy(self.active_client)
+            preview.dry_run, preview.planned_writes = True, []
+            planned = update_existing(preview, decision.target, checked, policy=self.policy)
+            if planned.status != "planned":  # unchanged, or the account cannot be read: nothing to confirm
+                self.outcome = planned
+                self.result.value = _result_html(planned)
+                return
+            body = preview.planned_writes[-1].body if preview.planned_writes else {}
+            self._update_previewed = shown
+            self.outcome = planned
+            self.result.value = _box("planned", f"Check what the update changes in {decision.target}, then click "
+                                                "Update the existing account again to write it.",
+                                     _changes_table(planned.user or {}, body or {}))
+            return
+        self._update_previewed = None
         self.outcome = outcome = update_existing(self.active_client, decision.target, checked, policy=self.policy)
         self.result.value = _result_html(outcome)
         if outcome.status in ("updated", "unchanged"):
@@ -525,7 +511,8 @@ class RegistrationForm(widgets.VBox):
 
 
 def build_registration_form(client: AlmaClient, policy: Policy, *, merge_requests: str | Path | None = None,
-                            today: date | None = None, show_banner: bool = True) -> RegistrationForm:
+                            today: date | None = None, show_banner: bool = True,
+                            sis_ids: Collection[str] | None = None) -> RegistrationForm:
     """The single-patron registration form of both staff procedures.
 
     Fields marked ★ are the policy's mandatory ones; the affiliation fills in the group, the SIS choice and
@@ -542,5 +529,8 @@ def build_registration_form(client: AlmaClient, policy: Policy, *, merge_request
         today: the date validation and defaults judge by (default: today).
         show_banner: the form shows the environment banner above its fields; False when the page shows
             ``form.banner`` itself (first on the page, as notebook 01 does). It follows the dry-run switch.
+        sis_ids: the primary identifiers of the current SIS extract
+            (:func:`~almatools.registration.sis_identifiers`): a patron the SIS load will bring is refused.
     """
-    return RegistrationForm(client, policy, merge_requests=merge_requests, today=today, show_banner=show_banner)
+    return RegistrationForm(client, policy, merge_requests=merge_requests, today=today, show_banner=show_banner,
+                            sis_ids=sis_ids)

@@ -103,3 +103,14 @@ def test_the_export_button_writes_the_three_files(standard_worklist):
     assert "1 approved pairs" in panel.result.value
     for name in ("merge_list.csv", "merge_review.xlsx", "merge_worklist.html"):
         assert (standard_worklist.folder / name).is_file()
+
+
+def test_the_export_says_a_merge_cannot_be_undone_before_the_button(standard_worklist):
+    """Alma's Merge Users deletes the FROM record for good: the page says so above the export button."""
+    panel = build_merge_exports(standard_worklist)
+    assert panel.children.index(panel.warning) < next(i for i, w in enumerate(panel.children) if panel.button in
+                                                      getattr(w, "children", ()))
+    assert "cannot be undone" in panel.warning.value and "deletes the FROM record" in panel.warning.value
+    standard_worklist.approve("P0002", reviewer="kim")
+    panel.button.click()
+    assert "none can be undone" in panel.result.value

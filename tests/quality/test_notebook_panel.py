@@ -95,7 +95,9 @@ def test_the_table_is_paged_with_what_to_do_and_human_labels(result, panel):
     first_page = c.table.value
     c.next.click()
     assert f"page 2 of {pages}" in c.page.value and not c.previous.disabled and c.table.value != first_page
-    second = result.findings.iloc[PAGE_SIZE:2 * PAGE_SIZE]
+    in_order = result.findings.sort_values("severity", kind="stable",
+                                           key=lambda s: s.map({"error": 0, "warning": 1, "info": 2}))
+    second = in_order.iloc[PAGE_SIZE:2 * PAGE_SIZE]  # errors first, then warnings, then info
     assert all(str(pid) in c.table.value for pid in second["primary_id"])
     for _ in range(pages + 3):  # past the end stays on the last page
         c.next.click()
@@ -156,3 +158,32 @@ def test_export_defaults_to_the_workspace(result, monkeypatch, tmp_path):
     assert panel.controls.folder.value == str(tmp_path / "ws" / "quality-output")
     panel.controls.export.click()
     assert (tmp_path / "ws" / "quality-output" / "findings.csv").is_file()
+
+
+def test_the_table_says_what_each_rule_is_and_shows_errors_first(result, panel):
+    """A librarian reads "Expired but still active", not only EXPIRED_ACTIVE; and starts with the errors."""
+    from almatools.catalog import RULES
+
+    c = panel.controls
+    assert "Errors come first" in c.count.value and " errors, " in c.count.value
+    rows = c.table.value.split("<tbody>")[1].split("</tr>")[:-1]
+    severities = [next(s for s in ("error", "warning", "info") if f">{s}</b>" in r) for r in rows]
+    assert severities == sorted(severities, key=["error", "warning", "info"].index)  # errors before warnings
+    for rule_id in set(result.findings["rule_id"].iloc[:PAGE_SIZE]) & {r for r in RULES if f">{r}<" in c.table.value}:
+        assert RULES[rule_id].title.split(":")[0] in c.table.value
+    c.rule.value = ("EXPIRED_ACTIVE",)
+    assert "Expired but still active<br>" in c.table.value and ">EXPIRED_ACTIVE</span>" in c.table.value
+
+
+def test_a_run_with_no_duplicates_says_so(tmp_path):
+    users = pd.DataFrame({"primary_id": ["CB100001", "CB100002"], "first_name": ["Ada", "Alan"],
+                          "last_name": ["Lovelace", "Turing"], "user_group": ["COMMUNITY", "COMMUNITY"],
+                          "account_type": ["INTERNAL", "INTERNAL"], "status": ["ACTIVE", "ACTIVE"]})
+    source = tmp_path / "users.csv"
+    users.to_csv(source, index=False)
+    result = analyse(load_users(source), None, load_policy(), decisions=tmp_path / "d.jsonl")
+    assert result.clusters.empty
+    c = build_findings_panel(result, export_dir=tmp_path / "export", decisions=tmp_path / "d.jsonl").controls
+    assert c.cluster.options == (("(no duplicate clusters found)", ""),)
+    c.export.click()
+    assert "findings written to" in c.status.value and (tmp_path / "export" / "duplicates.csv").is_file()

@@ -221,3 +221,32 @@ def test_a_key_refused_on_writes_stops_the_run_and_a_rerun_with_a_good_key_creat
     assert resumed.complete and resumed.created == 6 and resumed.refused == 0
     found = [u["primary_id"] for u in client.search_users(last_name=last)]
     assert sorted(found) == sorted(r["primary_id"] for r in rows)
+
+
+def test_one_person_twice_in_a_file_under_two_identifiers_gets_one_account(client, tmp_path):
+    """The rows are sent at once, so the search before each POST cannot see the other row: the file is checked
+    against itself. The same email, or the same name and birth date, under another identifier is refused."""
+    last = token(10)
+    rows = good_rows(client, 4, last)
+    local = [r for r in rows if r["affiliation"] != "student"]
+    first, second = local[0], local[1]
+    again_email = {**first, "primary_id": fresh_id(client, DEFAULT.groups[DEFAULT.affiliations[first["affiliation"]].group]),
+                   "first_name": first["first_name"] + "a", "email_address": first["email_address"].upper()}
+    columns = [*COLUMNS, "birth_date"]
+    second = {**second, "birth_date": "1971-02-03"}
+    again_name = {**second, "primary_id": fresh_id(client, DEFAULT.groups[DEFAULT.affiliations[second["affiliation"]].group]),
+                  "email_address": f"{token().lower()}@example.org"}
+    table = [{**r, "birth_date": r.get("birth_date", "")} for r in (first, second, again_email, again_name)]
+    with (tmp_path / "in.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(table)
+    result = register_csv(client, tmp_path / "in.csv", DEFAULT, today=TODAY)
+    assert (result.created, result.invalid) == (2, 2)
+    with result.issues_path.open(newline="", encoding="utf-8") as handle:
+        issues = {int(r["row"]): r for r in csv.DictReader(handle)}
+    assert issues[4]["rule"] == "DUPLICATE_IN_FILE" and issues[4]["field"] == "email_address"
+    assert f"Row 2 ({first['primary_id']}) has the same email address" in issues[4]["message"]
+    assert issues[5]["field"] == "birth_date" and "the same name and birth date" in issues[5]["message"]
+    assert {u["primary_id"] for u in client.search_users(last_name=last)} >= {first["primary_id"]}
+    assert client.find_user(again_email["primary_id"]) is None and client.find_user(again_name["primary_id"]) is None

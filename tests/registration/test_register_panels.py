@@ -273,7 +273,9 @@ def test_one_person_one_account_offers_update_for_an_active_local_account_elsewh
     form.check_button.click()
     assert form.search.decision.action == "update" and form.register_button.disabled
     assert form.update_button.layout.display == "" and form.renew_button.layout.display == "none"
-    form.update_button.click()
+    form.update_button.click()  # shows what would change
+    assert form.outcome.status == "planned" and client.get_user(old)["user_group"]["value"] == "FRIENDS"
+    form.update_button.click()  # writes it
     assert form.outcome.status == "updated", form.result.value
     stored = client.get_user(old)
     assert stored["user_group"]["value"] == "COMMUNITY"
@@ -321,3 +323,125 @@ def test_the_page_can_show_the_forms_banner_itself(client):
     assert "DRY RUN" in form.banner.value
     shown = build_registration_form(client, load_policy())
     assert shown.banner in shown.children  # by default the form shows it
+
+
+def test_a_dry_run_never_says_registered_and_the_real_run_can_follow(client):
+    """After a dry run the page said "Registered" although nothing was created; and it had emptied the password
+    boxes, so the real run that follows could not be clicked."""
+    form = build_registration_form(client, DEFAULT, today=TODAY)
+    form.dry_run.value = True
+    patron = good_form(client, DEFAULT, "community")
+    fill(form, patron)
+    form.register_button.click()
+    assert form.outcome.status == "planned"
+    assert "Registered" not in form.status.value and "nothing was created" in form.status.value
+    assert client.find_user(patron.primary_id) is None
+    form.dry_run.value = False
+    assert not form.register_button.disabled  # the passwords are still there for the real run
+    form.register_button.click()
+    assert form.outcome.status == "created" and "Registered" in form.status.value
+    assert form.fields["password"].value == form.fields["password_confirm"].value == ""  # used once, then gone
+    assert client.find_user(patron.primary_id) is not None
+
+
+def test_a_student_the_sis_extract_already_has_is_not_created_by_hand(client, sandbox_dir, tmp_path):
+    """The next SIS load creates an account for everyone in its extract: the form and the CSV refuse to make it by
+    hand (a librarian registering a new student the SIS already sends), with what to do instead."""
+    from almatools.registration import sis_identifiers
+
+    from_file = sis_identifiers(str(sandbox_dir / "sis_extract.zip"))
+    assert from_file and all(pid == pid.casefold() for pid in from_file)
+    student = good_form(client, DEFAULT, "student")
+    sis_ids = from_file | {student.primary_id.casefold()}  # the extract the SIS sends next brings this student
+    form = build_registration_form(client, DEFAULT, today=TODAY, sis_ids=sis_ids)
+    fill(form, student)
+    assert not form.register_button.disabled  # a complete form: only the SIS extract stands in the way
+    form.check_button.click()
+    assert form.decision is not None and form.decision.blocked
+    assert "is in the SIS extract: the next SIS load creates" in form.status.value
+    assert "already has an account" not in form.status.value  # nobody has one yet: the load makes it
+    assert form.register_button.disabled
+    form.register_button.click()
+    assert client.find_user(student.primary_id) is None
+    # Without the extract at hand, the same form is allowed (the procedure's newly enrolled student).
+    other = build_registration_form(client, DEFAULT, today=TODAY)
+    fill(other, student)
+    other.check_button.click()
+    assert other.decision is not None and not other.decision.blocked
+    # The bulk CSV refuses the same row.
+    source = tmp_path / "students.csv"
+    write_csv(source, [{"affiliation": "student", "first_name": student.first_name, "last_name": student.last_name,
+                        "primary_id": student.primary_id, "expiry_date": student.expiry_date.isoformat(),
+                        "email_address": student.email_address, "password": ""}])
+    panel = build_bulk_panel(client, DEFAULT, today=TODAY, sis_ids=sis_ids)
+    panel.path.value = str(source)
+    panel.run_button.click()
+    assert panel.result.created == 0 and panel.result.refused == 1
+    assert "in the SIS extract" in panel.issues.value
+    assert client.find_user(student.primary_id) is None
+
+
+def test_bulk_issues_are_in_the_files_order_and_name_the_column_to_fix(client, tmp_path):
+    """Refusals (found while sending) used to come after the invalid rows, and the field was a bare code."""
+    taken = next(iter(client.search_users(user_group="COMMUNITY", max_records=1)))["primary_id"]
+    fine = good_form(client, DEFAULT, "community")
+    rows = [{"affiliation": "community", "first_name": "Ann", "last_name": "Other", "primary_id": taken,
+             "expiry_date": fine.expiry_date.isoformat(), "email_address": "ann.other@example.org",
+             "password": fine.password},  # row 2: the identifier is taken (refused while sending)
+            {"affiliation": "community", "first_name": fine.first_name, "last_name": "", "primary_id": fine.primary_id,
+             "expiry_date": fine.expiry_date.isoformat(), "email_address": fine.email_address,
+             "password": fine.password}]  # row 3: no last name (invalid)
+    source = tmp_path / "mixed.csv"
+    write_csv(source, rows)
+    panel = build_bulk_panel(client, DEFAULT, today=TODAY)
+    panel.path.value = str(source)
+    panel.run_button.click()
+    assert panel.result.refused == 1 and panel.result.invalid == 1
+    table = panel.issues.value.split("<tbody>")[1]
+    assert table.index(f">{taken}<") < table.index(f">{fine.primary_id}<")  # row 2 before row 3
+    assert "Last name (last_name)" in table and ">What to fix</th>" in panel.issues.value
+    assert "the header is row 1" in panel.issues.value
+
+
+def test_update_shows_old_and_new_values_before_it_writes(client):
+    """The same person typed with another spelling: one click on Update used to overwrite the account's name with
+    the typo. The first click now shows the change (now -> after) and writes nothing; a second click writes."""
+    patron = good_form(client, DEFAULT, "community")
+    old = _same_person_elsewhere(client, patron, group="FRIENDS", expiry=TODAY + timedelta(days=100))
+    form = build_registration_form(client, DEFAULT, today=TODAY)
+    fill(form, patron)
+    form.fields["last_name"].value = patron.last_name + "s"  # a typo; the email still finds the account
+    form.check_button.click()
+    assert form.search.decision.action == "update"
+    form.update_button.click()
+    assert form.outcome.status == "planned" and "click Update the existing account again" in form.result.value
+    changes = form.result.value.split("almatools-changes")[1]
+    assert f">{patron.last_name}<" in changes and f">{patron.last_name}s<" in changes
+    assert "User group" in changes and ">FRIENDS<" in changes and ">COMMUNITY<" in changes
+    assert client.get_user(old)["last_name"] == patron.last_name  # nothing written yet
+    form.fields["last_name"].value = patron.last_name  # corrected: the form changed, so it is shown again
+    form.check_button.click()
+    form.update_button.click()
+    assert form.outcome.status == "planned" and f">{patron.last_name}s<" not in form.result.value
+    form.update_button.click()
+    assert form.outcome.status == "updated"
+    stored = client.get_user(old)
+    assert stored["last_name"] == patron.last_name and stored["user_group"]["value"] == "COMMUNITY"
+
+
+def test_what_is_still_to_fix_is_listed_top_to_bottom(client):
+    form = build_registration_form(client, DEFAULT, today=TODAY)
+    form.fields["affiliation"].value = "community"
+    form.fields["first_name"].value = "Sam"
+    form.fields["primary_id"].value = "CB55500"
+    form.fields["birth_date"].value = (TODAY + timedelta(days=400)).isoformat()
+    form.fields["email_address"].value = "sam@example"
+    form.check_button.click()
+    listed = form.status.value.split("Still to fix before registering: ")[1].split(".</span>")[0].split(", ")
+    assert listed[:4] == ["Last name", "Primary identifier", "Birth date", "Email address"]
+    assert listed[-2:] == ["Password", "Verify password"]
+
+
+def test_the_bulk_boxes_say_what_they_are_for_once_typed_into(client):
+    panel = build_bulk_panel(client, DEFAULT)
+    assert panel.path.description == "CSV file" and "Journal and issue file" in panel.out_dir.description

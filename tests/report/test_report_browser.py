@@ -51,3 +51,26 @@ def test_chromium_renders_every_section_of_the_report(history_root, tmp_path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 50_000
     assert height > 3000  # the whole report, not an empty page
     assert requests == [(run / "report.html").as_uri()]  # nothing but the file itself
+
+
+@pytest.mark.browser
+def test_the_report_reads_in_a_narrow_window_without_sideways_scrolling(history_root, tmp_path):
+    """At 800 px (a laptop screen split in two) the page itself never scrolls sideways: the last column of a
+    table was cut off at the window's edge. A table too wide scrolls inside its own box instead."""
+    from playwright.sync_api import sync_playwright
+
+    run = runs(history_root)[-1]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            for width in (1280, 800):
+                page = browser.new_page(viewport={"width": width, "height": 900})
+                page.goto((run / "report.html").as_uri(), wait_until="load")
+                assert page.evaluate("document.documentElement.scrollWidth") <= width, f"sideways at {width} px"
+                outside = page.evaluate("""() => [...document.querySelectorAll('section > table, section > svg')]
+                    .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1).map(e => e.id || e.tagName)""")
+                assert outside == [], f"cut off at {width} px: {outside}"
+                page.screenshot(path=str(tmp_path / f"report-{width}.png"))
+                page.close()
+        finally:
+            browser.close()

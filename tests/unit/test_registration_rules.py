@@ -173,6 +173,16 @@ def test_unknown_affiliation_and_group_are_explained():
     assert ("UNKNOWN_GROUP", "error", "user_group") in rules(result)
 
 
+def test_an_unknown_affiliation_is_one_message_not_four():
+    """A CSV row with affiliation 'Martian' also got 'Fill in the user group / expiration date / purge date',
+    which the affiliation would have given: only the affiliation is to fix."""
+    from dataclasses import replace
+
+    result = validate(replace(good(DEFAULT, "alum"), affiliation="Martian", expiry_date=None), DEFAULT, today=TODAY)
+    assert {(r, f) for r, _, f in rules(result) if _ == "error"} == {("UNKNOWN_AFFILIATION", "affiliation")}
+    assert not result.ok
+
+
 def test_library_staff_accounts_are_staff_records():
     result = validate(good(DEFAULT, "internal"), DEFAULT, today=TODAY)
     assert result.ok and result.record["record_type"]["value"] == "STAFF"
