@@ -141,9 +141,11 @@ def decide(checked: Validation, candidates: list[Candidate], policy: Policy, *,
 
     Weaker matches (the same name only) are listed for staff to check; they never block.
 
-    ``in_sis``: the SIS extract has this primary identifier. With no account in Alma yet, the next SIS
-    load creates it (seed 000: the SIS upload matches on the primary identifier): **block**, so that
-    staff do not make by hand the account the load brings.
+    ``in_sis``: the SIS extract has this primary identifier, and Alma has no account for the person yet.
+    Seed 000 (steps 4-5) registers someone the SIS will send (newly onboarded since the last SIS run) as
+    SIS-managed with the SIS's own primary identifier, so that the load matches the record and updates it:
+    that is allowed, and said. A **locally managed** record under that identifier is blocked, since the
+    load would then meet a local record where it expects its own.
     """
     today = today or date.today()
     new_group = checked.group.code if checked.group else checked.form.user_group
@@ -225,11 +227,16 @@ def decide(checked: Validation, candidates: list[Candidate], policy: Policy, *,
         advice.append("No existing account found.")
     if verdict is None and in_sis:
         pid = checked.form.primary_id
-        reason = (f"{pid} is in the SIS extract: the next SIS load creates this patron's account. Do not create it "
-                  "by hand (the load would find a second record to clash with). If the patron needs to borrow "
-                  "before the load runs, ask the SIS office when it runs; if the identifier is wrong, correct it.")
-        advice.append(reason)
-        verdict = ("block", reason, "")
+        if checked.form.managed == "sis":
+            advice.append(f"{pid} is in the SIS extract: this SIS-managed record keeps the SIS's identifier, so the "
+                          "next SIS load matches it and updates it instead of creating a second account.")
+        else:
+            reason = (f"{pid} is in the SIS extract, so the SIS manages this patron: register the record as "
+                      "SIS-managed (Patron has institutional record = Yes) with this same identifier, or wait for "
+                      "the next SIS load to create it. The load rejects a locally managed record under its "
+                      "identifier (\"User is not external\").")
+            advice.append(reason)
+            verdict = ("block", reason, "")
     if verdict is not None:
         action, reason, target = verdict
         expiry, purge = renew_dates if action == "renew" and renew_dates else (None, None)

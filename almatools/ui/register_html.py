@@ -73,7 +73,10 @@ def _result_html(outcome: RegistrationResult) -> str:
 
 def _search_html(search: ExistingSearch) -> str:
     if not search.candidates:
-        return _box("checked", "No existing account found: by identifier, email or name.")
+        notes = "".join(f"<li>{_esc(a)}</li>" for a in search.advice
+                        if a != "No existing account found." and not search.blocked)
+        return _box("checked", "No existing account found: by identifier, email or name.",
+                    f"<ul>{notes}</ul>" if notes else "")
     head = "".join(f"<th style='text-align:left;padding:2px 8px'>{c}</th>" for c in
                    ("Match", "Why", "Primary id", "Name", "Group", "Managed", "Status", "Expires", "Roles"))
     body = ""

@@ -175,7 +175,7 @@ def test_convert_panel_checks_before_it_converts(client):
 def write_csv(path, rows) -> None:
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=["affiliation", "first_name", "last_name", "primary_id",
-                                                    "expiry_date", "email_address", "password"])
+                                                    "expiry_date", "email_address", "password", "managed"])
         writer.writeheader()
         writer.writerows(rows)
 
@@ -344,9 +344,10 @@ def test_a_dry_run_never_says_registered_and_the_real_run_can_follow(client):
     assert client.find_user(patron.primary_id) is not None
 
 
-def test_a_student_the_sis_extract_already_has_is_not_created_by_hand(client, sandbox_dir, tmp_path):
-    """The next SIS load creates an account for everyone in its extract: the form and the CSV refuse to make it by
-    hand (a librarian registering a new student the SIS already sends), with what to do instead."""
+def test_a_patron_the_sis_extract_has_is_registered_sis_managed_never_local(client, sandbox_dir, tmp_path):
+    """Seed 000, steps 4-5: someone the SIS sends (newly onboarded since the last SIS run) is registered
+    SIS-managed with the SIS's identifier, so the load updates that record. The form says so; the same
+    identifier as a locally managed record is refused, by the form and by the CSV, with what to do instead."""
     from almatools.registration import sis_identifiers
 
     from_file = sis_identifiers(str(sandbox_dir / "sis_extract.zip"))
@@ -355,28 +356,30 @@ def test_a_student_the_sis_extract_already_has_is_not_created_by_hand(client, sa
     sis_ids = from_file | {student.primary_id.casefold()}  # the extract the SIS sends next brings this student
     form = build_registration_form(client, DEFAULT, today=TODAY, sis_ids=sis_ids)
     fill(form, student)
-    assert not form.register_button.disabled  # a complete form: only the SIS extract stands in the way
     form.check_button.click()
-    assert form.decision is not None and form.decision.blocked
-    assert "is in the SIS extract: the next SIS load creates" in form.status.value
-    assert "already has an account" not in form.status.value  # nobody has one yet: the load makes it
-    assert form.register_button.disabled
-    form.register_button.click()
-    assert client.find_user(student.primary_id) is None
-    # Without the extract at hand, the same form is allowed (the procedure's newly enrolled student).
-    other = build_registration_form(client, DEFAULT, today=TODAY)
+    assert form.decision is not None and not form.decision.blocked
+    assert "is in the SIS extract: this SIS-managed record keeps the SIS&#x27;s identifier" in form.existing.value
+    assert not form.register_button.disabled
+    # The same person as a locally managed record under the SIS's identifier: refused.
+    other = build_registration_form(client, DEFAULT, today=TODAY, sis_ids=sis_ids)
     fill(other, student)
+    other.fields["managed"].value = "local"
     other.check_button.click()
-    assert other.decision is not None and not other.decision.blocked
-    # The bulk CSV refuses the same row.
+    assert other.decision is not None and other.decision.blocked
+    assert "so the SIS manages this patron: register the record as SIS-managed" in other.status.value
+    assert "already has an account" not in other.status.value  # nobody has one yet
+    assert other.register_button.disabled
+    other.register_button.click()
+    assert client.find_user(student.primary_id) is None
+    # The bulk CSV refuses the local row and creates nothing.
     source = tmp_path / "students.csv"
     write_csv(source, [{"affiliation": "student", "first_name": student.first_name, "last_name": student.last_name,
                         "primary_id": student.primary_id, "expiry_date": student.expiry_date.isoformat(),
-                        "email_address": student.email_address, "password": ""}])
+                        "email_address": student.email_address, "password": "", "managed": "local"}])
     panel = build_bulk_panel(client, DEFAULT, today=TODAY, sis_ids=sis_ids)
     panel.path.value = str(source)
     panel.run_button.click()
-    assert panel.result.created == 0 and panel.result.refused == 1
+    assert panel.result.created == 0 and panel.result.refused + panel.result.invalid == 1
     assert "in the SIS extract" in panel.issues.value
     assert client.find_user(student.primary_id) is None
 
