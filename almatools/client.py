@@ -256,9 +256,11 @@ class AlmaClient:
                 never_sent = _never_sent(exc)
                 with self._counter_lock:
                     self.calls += 0 if never_sent else 1
-                retry = never_sent or method in _IDEMPOTENT
-                log.warning("%s %s: no reply (%s)%s", method, path, type(exc).__name__, ", retrying" if retry else "")
-                if retry and attempt < self.max_retries:
+                retry = (never_sent or method in _IDEMPOTENT) and attempt < self.max_retries
+                # A retry is worth a warning; the last failure is the exception raised below, not a log line too.
+                (log.warning if retry else log.debug)("%s %s: no reply (%s)%s", method, path, type(exc).__name__,
+                                                      ", retrying" if retry else "")
+                if retry:
                     attempt += 1
                     self._sleep_backoff(attempt, None)
                     continue

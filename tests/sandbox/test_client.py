@@ -291,6 +291,18 @@ def test_a_lost_post_is_not_resent_blindly(sandbox, knobs):
         assert err.value.ambiguous
 
 
+@pytest.mark.parametrize("retries", [0, 2])
+def test_a_lost_connection_warns_only_of_the_retries_it_makes(retries, caplog):
+    # A notebook shows the client's warnings: "retrying" must be true, and the last failure is the exception.
+    with caplog.at_level("DEBUG", logger="almatools.client"), \
+            AlmaClient(api_key="k", base_url="http://127.0.0.1:9/almaws/v1", max_retries=retries, backoff=0.001) as alma:
+        with pytest.raises(AlmaConnectionError):
+            alma.get_user("anyone")
+    said = [(r.levelname, r.getMessage()) for r in caplog.records if "no reply" in r.getMessage()]
+    assert said == [("WARNING", "GET /users/anyone: no reply (ConnectionError), retrying")] * retries + [
+        ("DEBUG", "GET /users/anyone: no reply (ConnectionError)")]
+
+
 def test_unreachable_server_is_a_clear_connection_error():
     with AlmaClient(api_key="k", base_url="http://127.0.0.1:9/almaws/v1", max_retries=1, backoff=0.001) as alma:
         with pytest.raises(AlmaConnectionError, match="could not be reached") as err:
