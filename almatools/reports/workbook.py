@@ -10,6 +10,7 @@ import pandas as pd
 
 from almatools.catalog import RULES
 from almatools.files import text_cells
+from almatools.labels import label
 from almatools.reports.data import _XLSX_MAX_ROWS, ReportData
 
 _RULE_SHEET_COLUMNS = ["primary_id", "other_primary_id", "user_group", "account_type", "field", "severity",
@@ -63,7 +64,7 @@ def write_xlsx(data: ReportData, path: str | os.PathLike[str]) -> Path:
     with pd.ExcelWriter(target, engine="openpyxl") as writer:
         for name, frame in sheets:
             clean = frame.astype("object").where(frame.notna(), None).map(_clean_cell) if len(frame) else frame
-            clean.to_excel(writer, sheet_name=name, index=False)
+            clean.rename(columns=label).to_excel(writer, sheet_name=name, index=False)  # headings for people
         for name, frame in sheets:
             ws = writer.sheets[name]
             text_cells(ws)  # a value that starts with "=" is data, never a formula
@@ -73,6 +74,6 @@ def write_xlsx(data: ReportData, path: str | os.PathLike[str]) -> Path:
             ws.auto_filter.ref = ws.dimensions
             sample = frame.head(2000).astype("string").fillna("")
             for index, column in enumerate(frame.columns, 1):
-                longest = max([len(str(column))] + [len(v) for v in sample[column].tolist()])
+                longest = max([len(label(str(column)))] + [len(v) for v in sample[column].tolist()])
                 ws.column_dimensions[get_column_letter(index)].width = min(80, max(8, longest + 2))
     return target

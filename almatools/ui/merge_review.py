@@ -27,8 +27,8 @@ import ipywidgets as widgets
 
 from almatools.client import AlmaClient
 from almatools.errors import AlmaToolsError
+from almatools.labels import FIELD_LABELS
 from almatools.merge import DISPLAY_FIELDS, Pair, Worklist, export_all, verify
-from almatools.ui.labels import FIELD_LABELS
 from almatools.ui.links import link_html
 
 __all__ = ["MergeReviewPanel", "build_merge_review", "build_merge_verify", "build_merge_exports"]

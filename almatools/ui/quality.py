@@ -13,9 +13,9 @@ import pandas as pd
 from almatools.catalog import RULES
 from almatools.config import workspace
 from almatools.files import text_cells, write_csv
+from almatools.labels import label
 from almatools.quality.review import DECISIONS_FILE, PairDecisions
 from almatools.quality.run import DUPLICATE_COLUMNS, QualityResult
-from almatools.ui.labels import label
 from almatools.ui.links import link_html
 
 __all__ = ["build_findings_panel", "build_possible_review", "filter_findings", "cluster_html", "PAGE_SIZE"]
@@ -276,8 +276,9 @@ def build_findings_panel(result: QualityResult, *, export_dir: str | Path | None
             if fmt.value == "xlsx":
                 path = out / "findings.xlsx"
                 with pd.ExcelWriter(path, engine="openpyxl") as xl:
-                    shown.to_excel(xl, sheet_name="findings", index=False)
-                    clusters[list(DUPLICATE_COLUMNS)].to_excel(xl, sheet_name="duplicates", index=False)
+                    shown.rename(columns=label).to_excel(xl, sheet_name="findings", index=False)
+                    clusters[list(DUPLICATE_COLUMNS)].rename(columns=label).to_excel(xl, sheet_name="duplicates",
+                                                                                    index=False)
                     for sheet in xl.book.worksheets:  # data is shown, never run as a formula
                         text_cells(sheet)
                 written = [path]

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 from _quality_data import institution
 
+from almatools.labels import label
 from almatools.policy import load_policy
 from almatools.quality import analyse
 from almatools.sources import load_sis, load_users
@@ -70,6 +71,8 @@ def test_export_writes_the_filtered_findings(result, panel, tmp_path, fmt):
         assert len(pd.read_csv(out / "duplicates.csv")) == len(result.clusters)
     else:
         written = pd.read_excel(out / "findings.xlsx", sheet_name="findings", dtype=str)
+        assert list(written.columns) == [label(c) for c in result.findings.columns]  # headings for people
+        written = written.rename(columns={label(c): c for c in result.findings.columns})
         assert len(pd.read_excel(out / "findings.xlsx", sheet_name="duplicates")) == len(result.clusters)
     expected = result.findings[result.findings["rule_id"] == "STALE_SIS_MISSING"]
     assert sorted(written["primary_id"]) == sorted(expected["primary_id"])
@@ -89,8 +92,8 @@ def test_the_table_is_paged_with_what_to_do_and_human_labels(result, panel):
     total = len(result.findings)
     pages = -(-total // PAGE_SIZE)
     assert f"page 1 of {pages}" in c.page.value and c.previous.disabled and not c.next.disabled
-    for label in ("Rule", "Severity", "Primary id", "Problem", "What to do"):
-        assert f">{label}</th>" in c.table.value
+    for heading in ("Rule", "Severity", "Primary id", "Problem", "What to do"):
+        assert f">{heading}</th>" in c.table.value
     assert ">rule_id<" not in c.table.value and ">action<" not in c.table.value
     first_page = c.table.value
     c.next.click()

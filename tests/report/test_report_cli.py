@@ -131,7 +131,7 @@ def test_each_run_adds_to_the_history_and_marks_new_and_resolved_findings(histor
     book = load_workbook(second / "report.xlsx", read_only=True)
     for rule in RULES:
         rows = list(book[rule].iter_rows(values_only=True))
-        flags = [r[rows[0].index("new_since_last_run")] for r in rows[1:]]
+        flags = [r[rows[0].index("New since the last run")] for r in rows[1:]]  # headings are for people
         want = ["yes" if f else "no" for f, r in zip(expected_new, new["rule_id"]) if r == rule]
         assert flags == want, rule
     book.close()
@@ -170,9 +170,10 @@ def test_the_workbook_has_a_sheet_per_rule_with_frozen_filtered_sized_headers(hi
         assert sheet.freeze_panes == "A2"
         assert sheet.auto_filter.ref == sheet.dimensions
         header = [c.value for c in sheet[1]]
-        assert header[:2] == ["primary_id", "other_primary_id"] and "message" in header
+        assert header[:2] == ["Primary id", "Other record"] and "Problem" in header  # headings for people
+        assert not [h for h in header if "_" in h]
         if sheet.max_row > 1:  # sized to the values (an empty sheet keeps narrow columns)
-            message = get_column_letter(header.index("message") + 1)
+            message = get_column_letter(header.index("Problem") + 1)
             assert sheet.column_dimensions[message].width > 20, rule
     ids = {c.value for c in book["BAD_EMAIL"]["A"][1:]}
     assert ids == set(findings.loc[findings["rule_id"] == "BAD_EMAIL", "primary_id"])

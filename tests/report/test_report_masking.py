@@ -10,11 +10,12 @@ import pandas as pd
 from _report_data import page, read_csv, runs, words
 from openpyxl import load_workbook
 
+from almatools.labels import label
 from almatools.sources import load_sis, load_users
 
 # columns whose text is the kit's own (rule titles, actions, codes), not the patrons'
-FIXED = {"rule_id", "severity", "family", "user_group", "account_type", "field", "action", "title", "what_to_do",
-         "status", "source", "item"}
+FIXED = {label(c) for c in ("rule_id", "severity", "family", "user_group", "account_type", "field", "action", "title",
+                             "what_to_do", "status", "source", "item")}  # the workbook's headings
 
 
 def personal_values(institution, findings: pd.DataFrame) -> tuple[set[str], set[str]]:

@@ -1,4 +1,5 @@
-"""Words a librarian reads instead of the kit's column names (one list for every panel)."""
+"""Words a librarian reads instead of the kit's column names: one list for every panel and for the Excel
+workbooks (CSV files keep the column names, for other programs)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,13 @@ FIELD_LABELS: dict[str, str] = {
     "requests": "Requests", "fees": "Fees", "last_patron_activity_date": "Last activity",
     # findings.csv
     "rule_id": "Rule", "severity": "Severity", "family": "Kind", "other_primary_id": "Other record",
-    "field": "Field", "message": "Problem", "action": "What to do",
+    "field": "Field", "message": "Problem", "action": "What to do", "new_since_last_run": "New since the last run",
+    "title": "Title", "what_to_do": "What to do", "findings": "Findings", "last_run": "Last run", "new": "New",
+    "resolved": "Resolved", "item": "Item", "value": "Value",
+    # duplicate clusters and merge lists
+    "cluster_id": "Cluster", "match_probability": "Match probability", "evidence": "Evidence",
+    "other_primary_ids": "Other records", "pair_id": "Pair", "from_primary_id": "FROM (merged away)",
+    "from_name": "FROM name", "to_primary_id": "TO (kept)", "to_name": "TO name", "reason": "Why",
 }
 
 
