@@ -64,8 +64,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # a folder that is a file, a full disk, a permission: say which file and why
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
         what = exc.strerror or exc.__class__.__name__
-        hint = " (--out must be a folder, or a path whose parents are folders)" if isinstance(
-            exc, (NotADirectoryError, FileExistsError)) else ""
+        hint = (" (a part of that path is a file where a folder is needed: --out and --data name folders)"
+                if isinstance(exc, NotADirectoryError) else
+                " (it is a file where a folder is needed: --out and --data name folders)"
+                if isinstance(exc, FileExistsError) else "")
         return _fail(args.command, f"{where}{what}{hint}")
     except MemoryError:
         return _fail(args.command, "ran out of memory; give it a smaller source or a machine with more memory")
