@@ -142,6 +142,9 @@ def _load(src: str | os.PathLike[str], *, on_error: OnError, progress: bool, cli
         frame = _analytics_frame(client, text.strip()[len("analytics:"):].strip(), ptype, bad)
     else:
         path = Path(text).expanduser()
+        pasted = text.strip().strip('"\'').strip()  # Windows' "Copy as path" quotes it; a paste may end in a newline
+        if not os.path.lexists(path) and pasted and pasted != text:
+            path = Path(pasted).expanduser()
         problem = input_problem(path)
         if problem is not None:
             raise SourceError(f"{path} {problem}")

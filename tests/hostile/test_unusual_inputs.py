@@ -375,3 +375,44 @@ def test_a_password_protected_zip_member_says_to_zip_it_again_without_one(tmp_pa
     with pytest.raises(SourceError) as err:
         load_users(path, cache=False, workers=1)
     assert "zip the files again without one" in one_line(err.value, "users.zip:users.xml", "encrypted")
+
+
+def test_sigterm_stops_quality_in_one_line_leaving_the_last_run_s_files_and_no_temporary_ones(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from _files import placeholder_users
+
+    users = placeholder_users(tmp_path / "users.xml", 20_000)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "findings.csv").write_text("the last run's findings\n", encoding="utf-8")
+    proc = subprocess.Popen([sys.executable, "-m", "almatools", "quality", "--users", str(users), "--sis", "none",
+                             "--out", str(out), "--no-cache"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        os.set_blocking(proc.stderr.fileno(), False)
+        seen, deadline = b"", time.monotonic() + 60
+        while b"users" not in seen:  # the first progress bar: it is reading the source
+            assert proc.poll() is None and time.monotonic() < deadline, seen.decode()
+            seen += proc.stderr.read() or b""
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGTERM)
+        code = proc.wait(timeout=60)
+        os.set_blocking(proc.stderr.fileno(), True)
+        err = (seen + proc.stderr.read()).decode()
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stderr.close()
+    assert code == 130 and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1].startswith("almatools quality: stopped (interrupted)"), err
+    assert [p.name for p in out.iterdir()] == ["findings.csv"]  # no other output, no temporary file
+    assert (out / "findings.csv").read_text(encoding="utf-8") == "the last run's findings\n"
+
+
+@pytest.mark.parametrize("pasted", ['"{}"', "{}\n", " '{}' "])
+def test_a_path_pasted_with_quotes_or_a_newline_is_read(tmp_path, pasted):
+    path = users_file(tmp_path / "users.xml", [user_xml("P1")])
+    assert load_users(pasted.format(path), cache=False)["primary_id"].tolist() == ["P1"]
