@@ -178,6 +178,13 @@ class AppendLog:
                                "move what is there away)", path=self.path)
 
     @staticmethod
+    def _torn(raw: bytes) -> bool:
+        """Whether ``raw`` can be the start of one of the kit's lines cut short: every line is written in
+        one write() and starts with "{", so a torn one does too (or is only white space)."""
+        head = raw.lstrip(b"\xef\xbb\xbf \t\r\n")
+        return not head or head.startswith(b"{")
+
+    @staticmethod
     def _parse(raw: bytes) -> dict | None:
         try:
             entry = json.loads(raw)
@@ -207,6 +214,10 @@ class AppendLog:
                     entry = self._parse(line)
                     if entry is not None:
                         yield number, entry
+                    elif not self._torn(line):
+                        raise JournalError(f"{self.path}: line {number} is not a JSON object (nor the start of one cut "
+                                           "short): this is not one of the kit's journals, or it was edited; choose "
+                                           "another file name, or move this file away", path=self.path, line=number)
                     return
                 if not line.strip():
                     continue
@@ -253,6 +264,12 @@ class AppendLog:
                 start -= step
             handle.seek(start)
             tail = handle.read()
+            if tail.strip() and self._parse(tail) is None and not self._torn(tail):
+                # Not the kit's torn write (which starts with "{"): some other file under this name, e.g.
+                # a one-line JSON array export. Cutting it would destroy it.
+                raise JournalError(f"{self.path}: its last line is not a JSON object (nor the start of one cut "
+                                   "short): this is not one of the kit's journals; choose another file name, or "
+                                   "move this file away", path=self.path)
             if self._parse(tail) is not None:
                 handle.seek(0, os.SEEK_END)
                 handle.write(b"\n")

@@ -416,3 +416,32 @@ def test_sigterm_stops_quality_in_one_line_leaving_the_last_run_s_files_and_no_t
 def test_a_path_pasted_with_quotes_or_a_newline_is_read(tmp_path, pasted):
     path = users_file(tmp_path / "users.xml", [user_xml("P1")])
     assert load_users(pasted.format(path), cache=False)["primary_id"].tolist() == ["P1"]
+
+
+@pytest.mark.parametrize("content", [b'[{"primary_id": "P1"}]', b"my notes, no newline at the end",
+                                     b'{"a": 1}\n[1, 2, 3]'])
+def test_a_journal_name_given_to_another_file_never_cuts_its_last_line(tmp_path, content):
+    """Before, a file whose last line had no newline lost that line on the first append (taken for a torn
+    write): `snapshot --out users.json` emptied a one-line JSON array export and wrote the snapshot into it."""
+    from almatools.files import AppendLog
+
+    path = tmp_path / "users.json"
+    path.write_bytes(content)
+    log = AppendLog(path)
+    with pytest.raises(JournalError):
+        log.read()
+    with pytest.raises(JournalError) as err:
+        log.append({"primary_id": "P2"})
+    assert "not one of the kit's journals" in one_line(err.value, "users.json")
+    assert path.read_bytes() == content
+
+
+def test_a_torn_last_line_of_the_kit_is_still_cut_off(tmp_path):
+    from almatools.files import AppendLog
+
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(b'{"a": 1}\n{"a": 2, "b"')
+    log = AppendLog(path)
+    assert log.read() == [{"a": 1}]
+    log.append({"a": 3})
+    assert log.read() == [{"a": 1}, {"a": 3}]
