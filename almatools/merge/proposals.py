@@ -295,7 +295,13 @@ def propose(clusters: pd.DataFrame, users: pd.DataFrame | None = None, sis_ids: 
             target["reason"] += f" {said}."
             target["source"] = "duplicates+registration"
             continue
-        if frozenset((fk, tk)) in by_pair:  # the same request twice
+        if frozenset((fk, tk)) in by_pair:  # the same request twice, or its reverse
+            earlier = by_pair[frozenset((fk, tk))]
+            if _key(earlier["from_id"]) == tk and "asks the reverse" not in earlier["reason"]:
+                # Two requests that contradict each other (A → B, then B → A): the pair keeps the first
+                # direction, and says so, so the reviewer checks which account survives before approving.
+                earlier["reason"] += (f" Another merge request asks the reverse ({f} → {t}): check which account "
+                                      "should survive before approving (Swap turns the pair round).")
             continue
         for key, pid in ((fk, f), (tk, t)):
             records.setdefault(key, _missing(pid))

@@ -445,3 +445,21 @@ def test_a_torn_last_line_of_the_kit_is_still_cut_off(tmp_path):
     assert log.read() == [{"a": 1}]
     log.append({"a": 3})
     assert log.read() == [{"a": 1}, {"a": 3}]
+
+
+def test_merge_requests_that_contradict_each_other_are_flagged_on_the_pair(tmp_path):
+    """X → Y and then Y → X: before, the second was dropped without a word and X → Y proposed as if agreed."""
+    from almatools.merge import propose
+
+    clusters = read_findings_frame(tmp_path)
+    requests = tmp_path / "merge_requests.csv"
+    requests.write_text("from_primary_id,to_primary_id\nX,Y\nY ,x\nA,A\n", encoding="utf-8")
+    worklist = propose(clusters, requests=requests)
+    [pair] = [p for p in worklist.to_frame().to_dict("records") if p["from_primary_id"] == "X"]
+    assert pair["to_primary_id"] == "Y" and "asks the reverse (Y → x)" in pair["reason"]
+    assert any("into itself" in h["reason"] for h in worklist.held)  # A → A: held, said, not dropped
+
+
+def read_findings_frame(folder: Path):
+    (folder / "duplicates.csv").write_text("cluster_id,primary_id\nc1,C\nc1,D\n", encoding="utf-8")
+    return read_findings(folder)[0]
