@@ -50,7 +50,7 @@ from almatools.errors import (
     ServerError,
     SourceError,
 )
-from almatools.files import AppendLog, csv_records, safe_cell
+from almatools.files import AppendLog, atomic_path, csv_hint, csv_records, first_non_utf8_line, safe_cell
 from almatools.normalise import email_key, fold, given_name, is_email, surname_key
 from almatools.policy import Policy
 from almatools.registration import (
@@ -123,6 +123,12 @@ class _Journal:
             if not isinstance(entry.get("primary_id"), str) or not entry["primary_id"]:
                 raise JournalError(f"{path}: line {number} names no primary_id; fix or remove that line (or "
                                    "delete the journal to start the file afresh).", path=path, line=number)
+            lacking = next((k for k in ("status", "fingerprint") if not isinstance(entry.get(k), str)), None)
+            if lacking is not None:  # a line edited by hand: the run would trip over it half-way through
+                raise JournalError(f"{path}: line {number} has no {lacking!r} as the kit writes it; fix or remove "
+                                   "that line (or delete the journal to start the file afresh).", path=path,
+                                   line=number)
+            entry.setdefault("message", "")
             self.state[_key(entry["primary_id"])] = entry
         self.log.repair()
         self._lock = threading.Lock()
@@ -183,29 +189,47 @@ def _read_rows(path: Path) -> list[dict[str, str]]:
     line of at most 1 MiB, a cell of at most 100,000 characters). A row over them, or with more cells than
     the header has columns, comes back as ``{_UNREADABLE: reason}`` and is reported, never sent."""
     rows: list[dict[str, str]] = []
+    header = False
+    rename: dict[str, str] = {}
     try:
         for n, rec in csv_records(path):
             if n == 0:
+                header = True
                 columns = [c for c in rec if c]
                 if not columns:
                     raise SourceError(f"{path} is empty: it needs a header row with columns such as "
                                       f"{', '.join(CSV_COLUMNS[:5])}.")
-                unknown = [c for c in columns if c not in CSV_COLUMNS and not c.lower().startswith(IDENTIFIER_PREFIX)]
+                # "First Name" or "FIRST_NAME" typed over the template's header reads as first_name
+                rename = {c: "_".join(c.lower().split()) for c in columns
+                          if c not in CSV_COLUMNS and "_".join(c.lower().split()) in CSV_COLUMNS}
+                named = [rename.get(c, c) for c in columns]
+                twice = next((c for i, c in enumerate(named) if c in named[:i]), None)
+                if twice is not None:
+                    raise SourceError(f"{path}: two columns both read as {twice!r} "
+                                      f"({', '.join(repr(c) for c in columns if rename.get(c, c) == twice)}): keep one.")
+                unknown = [c for c in named if c not in CSV_COLUMNS and not c.lower().startswith(IDENTIFIER_PREFIX)]
                 if unknown:
-                    raise SourceError(f"{path}: unknown column {unknown[0][:60]!r}; the columns are "
-                                      f"{', '.join(CSV_COLUMNS)}, and {IDENTIFIER_PREFIX}<TYPE> for an identifier "
-                                      "type of the policy.")
+                    hint = csv_hint(path, columns)
+                    raise SourceError(f"{path}: unknown column {unknown[0][:60]!r}; " + (
+                        f"{hint}." if hint else f"the columns are {', '.join(CSV_COLUMNS)}, and {IDENTIFIER_PREFIX}"
+                        "<TYPE> for an identifier type of the policy."))
                 continue
             if isinstance(rec, str):
                 rows.append({_UNREADABLE: rec})
             else:
-                rows.append({k: (v or "").strip() for k, v in rec.items() if k})
+                rows.append({rename.get(k, k): (v or "").strip() for k, v in rec.items() if k})
     except FileNotFoundError as exc:
         raise SourceError(f"The CSV file {path} does not exist.") from exc
     except UnicodeDecodeError as exc:
-        raise SourceError(f"{path} is not UTF-8 text: save it from your spreadsheet as 'CSV UTF-8'.") from exc
+        hint = csv_hint(path) or "save it from your spreadsheet as 'CSV UTF-8 (Comma delimited)'"
+        line = first_non_utf8_line(path)
+        where = f" (line {line:,} holds bytes that are not UTF-8)" if line and not csv_hint(path) else ""
+        raise SourceError(f"{path} is not UTF-8 text{where}: {hint}.") from exc
     except csv.Error as exc:
         raise SourceError(f"{path} is not a readable CSV file: {exc}.") from exc
+    if not header:
+        raise SourceError(f"{path} is empty: it needs a header row with columns such as "
+                          f"{', '.join(CSV_COLUMNS[:5])}, and a row per patron.")
     return rows
 
 
@@ -253,7 +277,9 @@ def register_csv(client, csv_path: str | Path, policy: Policy, *, out_dir: str |
         todo: list[tuple[int, dict[str, str], Any]] = []
         first_row: dict[str, int] = {}
         first_person: dict[tuple[str, ...], tuple[int, str]] = {}
-        with result.issues_path.open("w", newline="", encoding="utf-8") as handle:
+        # Written beside its name and renamed when validation is done: a run stopped half-way (Ctrl-C)
+        # leaves the last complete issue file, never a cut one that looks complete.
+        with atomic_path(result.issues_path) as issues_tmp, issues_tmp.open("w", newline="", encoding="utf-8") as handle:
             issues = csv.writer(handle)
             issues.writerow(ISSUE_COLUMNS)
             for number, row in enumerate(rows, start=2):  # row 1 is the header, as a spreadsheet shows it

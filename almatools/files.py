@@ -7,11 +7,13 @@ a leading ``'`` before ``=``, ``+``, ``-``, ``@``, tab and carriage return), eve
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 import logging
 import os
 import re
+import stat
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -21,12 +23,78 @@ from typing import Any
 
 import pandas as pd
 
-from almatools.errors import JournalError
+from almatools.errors import JournalError, SourceError
 
 __all__ = ["AppendLog", "atomic_path", "atomic_write", "fsync_dir", "safe_cell", "safe_frame", "text_cells",
-           "unsafe_cell", "unsafe_frame", "write_csv", "csv_records", "CSV_MAX_FIELD_CHARS", "CSV_MAX_LINE_CHARS"]
+           "unsafe_cell", "unsafe_frame", "write_csv", "csv_records", "CSV_MAX_FIELD_CHARS", "CSV_MAX_LINE_CHARS",
+           "input_problem", "csv_hint", "first_non_utf8_line"]
 
 log = logging.getLogger(__name__)
+
+
+def input_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why ``path`` cannot be read as an input file (words to put after its name), or None when it can.
+
+    A named pipe would block a reader forever and a device such as ``/dev/zero`` never ends (a symlink
+    to one looks like any file name), so every reader of the kit refuses anything but a regular file
+    before it opens it.
+    """
+    try:
+        mode = os.stat(path).st_mode  # follows symlinks: a link to a regular file is fine
+    except FileNotFoundError:
+        return "does not exist"
+    except NotADirectoryError:
+        return "does not exist (a part of its path is a file, not a folder)"
+    except PermissionError:
+        return "cannot be read: permission denied"
+    except OSError as err:
+        return f"cannot be read: {err.strerror or err.__class__.__name__}"
+    if stat.S_ISDIR(mode):
+        return "is a folder, not a file"
+    if not stat.S_ISREG(mode):
+        return "is not a regular file (it is a device, a named pipe or a socket); give the file itself"
+    return None
+
+
+_WORKBOOK = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0")  # .xlsx (a zip) and the old .xls (OLE2)
+
+
+def csv_hint(path: str | os.PathLike[str], header: list[str] | None = None) -> str:
+    """What to do about a file that was given as CSV and does not read as one (words to add to a message):
+    an Excel workbook, a CSV that is not UTF-8, or one separated by semicolons (as Excel writes it where
+    the comma is the decimal mark). Empty when none of these is recognised."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError:
+        head = b""
+    if head.startswith(_WORKBOOK):
+        return ("it is an Excel workbook, not a CSV file: save it from Excel as 'CSV UTF-8 (Comma delimited)'")
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "it is UTF-16 text (Excel's 'Unicode Text'): save it as 'CSV UTF-8 (Comma delimited)'"
+    if header is not None and len(header) == 1 and ";" in header[0]:
+        return ("it looks separated by semicolons, not commas: save it from your spreadsheet as "
+                "'CSV UTF-8 (Comma delimited)'")
+    return ""
+
+
+def first_non_utf8_line(path: str | os.PathLike[str]) -> int | None:
+    """The number (from 1) of the first line of ``path`` holding bytes that are not UTF-8, read in bounded
+    pieces; None when every byte is UTF-8 (or the file cannot be read). A text reader's own error only
+    says where in its current block of 8 KiB it stopped, which is no help in a spreadsheet."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line = 1
+    try:
+        with open(path, "rb") as fh:
+            while piece := fh.read(1 << 20):
+                try:
+                    decoder.decode(piece)
+                except UnicodeDecodeError as err:  # err.object: the piece, after any bytes held over from the
+                    return line + err.object[:err.start].count(b"\n")  # last (never a newline: ASCII is whole)
+                line += piece.count(b"\n")
+    except OSError:
+        return None
+    return None
 
 
 def fsync_dir(folder: Path) -> None:
@@ -102,6 +170,20 @@ class AppendLog:
                             "Restore the file from a backup, or fix or remove that line.",
                             path=self.path, line=number)
 
+    def _refuse_special(self) -> None:
+        """A journal that exists but is not a regular file (a folder, a named pipe, a link to a device)
+        would block, never end, or fail obscurely: refuse it by name."""
+        if os.path.exists(self.path) and not os.path.isfile(self.path):
+            raise JournalError(f"{self.path} {input_problem(self.path)} (this name is the kit's journal file: "
+                               "move what is there away)", path=self.path)
+
+    @staticmethod
+    def _torn(raw: bytes) -> bool:
+        """Whether ``raw`` can be the start of one of the kit's lines cut short: every line is written in
+        one write() and starts with "{", so a torn one does too (or is only white space)."""
+        head = raw.lstrip(b"\xef\xbb\xbf \t\r\n")
+        return not head or head.startswith(b"{")
+
     @staticmethod
     def _parse(raw: bytes) -> dict | None:
         try:
@@ -117,6 +199,7 @@ class AppendLog:
             JournalError: a line other than a torn last one is not a JSON object (or is over the limit).
         """
         cap = self.max_line_bytes
+        self._refuse_special()
         try:
             handle = open(self.path, "rb")
         except FileNotFoundError:
@@ -131,6 +214,10 @@ class AppendLog:
                     entry = self._parse(line)
                     if entry is not None:
                         yield number, entry
+                    elif not self._torn(line):
+                        raise JournalError(f"{self.path}: line {number} is not a JSON object (nor the start of one cut "
+                                           "short): this is not one of the kit's journals, or it was edited; choose "
+                                           "another file name, or move this file away", path=self.path, line=number)
                     return
                 if not line.strip():
                     continue
@@ -152,6 +239,7 @@ class AppendLog:
         Returns:
             True when the file was changed.
         """
+        self._refuse_special()
         try:
             handle = open(self.path, "rb+")
         except FileNotFoundError:
@@ -176,6 +264,12 @@ class AppendLog:
                 start -= step
             handle.seek(start)
             tail = handle.read()
+            if tail.strip() and self._parse(tail) is None and not self._torn(tail):
+                # Not the kit's torn write (which starts with "{"): some other file under this name, e.g.
+                # a one-line JSON array export. Cutting it would destroy it.
+                raise JournalError(f"{self.path}: its last line is not a JSON object (nor the start of one cut "
+                                   "short): this is not one of the kit's journals; choose another file name, or "
+                                   "move this file away", path=self.path)
             if self._parse(tail) is not None:
                 handle.seek(0, os.SEEK_END)
                 handle.write(b"\n")
@@ -342,31 +436,47 @@ def csv_records(path: Path, *, unescape: bool = False) -> Iterator[tuple[int, di
         unescape: Undo :func:`safe_cell` (for files the kit wrote).
 
     Raises:
+        SourceError: The path is not a regular file (a folder, a named pipe, a link to a device).
         UnicodeDecodeError: The file is not UTF-8 (the caller names the file).
+        csv.Error: The header row cannot be read, or names a column twice (the caller names the file).
         OSError: The file cannot be read.
     """
+    problem = input_problem(path)
+    if problem is not None:
+        raise SourceError(f"{path} {problem}")
     # csv's own cell limit (131,072 by default) would stop a cell before ours names it; a cell spanning
     # lines inside quotes still stops at this one. (The limit is process-wide; it is only ever raised.)
     if csv.field_size_limit() < CSV_MAX_LINE_CHARS:
         csv.field_size_limit(CSV_MAX_LINE_CHARS)
     with open(path, encoding="utf-8-sig", newline="") as handle:
         lines = _CappedLines(handle, CSV_MAX_LINE_CHARS)
-        reader = csv.reader(lines)
+        # strict: a quoted cell still open at the end of the file is an error, not a cell that silently
+        # swallows every later row (and text after a closing quote, '"a"b', is reported, not glued on).
+        reader = csv.reader(lines, strict=True)
         header: list[str] | None = None
         n = 0
         while True:
+            start = lines.line + 1
             try:
                 cells = next(reader)
             except StopIteration:
                 return
             except csv.Error as err:  # a cell over csv's own limit (131,072): the reader goes on after it
+                why = (f"a quoted cell that starts on line {start} is never closed (the file ends inside it): add "
+                       'the closing "' if str(err) == "unexpected end of data" else
+                       f"unreadable CSV ({err}) on line {lines.line}")
+                if header is None:
+                    raise csv.Error(f"the header row: {why}") from None
                 n += 1
-                yield n, f"unreadable CSV ({err}) on line {lines.line}"
+                yield n, why
                 continue
             if header is None:
                 if lines.overlong:
                     raise csv.Error(f"the header line is longer than {CSV_MAX_LINE_CHARS:,} characters")
                 header = [c.strip() for c in cells]
+                twice = next((c for i, c in enumerate(header) if c and c in header[:i]), None)
+                if twice is not None:
+                    raise csv.Error(f"the column {twice[:60]!r} appears twice in the header row: keep one of them")
                 yield 0, dict(zip(header, header))
                 continue
             if not cells and not lines.overlong:

@@ -25,6 +25,7 @@ from typing import Any
 
 from almatools.config import policy_file
 from almatools.errors import PolicyError
+from almatools.files import input_problem
 
 __all__ = ["Policy", "GroupPolicy", "Affiliation", "IdentifierType", "load_policy", "MANDATORY_FIELDS",
            "PASSWORD_MODES"]
@@ -268,6 +269,10 @@ def _placeholders(read: _Reader, inst: dict[str, Any]) -> tuple[str, ...]:
     return tuple(v.strip() for v in values)
 
 
+_MAX_POLICY_BYTES = 1 << 20
+"""A policy file is a few KiB; a path that holds more (a link to a device, a data file) is refused."""
+
+
 def load_policy(path: str | Path | None = None) -> Policy:
     """Read and check a policy file.
 
@@ -280,10 +285,25 @@ def load_policy(path: str | Path | None = None) -> Policy:
     chosen = Path(path) if path else policy_file() or _default_path()
     chosen = chosen.expanduser()
     read = _Reader(chosen)
+    problem = input_problem(chosen)
+    if problem == "does not exist":
+        raise PolicyError(f"Policy file {chosen} does not exist (check ALMATOOLS_POLICY or --policy).")
+    if problem is not None:
+        raise PolicyError(f"Policy file {chosen} {problem} (check ALMATOOLS_POLICY or --policy).")
     try:
-        data = tomllib.loads(chosen.read_text(encoding="utf-8"))
+        with open(chosen, "rb") as fh:  # bounded: a policy is a few KiB, whatever the path turns out to hold
+            raw = fh.read(_MAX_POLICY_BYTES + 1)
+        if len(raw) > _MAX_POLICY_BYTES:
+            raise PolicyError(f"Policy file {chosen} is larger than {_MAX_POLICY_BYTES >> 20} MiB: it is not a "
+                              "policy file (check ALMATOOLS_POLICY or --policy).")
+        data = tomllib.loads(raw.decode("utf-8-sig"))
     except FileNotFoundError as exc:
         raise PolicyError(f"Policy file {chosen} does not exist (check ALMATOOLS_POLICY or --policy).") from exc
+    except OSError as exc:
+        raise PolicyError(f"Policy file {chosen} cannot be read: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise PolicyError(f"Policy file {chosen} is not UTF-8 text (byte {exc.start:,}): save it as UTF-8 in a "
+                          "text editor") from exc
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"Policy file {chosen} is not valid TOML: {exc}") from exc
     unknown = sorted(set(data) - _TOP)

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from almatools import __version__
 from almatools.cli.common import _fail, _one_line
@@ -55,17 +58,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     func: Callable[[argparse.Namespace], int] = args.func
+    # SIGTERM (a scheduler stopping the job) stops a command as Ctrl-C does: through the same clean-up, so
+    # temporary files are removed and no output is left half-written. (sandbox, lab, app and report put
+    # their own handlers in place.)
+    previous = (signal.signal(signal.SIGTERM, _terminated)
+                if threading.current_thread() is threading.main_thread() else None)
     try:
         return func(args)
     except AlmaToolsError as exc:
         return _fail(args.command, str(exc))
     except KeyboardInterrupt:
+        _fail(args.command, "stopped (interrupted): finished work is kept and nothing is left half-written; run the "
+              "same command again")
         return 130
     except OSError as exc:  # a folder that is a file, a full disk, a permission: say which file and why
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
         what = exc.strerror or exc.__class__.__name__
-        hint = " (--out must be a folder, or a path whose parents are folders)" if isinstance(
-            exc, (NotADirectoryError, FileExistsError)) else ""
+        hint = (" (a part of that path is a file where a folder is needed: --out and --data name folders)"
+                if isinstance(exc, NotADirectoryError) else
+                " (it is a file where a folder is needed: --out and --data name folders)"
+                if isinstance(exc, FileExistsError) else "")
         return _fail(args.command, f"{where}{what}{hint}")
     except MemoryError:
         return _fail(args.command, "ran out of memory; give it a smaller source or a machine with more memory")
@@ -74,6 +86,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             log.error("where it happened", exc_info=True)
         return _fail(args.command, f"unexpected {exc.__class__.__name__}: {_one_line(str(exc))} "
                      "(run with -v to see where; please report it)")
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":  # pragma: no cover

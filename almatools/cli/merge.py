@@ -61,7 +61,7 @@ def cmd_merge_list(args: argparse.Namespace) -> int:
         worklist.save(out, replace=True)
         frame = worklist.to_frame()
         write_csv(frame, out / "proposals.csv")
-    except (AlmaToolsError, OSError, ValueError) as exc:
+    except (AlmaToolsError, ValueError) as exc:  # an OSError goes to main(), which names the file and the fix
         return _fail("merge-list", str(exc))
     blocked = int((frame["hard_failures"] != "").sum())
     unchecked = int((frame["not_checked"] != "").sum())
@@ -84,7 +84,7 @@ def cmd_merge_verify(args: argparse.Namespace) -> int:
             _say(client.banner_text())
             frame = verify(worklist, client)
         write_csv(frame, Path(args.worklist) / "merge_verification.csv")
-    except (AlmaToolsError, OSError) as exc:
+    except AlmaToolsError as exc:  # an OSError goes to main(), which names the file and the fix
         return _fail("merge-verify", str(exc))
     done = int(frame["done"].sum()) if len(frame) else 0
     _say(f"{done} of {len(frame)} approved pairs done; details in {Path(args.worklist) / 'merge_verification.csv'}.")

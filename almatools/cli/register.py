@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from almatools.cli.common import _client, _say, _warn
+from almatools.cli.common import _at_least_one, _client, _say, _warn
 
 __all__ = ["add_register_commands", "cmd_register"]
 
@@ -47,7 +47,7 @@ def add_register_commands(commands: Any) -> None:
     register.add_argument("--policy", type=Path, help="policy file (default: ALMATOOLS_POLICY or the kit's default)")
     register.add_argument("--out", type=Path, help="folder for the journal and the issue file (default: beside the CSV)")
     register.add_argument("--dry-run", action="store_true", help="validate and plan; send nothing to Alma")
-    register.add_argument("--workers", type=int, default=8, help="rows sent at once (default %(default)s)")
+    register.add_argument("--workers", type=_at_least_one, default=8, help="rows sent at once (default %(default)s)")
     register.add_argument("--renew", action="store_true",
                           help="renew the existing account of a person who has one (new expiry and purge date from "
                                "the group's defaults) instead of only reporting it")

@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from almatools.cli.common import _say
+from almatools.cli.common import _port, _say
 from almatools.errors import AlmaToolsError
 
 __all__ = ["add_serve_commands", "cmd_app", "cmd_lab", "cmd_sandbox"]
@@ -170,7 +170,7 @@ def add_serve_commands(commands: Any) -> None:
                                   description="Serve a local server that answers like Alma's Users API, "
                                   "seeded with a synthetic institution. Prints ALMA_BASE_URL= and ALMA_API_KEY= lines.")
     sandbox.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
-    sandbox.add_argument("--port", type=int, default=8990, help="port (default %(default)s; 0 picks a free one)")
+    sandbox.add_argument("--port", type=_port, default=8990, help="port (default %(default)s; 0 picks a free one)")
     _sandbox_args(sandbox)
     sandbox.set_defaults(func=cmd_sandbox)
 
@@ -189,8 +189,8 @@ def add_serve_commands(commands: Any) -> None:
                            "notebook is a page with its widgets and no code, and the landing page at / lists them. "
                            "Arguments after -- go to Voila.")
         sub = commands.add_parser(name, help=helptext, description=description)
-        sub.add_argument("--port", type=int, default=port, help=f"{what}'s port (default %(default)s)")
-        sub.add_argument("--sandbox-port", type=int, default=SANDBOX_PORT,
+        sub.add_argument("--port", type=_port, default=port, help=f"{what}'s port (default %(default)s)")
+        sub.add_argument("--sandbox-port", type=_port, default=SANDBOX_PORT,
                          help="the sandbox's port (default %(default)s; a free one when it is taken; 0 = any free one)")
         sub.add_argument("--workspace", type=Path, help="the workspace folder (default: ALMATOOLS_WORKSPACE, else "
                          "work/ in the kit's checkout)")

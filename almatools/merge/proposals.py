@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,6 +15,7 @@ from almatools.errors import (
     SourceError,
 )
 from almatools.files import atomic_write as _atomic_write
+from almatools.files import input_problem
 
 if TYPE_CHECKING:
     from almatools.client import AlmaClient
@@ -112,7 +114,9 @@ def read_requests(source: Path | str | pd.DataFrame | None) -> pd.DataFrame:
         frame = _read_kit_csv(path)
     missing = {"from_primary_id", "to_primary_id"} - set(frame.columns)
     if missing:
-        raise SourceError(f"The merge requests lack the columns {sorted(missing)}; expected {MERGE_REQUEST_COLUMNS}.")
+        where = f" in {source}" if not isinstance(source, pd.DataFrame) else ""
+        raise SourceError(f"The merge requests{where} lack the columns {sorted(missing)}; expected "
+                          f"{', '.join(MERGE_REQUEST_COLUMNS)}.")
     for column in MERGE_REQUEST_COLUMNS:
         if column not in frame.columns:
             frame = frame.assign(**{column: ""})
@@ -122,12 +126,23 @@ def read_requests(source: Path | str | pd.DataFrame | None) -> pd.DataFrame:
 def _read_kit_csv(path: Path) -> pd.DataFrame:
     """A CSV file the kit wrote (findings, duplicates, merge requests), its cells' escaping undone; a file that
     cannot be read raises :class:`SourceError` naming it."""
-    from almatools.files import unsafe_frame
+    from almatools.files import csv_hint, unsafe_frame
 
+    problem = input_problem(path)
+    if problem is not None:  # a named pipe would block pandas forever, a link to /dev/zero never end
+        raise SourceError(f"{path} {problem}")
+    if path.stat().st_size == 0:
+        raise SourceError(f"{path} is empty (0 bytes): it should have at least the header row the kit writes")
     try:
-        return unsafe_frame(pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig"))
+        frame = unsafe_frame(pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig"))
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error, OSError) as err:
-        raise SourceError(f"{path} is not a readable CSV file: {_brief(err)}") from None
+        hint = csv_hint(path) or ("save it as 'CSV UTF-8 (Comma delimited)'" if isinstance(err, UnicodeDecodeError)
+                                  else "")
+        raise SourceError(f"{path} is not a readable CSV file: {_brief(err)}" + (f"; {hint}" if hint else "")) from None
+    hint = csv_hint(path, list(frame.columns))
+    if hint:
+        raise SourceError(f"{path} is not a readable CSV file: {hint}")
+    return frame
 
 
 def read_findings(folder: Path | str) -> tuple[pd.DataFrame, set[str]]:
@@ -142,6 +157,9 @@ def read_findings(folder: Path | str) -> tuple[pd.DataFrame, set[str]]:
     """
     base = Path(folder)
     path = base / "duplicates.csv"
+    problem = input_problem(path)
+    if problem is not None and problem != "does not exist" and os.path.lexists(path):
+        raise SourceError(f"{path} {problem}: it should be the duplicates.csv `almatools quality` wrote.")
     if not path.is_file():
         raise SourceError(f"No duplicates.csv in {base}: run `almatools quality --users SRC --sis SRC --out {base}` "
                           "first, or point to the folder it wrote.")
@@ -277,7 +295,13 @@ def propose(clusters: pd.DataFrame, users: pd.DataFrame | None = None, sis_ids: 
             target["reason"] += f" {said}."
             target["source"] = "duplicates+registration"
             continue
-        if frozenset((fk, tk)) in by_pair:  # the same request twice
+        if frozenset((fk, tk)) in by_pair:  # the same request twice, or its reverse
+            earlier = by_pair[frozenset((fk, tk))]
+            if _key(earlier["from_id"]) == tk and "asks the reverse" not in earlier["reason"]:
+                # Two requests that contradict each other (A → B, then B → A): the pair keeps the first
+                # direction, and says so, so the reviewer checks which account survives before approving.
+                earlier["reason"] += (f" Another merge request asks the reverse ({f} → {t}): check which account "
+                                      "should survive before approving (Swap turns the pair round).")
             continue
         for key, pid in ((fk, f), (tk, t)):
             records.setdefault(key, _missing(pid))

@@ -18,7 +18,7 @@ from almatools.errors import (
     JournalError,
     MergeError,
 )
-from almatools.files import AppendLog
+from almatools.files import AppendLog, input_problem
 from almatools.files import atomic_write as _atomic_write
 from almatools.merge.checks import Check, pair_checks
 from almatools.merge.records import JOURNAL_FILE, PROPOSALS_FILE, _key, _missing, _name, _now
@@ -205,8 +205,14 @@ class Worklist:
             MergeError: no worklist in ``folder``, or a journal line other than the last is damaged.
         """
         source = Path(folder)
+        problem = input_problem(source / PROPOSALS_FILE)
+        if problem is not None and problem.startswith("does not exist"):
+            raise MergeError(f"No merge worklist in {source} (no {PROPOSALS_FILE}).")
+        if problem is not None:  # a named pipe would block the read forever, a link to /dev/zero never end
+            raise MergeError(f"{source / PROPOSALS_FILE} {problem}: it should be the worklist `almatools merge-list` "
+                             "wrote.")
         try:
-            body = json.loads((source / PROPOSALS_FILE).read_text(encoding="utf-8"))
+            body = json.loads((source / PROPOSALS_FILE).read_text(encoding="utf-8-sig"))  # BOM: saved by Notepad
         except FileNotFoundError as err:
             raise MergeError(f"No merge worklist in {source} (no {PROPOSALS_FILE}).") from err
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
@@ -224,6 +230,8 @@ class Worklist:
                                      "file from a backup.") from None
                 worklist._events.append(event)
         except JournalError as err:
+            if err.line is None:  # not a line: the journal's name holds a folder, a pipe or a device
+                raise MergeError(str(err)) from None
             raise MergeError(f"{journal.path}, line {err.line}, is damaged or was edited by hand; the decisions "
                              "after it cannot be trusted. Restore the file from a backup.") from None
         journal.repair()  # the kit's torn-tail policy: a whole last event is kept, a torn one cut off

@@ -21,6 +21,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
@@ -30,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from almatools.catalog import RULES
+from almatools.errors import ConfigError
 from almatools.files import atomic_path, safe_frame
 from almatools.normalise import ids_in
 from almatools.policy import Policy
@@ -322,10 +324,14 @@ def _merge_findings(findings: pd.DataFrame, extra: list[pd.DataFrame], info: pd.
 
 
 def write_outputs(result: QualityResult, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
-    """Write ``findings.csv``, ``duplicates.csv``, ``summary.json``, ``summary.txt`` (and ``load_errors.csv``).
+    """Write ``findings.csv``, ``duplicates.csv``, ``summary.json``, ``summary.txt`` (and ``load_errors.csv``),
+    all or none: the files are written under temporary names and renamed together at the end.
 
     Returns:
         The paths written, by file name.
+
+    Raises:
+        ConfigError: a folder stands where one of the files goes (nothing is written).
     """
     out = Path(out_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
@@ -339,14 +345,20 @@ def write_outputs(result: QualityResult, out_dir: str | os.PathLike[str]) -> dic
     }
     errors = [dict(e, source=name) for name, src in result.summary["sources"].items() if src
               for e in src.get("errors", [])]
-    (out / "load_errors.csv").unlink(missing_ok=True)  # from an earlier run
     if errors:
         files["load_errors.csv"] = lambda p: safe_frame(pd.DataFrame(errors, columns=[
             "source", "file", "record", "line", "field", "reason"])).to_csv(p, index=False)
-    written = {}
-    for name, write in files.items():
-        with atomic_path(out / name) as tmp:
-            write(tmp)
-        written[name] = out / name
-    return written
+    in_the_way = [name for name in [*files, "load_errors.csv"] if (out / name).is_dir()]
+    if in_the_way:
+        raise ConfigError(f"{out / in_the_way[0]} is a folder: the run writes a file of that name there; move the "
+                           "folder away (nothing was written)")
+    # Every file is written beside its final name first and the renames come last, together: a run that
+    # fails or is killed while writing leaves the last run's files as they were, never half of each.
+    with ExitStack() as stack:
+        staged = {name: stack.enter_context(atomic_path(out / name)) for name in files}
+        for name, write in files.items():
+            write(staged[name])
+        if not errors:
+            (out / "load_errors.csv").unlink(missing_ok=True)  # from an earlier run
+    return {name: out / name for name in files}
 

@@ -396,7 +396,12 @@ def _xml_rows(src: IO[bytes], name: str, ptype: str, tick: Callable[[int], None]
                 tick(src.tell())
     except etree.XMLSyntaxError as err:
         what = "is not XML" if n == 0 else f"stops being well-formed XML after {n:,} complete records"
-        raise SourceError(f"{name} {what} (line {err.lineno}: {' '.join(str(err.msg).split())})") from None
+        detail = " ".join(str(err.msg).split())
+        # Bytes that are not in the declared (or, with no declaration, UTF-8) encoding: an export saved by
+        # an editor in another code page. Say how to fix it rather than only where it broke.
+        hint = ("; save it as UTF-8, or declare its encoding in the first line, e.g. "
+                '<?xml version="1.0" encoding="ISO-8859-1"?>') if "encoding" in detail.lower() else ""
+        raise SourceError(f"{name} {what} (line {err.lineno}: {detail}){hint}") from None
     except OSError as err:
         raise SourceError(f"{name} cannot be read: {err}") from None
     except NotAUserFile as err:

@@ -64,6 +64,8 @@ class CachedParse:
     files: list[str]
     notes: list[str]
     errors: list[RecordError]
+    source: str = ""
+    """The path the entry was parsed from: the files and errors name it (a copy elsewhere has the same key)."""
 
 
 class ParseCache:
@@ -101,18 +103,18 @@ class ParseCache:
             frame = _restore(table.to_pandas())
             errors = [RecordError(e["reason"], file=e["file"], record=e["record"], field=e["field"], line=e["line"])
                       for e in meta["errors"]]
-            return CachedParse(frame, list(meta["files"]), list(meta["notes"]), errors)
+            return CachedParse(frame, list(meta["files"]), list(meta["notes"]), errors, str(meta.get("source", "")))
         except (OSError, KeyError, TypeError, ValueError, pa.ArrowException) as err:
             log.warning("parse cache entry %s cannot be read (%s); the file is parsed again", path.name, err)
             self.store.discard(path.name)
             return None
 
     def put(self, key: str, frame: pd.DataFrame, *, files: list[str], notes: list[str],
-            errors: list[RecordError]) -> Path | None:
+            errors: list[RecordError], source: str = "") -> Path | None:
         """Store an entry; None when it is not kept (too many bad records, or it cannot be written)."""
         if len(errors) > MAX_CACHED_ERRORS:
             return None
-        meta = {"files": files, "notes": notes,
+        meta = {"files": files, "notes": notes, "source": source,
                 "errors": [{"reason": e.reason, "file": e.file, "record": e.record, "field": e.field, "line": e.line}
                            for e in errors]}
         table = pa.Table.from_pandas(frame, preserve_index=False)

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from almatools.errors import SourceError
-from almatools.files import csv_records
+from almatools.files import csv_hint, csv_records, first_non_utf8_line
 from almatools.models import RecordError
 from almatools.quality.frame import (
     USER_COLUMNS,
@@ -25,23 +25,45 @@ from almatools.quality.frame import (
 from almatools.sources.base import CSV_COLUMNS, LoadReport
 
 
+def _column_names(columns: list[str], known: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """The header names to read under the kit's name: ``Primary ID`` or ``PRIMARY_ID`` as ``primary_id``
+    (spreadsheets and people retype headers). Only names that become one of ``known`` are renamed."""
+    wanted = set(known)
+    rename = {}
+    for c in columns:
+        name = "_".join(c.lower().split())
+        if c not in wanted and name in wanted:
+            rename[c] = name
+    return rename
+
+
 def _csv_frame(path: Path, report: LoadReport, bad: Callable[[RecordError], None]) -> pd.DataFrame:
     """A users CSV, streamed (memory grows with the rows kept, not the file); bad rows are reported."""
     rows = []
+    rename: dict[str, str] = {}
     try:
         for n, rec in csv_records(path):
             if n == 0:
                 columns = list(rec)
-                if "primary_id" not in columns:
+                rename = _column_names(columns, CSV_COLUMNS)
+                named = [rename.get(c, c) for c in columns]
+                twice = next((c for i, c in enumerate(named) if c and c in named[:i]), None)
+                if twice is not None:
+                    raise SourceError(f"{path}: two columns both read as {twice!r} "
+                                      f"({', '.join(repr(c) for c in columns if rename.get(c, c) == twice)}): keep one")
+                if "primary_id" not in named:
+                    hint = csv_hint(path, columns) or "the first row must name the columns, one of them primary_id"
                     raise SourceError(f"{path} is not a users CSV: it has no primary_id column (it has "
-                                      f"{', '.join(c[:40] for c in columns[:30])})")
-                ignored = [c for c in columns if c not in CSV_COLUMNS]
+                                      f"{', '.join(c[:40] for c in columns[:30])}); {hint}")
+                ignored = [c for c in columns if rename.get(c, c) not in CSV_COLUMNS]
                 if ignored:
                     report.notes.append(f"columns ignored: {', '.join(c[:40] for c in ignored[:30])}")
                 continue
             if isinstance(rec, str):
                 bad(RecordError(rec, file=str(path), record=n))
                 continue
+            if rename:
+                rec = {rename.get(k, k): v for k, v in rec.items()}
             try:
                 if not rec.get("primary_id", "").strip():
                     raise RecordError("no primary id", field="primary_id")
@@ -49,8 +71,10 @@ def _csv_frame(path: Path, report: LoadReport, bad: Callable[[RecordError], None
             except RecordError as err:
                 bad(err.located(file=str(path), record=n))
     except UnicodeDecodeError as err:
-        raise SourceError(f"{path} is not a readable CSV file: it is not UTF-8 text ({err.reason} at byte "
-                          f"{err.start} of a block)") from None
+        hint = csv_hint(path) or "save it from your spreadsheet as 'CSV UTF-8 (Comma delimited)'"
+        line = first_non_utf8_line(path)
+        where = f"line {line:,} holds bytes that are not UTF-8" if line else err.reason
+        raise SourceError(f"{path} is not a readable CSV file: it is not UTF-8 text ({where}); {hint}") from None
     except csv.Error as err:
         raise SourceError(f"{path} is not a readable CSV file: {err}") from None
     return rows_frame(rows)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from almatools.errors import SourceError
+from almatools.files import input_problem
 from almatools.models import RecordError
 
 if TYPE_CHECKING:
@@ -36,6 +37,13 @@ _JSONL_PART = 64 << 20
 
 
 def _kind(path: Path) -> str:
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    if magic.startswith(b"\x1f\x8b"):  # whatever its name says: a reader would only see binary
+        raise SourceError(f"{path} is gzip-compressed: unpack it first (e.g. gunzip, or 7-Zip) and give the file inside")
+    if magic.startswith(b"\xd0\xcf\x11\xe0"):
+        raise SourceError(f"{path} is an Excel workbook (.xls), not a user file: save it as 'CSV UTF-8 (Comma "
+                          "delimited)' with the documented columns")
     suffix = path.suffix.lower()
     if suffix in (".xml", ".zip", ".csv"):
         return suffix[1:]
@@ -56,11 +64,17 @@ def _tasks(path: Path, kind: str, workers: int | None) -> list[_Task]:
     if kind == "zip":
         try:
             with zipfile.ZipFile(path) as zf:
-                members = [i for i in zf.infolist() if not i.is_dir() and i.filename.lower().endswith(".xml")]
+                every = [i for i in zf.infolist() if not i.is_dir()]
         except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
             raise SourceError(f"{path} is not a readable zip file: {err}") from None
+        if any(i.filename in ("[Content_Types].xml", "xl/workbook.xml") for i in every[:50]):
+            raise SourceError(f"{path} is an Excel workbook (or another Office document), not a zip of Alma user "
+                              "XML: save it as 'CSV UTF-8 (Comma delimited)' with the documented columns")
+        members = [i for i in every if i.filename.lower().endswith(".xml")]
         if not members:
-            raise SourceError(f"{path} holds no .xml files")
+            held = ", ".join(i.filename[:60] for i in every[:3]) + (", …" if len(every) > 3 else "")
+            raise SourceError(f"{path} holds no .xml files" + (f" (it holds {held}; a zip inside the zip must be "
+                              "unpacked first)" if every else " (it is empty)"))
         if len(members) > MAX_ZIP_MEMBERS:
             raise SourceError(f"{path} holds {len(members):,} .xml files, more than the limit of {MAX_ZIP_MEMBERS:,}")
         # Members go in batches (about 4 per worker, at most 32 MiB each): each batch opens the zip once.
@@ -128,16 +142,29 @@ def _load(src: str | os.PathLike[str], *, on_error: OnError, progress: bool, cli
         frame = _analytics_frame(client, text.strip()[len("analytics:"):].strip(), ptype, bad)
     else:
         path = Path(text).expanduser()
-        if not path.is_file():
-            raise SourceError(f"{path} does not exist" if not path.exists() else f"{path} is not a file")
+        pasted = text.strip().strip('"\'').strip()  # Windows' "Copy as path" quotes it; a paste may end in a newline
+        if not os.path.lexists(path) and pasted and pasted != text:
+            path = Path(pasted).expanduser()
+        problem = input_problem(path)
+        if problem is not None:
+            raise SourceError(f"{path} {problem}")
+        if path.stat().st_size == 0:
+            raise SourceError(f"{path} is empty (0 bytes): check that it is the right file and export it again")
         report.kind = _kind(path)
         store = parse_cache(cache)
         key = store.key(path, report.kind, ptype) if store is not None else ""
         hit = store.get(key) if store is not None else None
         if hit is not None:
-            report.files, report.notes = hit.files, [*hit.notes, f"read from the parse cache ({store.folder})"]
+            # The key is the content: the entry may come from a copy of this file under another name, and its
+            # files and errors must name the file given now, not that one.
+            def here(name: str | None) -> str | None:
+                old = hit.source
+                return str(path) + name[len(old):] if old and name and name.startswith(old) else name
+            report.files = [here(f) or f for f in hit.files]
+            report.notes = [*hit.notes, f"read from the parse cache ({store.folder})"]
             for err in hit.errors:
-                bad(err)
+                bad(RecordError(err.reason, file=here(err.file), record=err.record, field=err.field, line=err.line)
+                    if hit.source and hit.source != str(path) else err)
             frame = hit.frame
         else:
             seen: list[RecordError] = []
@@ -153,7 +180,15 @@ def _load(src: str | os.PathLike[str], *, on_error: OnError, progress: bool, cli
                 report.files = list(dict.fromkeys(name for t in tasks for name in t.names))
                 frame = _run(tasks, ptype, report, kept, progress=progress, workers=workers, label=label or path.name)
             if store is not None:
-                store.put(key, frame, files=report.files, notes=report.notes, errors=seen)
+                store.put(key, frame, files=report.files, notes=report.notes, errors=seen, source=str(path))
+    if not len(frame) and report.kind in ("xml", "zip", "jsonl", "csv"):
+        # A file that yields nobody is a broken export, never a true "no users": an empty SIS extract would
+        # make every SIS-managed record look stale, an empty users file a report with nothing to find.
+        first = f" (the first: {report.errors[0]})" if report.errors else ""
+        raise SourceError(f"{report.files[0] if len(report.files) == 1 else text} holds no "
+                          f"{'SIS' if label == 'SIS extract' else 'user'} records"
+                          + (f": all {report.skipped:,} were bad{first}" if report.skipped else "")
+                          + "; check that it is the right file and export it again")
     report.records, report.seconds = len(frame), time.monotonic() - started
     if report.skipped:
         log.warning("%s", report.summary())

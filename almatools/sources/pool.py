@@ -77,7 +77,9 @@ def _run_task(task: _Task, ptype: str, tick: Callable[[int], None] | None = None
                     n += k
                     done += zf.getinfo(member).file_size
         except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, EOFError) as err:
-            raise SourceError(f"{task.path}:{member} cannot be read from the zip: {err}") from None
+            hint = ("; unpack it with its password and zip the files again without one" if "encrypted" in str(err)
+                    else "")
+            raise SourceError(f"{task.path}:{member} cannot be read from the zip: {err}{hint}") from None
         except OSError as err:
             raise SourceError(f"{task.path} cannot be read: {err}") from None
     else:
