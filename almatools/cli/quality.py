@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from almatools.cli.common import _client, _one_line, _say, _warn
+from almatools.cli.common import _at_least_zero, _client, _one_line, _say, _warn
 from almatools.errors import AlmaToolsError
 
 __all__ = ["add_quality_commands", "cmd_quality", "cmd_snapshot"]
@@ -78,7 +78,7 @@ def add_quality_commands(commands: Any) -> None:
         "calls is checked against the day's remaining quota before it starts; a re-run on the same file skips the "
         "users already written. Exit status: 0 done, 1 some users could not be fetched (re-run to retry them).")
     snap.add_argument("--out", type=Path, required=True, help="the .jsonl file to write (appended to if it exists)")
-    snap.add_argument("--reserve", type=int, default=500, help="API calls to leave for the rest of the day "
+    snap.add_argument("--reserve", type=_at_least_zero, default=500, help="API calls to leave for the rest of the day "
                       "(default %(default)s)")
     snap.add_argument("--quiet", action="store_true", help="no progress bar")
     snap.set_defaults(func=cmd_snapshot)

@@ -24,7 +24,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from almatools.cli.common import _say
+from almatools.cli.common import _at_least_zero, _say
 from almatools.errors import AlmaToolsError
 
 __all__ = ["add_report_commands", "cmd_report", "report_notebook"]
@@ -256,7 +256,7 @@ def add_report_commands(subparsers: Any) -> None:
                      help="the report's heading (default: %(default)s)")
     cmd.add_argument("--period", metavar="TEXT", help='shown under the heading, e.g. "November 2026"')
     cmd.add_argument("--today", metavar="YYYY-MM-DD", help="the day the analysis is as of (default: today)")
-    cmd.add_argument("--top", type=int, default=50, metavar="N",
+    cmd.add_argument("--top", type=_at_least_zero, default=50, metavar="N",
                      help="findings, clusters and merge pairs listed in the HTML (default %(default)s; the workbook "
                      "has all)")
     cmd.add_argument("--no-duplicates", action="store_true", help="skip the duplicate linkage")
@@ -265,7 +265,7 @@ def add_report_commands(subparsers: Any) -> None:
     cmd.add_argument("--notebook", type=Path, metavar="FILE",
                      help=f"run this copy of notebooks/{NOTEBOOK_NAME} with papermill instead of the built-in "
                      "report (the executed notebook is kept as report.ipynb)")
-    cmd.add_argument("--timeout", type=int, default=0, metavar="SECONDS",
+    cmd.add_argument("--timeout", type=_at_least_zero, default=0, metavar="SECONDS",
                      help="seconds the report may take (with --notebook: a notebook cell; default: no limit)")
     cmd.add_argument("--quiet", action="store_true", help="no progress bar")
     cmd.set_defaults(func=cmd_report)

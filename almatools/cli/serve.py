@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from almatools.cli.common import _port, _say
+from almatools.cli.common import _at_least_zero, _port, _say
 from almatools.errors import AlmaToolsError
 
 __all__ = ["add_serve_commands", "cmd_app", "cmd_lab", "cmd_sandbox"]
@@ -33,14 +33,15 @@ def _sandbox_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("sandbox")
     group.add_argument("--data", type=Path, help="data folder (default: $ALMATOOLS_DATA/sandbox, "
                        "else ~/.local/share/almatools/sandbox)")
-    group.add_argument("--users", type=int, default=DEFAULT_USERS, help="users to generate on first use (default %(default)s)")
+    group.add_argument("--users", type=_at_least_zero, default=DEFAULT_USERS,
+                       help="users to generate on first use (default %(default)s)")
     group.add_argument("--seed", type=int, default=0, help="seed of the synthetic institution (default %(default)s)")
     group.add_argument("--reset", action="store_true", help="throw the data away and generate it anew")
-    group.add_argument("--latency-ms", type=int, default=0, help="added latency per call, in ms")
+    group.add_argument("--latency-ms", type=_at_least_zero, default=0, help="added latency per call, in ms")
     group.add_argument("--fault-rate", type=float, default=0.0, help="share of calls that fail with 5xx or a dropped connection")
-    group.add_argument("--per-second", type=int, default=25, help="calls per second before 429 PER_SECOND_THRESHOLD "
+    group.add_argument("--per-second", type=_at_least_zero, default=25, help="calls per second before 429 PER_SECOND_THRESHOLD "
                        "(default %(default)s, as Alma; 0 = no limit)")
-    group.add_argument("--daily-limit", type=int, default=200_000, help="calls per day before 429 DAILY_THRESHOLD "
+    group.add_argument("--daily-limit", type=_at_least_zero, default=200_000, help="calls per day before 429 DAILY_THRESHOLD "
                        "(default %(default)s; 0 = no limit)")
     group.add_argument("--api-key", help="the key the sandbox accepts (default: one made on first use and kept)")
 

@@ -323,6 +323,10 @@ def test_a_cached_copy_of_a_file_names_the_file_given_not_the_first_copy(tmp_pat
     (("sandbox", "--port", "99999"), "argument --port: must be a port number from 0 to 65535, not 99999"),
     (("lab", "--sandbox-port", "-1"), "argument --sandbox-port: must be a port number"),
     (("register", "--csv", "x.csv", "--workers", "0"), "argument --workers: must be 1 or more, not 0"),
+    (("report", "--timeout", "-1"), "argument --timeout: must be 0 or more, not -1"),
+    (("report", "--top", "ten"), "argument --top: must be a whole number of 0 or more, not 'ten'"),
+    (("snapshot", "--out", "x.jsonl", "--reserve", "-5"), "argument --reserve: must be 0 or more, not -5"),
+    (("sandbox", "--per-second", "-3"), "argument --per-second: must be 0 or more, not -3"),
 ])
 def test_numbers_out_of_range_are_usage_errors_not_unexpected_ones(capsys, args, words):
     from almatools.cli import main
