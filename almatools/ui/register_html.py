@@ -78,7 +78,7 @@ def _search_html(search: ExistingSearch) -> str:
         return _box("checked", "No existing account found: by identifier, email or name.",
                     f"<ul>{notes}</ul>" if notes else "")
     head = "".join(f"<th style='text-align:left;padding:2px 8px'>{c}</th>" for c in
-                   ("Match", "Why", "Primary id", "Name", "Group", "Managed", "Status", "Expires", "Roles"))
+                   ("Match (of 100)", "Why", "Primary id", "Name", "Group", "Managed", "Status", "Expires", "Roles"))
     body = ""
     for c in search.candidates:
         managed = "SIS" if c.account_type == "EXTERNAL" else "local"

@@ -106,6 +106,7 @@ def test_check_shows_an_exact_match_and_register_is_refused(client):
     fill(form, good_form(client, DEFAULT, "community", primary_id=existing.lower()))
     form.check_button.click()
     assert existing in form.existing.value and "blocked" in form.existing.value
+    assert ">Match (of 100)</th>" in form.existing.value  # the score says its scale
     form.register_button.click()
     assert "BLOCKED" in form.result.value and form.outcome.status == "blocked"
 
