@@ -50,7 +50,15 @@ from almatools.errors import (
     ServerError,
     SourceError,
 )
-from almatools.files import AppendLog, atomic_path, csv_hint, csv_records, first_non_utf8_line, safe_cell
+from almatools.files import (
+    AppendLog,
+    atomic_path,
+    csv_column_names,
+    csv_hint,
+    csv_records,
+    first_non_utf8_line,
+    safe_cell,
+)
 from almatools.normalise import email_key, fold, given_name, is_email, surname_key
 from almatools.policy import Policy
 from almatools.registration import (
@@ -200,13 +208,8 @@ def _read_rows(path: Path) -> list[dict[str, str]]:
                     raise SourceError(f"{path} is empty: it needs a header row with columns such as "
                                       f"{', '.join(CSV_COLUMNS[:5])}.")
                 # "First Name" or "FIRST_NAME" typed over the template's header reads as first_name
-                rename = {c: "_".join(c.lower().split()) for c in columns
-                          if c not in CSV_COLUMNS and "_".join(c.lower().split()) in CSV_COLUMNS}
+                rename = csv_column_names(path, columns, CSV_COLUMNS)
                 named = [rename.get(c, c) for c in columns]
-                twice = next((c for i, c in enumerate(named) if c in named[:i]), None)
-                if twice is not None:
-                    raise SourceError(f"{path}: two columns both read as {twice!r} "
-                                      f"({', '.join(repr(c) for c in columns if rename.get(c, c) == twice)}): keep one.")
                 unknown = [c for c in named if c not in CSV_COLUMNS and not c.lower().startswith(IDENTIFIER_PREFIX)]
                 if unknown:
                     hint = csv_hint(path, columns)
@@ -256,7 +259,8 @@ def register_csv(client, csv_path: str | Path, policy: Policy, *, out_dir: str |
         merge_requests: the merge-request CSV for former affiliates (default ``merge_requests.csv`` in the
             output folder).
         sis_ids: the primary identifiers of the current SIS extract
-            (:func:`~almatools.registration.sis_identifiers`): a row the SIS load will bring is refused.
+            (:func:`~almatools.registration.sis_identifiers`): a row the SIS load will bring is sent only as
+            SIS-managed under that identifier; as a locally managed record it is refused.
 
     Raises:
         SourceError: the CSV cannot be read.

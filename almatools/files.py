@@ -27,7 +27,7 @@ from almatools.errors import JournalError, SourceError
 
 __all__ = ["AppendLog", "atomic_path", "atomic_write", "fsync_dir", "safe_cell", "safe_frame", "text_cells",
            "unsafe_cell", "unsafe_frame", "write_csv", "csv_records", "CSV_MAX_FIELD_CHARS", "CSV_MAX_LINE_CHARS",
-           "input_problem", "csv_hint", "first_non_utf8_line"]
+           "input_problem", "csv_hint", "first_non_utf8_line", "csv_column_names"]
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,25 @@ def csv_hint(path: str | os.PathLike[str], header: list[str] | None = None) -> s
         return ("it looks separated by semicolons, not commas: save it from your spreadsheet as "
                 "'CSV UTF-8 (Comma delimited)'")
     return ""
+
+
+def csv_column_names(path: str | os.PathLike[str], columns: list[str], known: Iterable[str]) -> dict[str, str]:
+    """The header names of a CSV to read under the kit's names: ``Primary ID`` or ``PRIMARY_ID`` as
+    ``primary_id`` (spreadsheets and people retype headers); only names that become one of ``known`` are
+    renamed.
+
+    Raises:
+        SourceError: two columns read as one name (``primary_id`` and ``Primary ID``).
+    """
+    wanted = set(known)
+    rename = {c: "_".join(c.lower().split()) for c in columns
+              if c not in wanted and "_".join(c.lower().split()) in wanted}
+    named = [rename.get(c, c) for c in columns]
+    twice = next((c for i, c in enumerate(named) if c and c in named[:i]), None)
+    if twice is not None:
+        raise SourceError(f"{path}: two columns both read as {twice!r} "
+                          f"({', '.join(repr(c) for c in columns if rename.get(c, c) == twice)}): keep one")
+    return rename
 
 
 def first_non_utf8_line(path: str | os.PathLike[str]) -> int | None:

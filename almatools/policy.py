@@ -286,8 +286,6 @@ def load_policy(path: str | Path | None = None) -> Policy:
     chosen = chosen.expanduser()
     read = _Reader(chosen)
     problem = input_problem(chosen)
-    if problem == "does not exist":
-        raise PolicyError(f"Policy file {chosen} does not exist (check ALMATOOLS_POLICY or --policy).")
     if problem is not None:
         raise PolicyError(f"Policy file {chosen} {problem} (check ALMATOOLS_POLICY or --policy).")
     try:

@@ -334,7 +334,7 @@ def find_existing(client, form: PatronForm, policy: Policy, *, today: date | Non
         today: the date to judge "left less than a year ago" by.
         max_candidates: at most this many full records are fetched and ranked.
         sis_ids: the primary identifiers of the current SIS extract (see :func:`sis_identifiers`), if at
-            hand: one the load will bring is not created by hand.
+            hand: one the load will bring is created only SIS-managed, never locally managed (:func:`decide`).
     """
     today = today or date.today()
     checked = validate(form, policy, today=today)

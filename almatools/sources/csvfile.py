@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from almatools.errors import SourceError
-from almatools.files import csv_hint, csv_records, first_non_utf8_line
+from almatools.files import csv_column_names, csv_hint, csv_records, first_non_utf8_line
 from almatools.models import RecordError
 from almatools.quality.frame import (
     USER_COLUMNS,
@@ -25,18 +25,6 @@ from almatools.quality.frame import (
 from almatools.sources.base import CSV_COLUMNS, LoadReport
 
 
-def _column_names(columns: list[str], known: tuple[str, ...] | list[str]) -> dict[str, str]:
-    """The header names to read under the kit's name: ``Primary ID`` or ``PRIMARY_ID`` as ``primary_id``
-    (spreadsheets and people retype headers). Only names that become one of ``known`` are renamed."""
-    wanted = set(known)
-    rename = {}
-    for c in columns:
-        name = "_".join(c.lower().split())
-        if c not in wanted and name in wanted:
-            rename[c] = name
-    return rename
-
-
 def _csv_frame(path: Path, report: LoadReport, bad: Callable[[RecordError], None]) -> pd.DataFrame:
     """A users CSV, streamed (memory grows with the rows kept, not the file); bad rows are reported."""
     rows = []
@@ -45,12 +33,8 @@ def _csv_frame(path: Path, report: LoadReport, bad: Callable[[RecordError], None
         for n, rec in csv_records(path):
             if n == 0:
                 columns = list(rec)
-                rename = _column_names(columns, CSV_COLUMNS)
+                rename = csv_column_names(path, columns, CSV_COLUMNS)
                 named = [rename.get(c, c) for c in columns]
-                twice = next((c for i, c in enumerate(named) if c and c in named[:i]), None)
-                if twice is not None:
-                    raise SourceError(f"{path}: two columns both read as {twice!r} "
-                                      f"({', '.join(repr(c) for c in columns if rename.get(c, c) == twice)}): keep one")
                 if "primary_id" not in named:
                     hint = csv_hint(path, columns) or "the first row must name the columns, one of them primary_id"
                     raise SourceError(f"{path} is not a users CSV: it has no primary_id column (it has "

@@ -165,6 +165,7 @@ def build_bulk_panel(client: AlmaClient, policy: Policy, *, work_dir: str | Path
         policy: the institution's policy.
         work_dir: where uploaded files are saved (default ``./registration_runs``).
         today: the date validation judges by.
-        sis_ids: the primary identifiers of the current SIS extract: a row the SIS load will bring is refused.
+        sis_ids: the primary identifiers of the current SIS extract: a row the SIS load will bring is sent only
+            as SIS-managed under that identifier; as a locally managed record it is refused.
     """
     return BulkPanel(client, policy, work_dir=work_dir, today=today, sis_ids=sis_ids)

@@ -530,7 +530,8 @@ def build_registration_form(client: AlmaClient, policy: Policy, *, merge_request
         show_banner: the form shows the environment banner above its fields; False when the page shows
             ``form.banner`` itself (first on the page, as notebook 01 does). It follows the dry-run switch.
         sis_ids: the primary identifiers of the current SIS extract
-            (:func:`~almatools.registration.sis_identifiers`): a patron the SIS load will bring is refused.
+            (:func:`~almatools.registration.sis_identifiers`): a patron the SIS load will bring is registered
+            only as SIS-managed under that identifier, never locally managed.
     """
     return RegistrationForm(client, policy, merge_requests=merge_requests, today=today, show_banner=show_banner,
                             sis_ids=sis_ids)
